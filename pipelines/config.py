@@ -1,0 +1,58 @@
+"""One settings object read from the environment (``NEWSREC_*``) plus ``params.yaml``.
+
+Places and credentials come from the environment; model and pipeline knobs live in
+``params.yaml`` so that DVC, the CLI and Airflow read the same values.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSREC_", extra="ignore")
+
+    # A libpq URL of the newsrec database on an existing server. Unset: embedded pgserver.
+    database_url: str | None = None
+    # Folder for local state: the embedded database, feature files, reports, artifacts.
+    home: Path = Field(default=PROJECT_ROOT / ".newsrec")
+    params_file: Path = Field(default=PROJECT_ROOT / "params.yaml")
+    sql_dir: Path = Field(default=PROJECT_ROOT / "sql")
+    # Name of the main database when the embedded server is used.
+    database_name: str = "newsrec"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "pg"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+@lru_cache(maxsize=4)
+def _load_params(path: str) -> dict[str, Any]:
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def params(section: str | None = None) -> dict[str, Any]:
+    """The parsed ``params.yaml`` (or one section of it)."""
+    data = _load_params(str(get_settings().params_file))
+    return data if section is None else dict(data.get(section, {}))
+
+
+def reset_caches() -> None:
+    """Forget cached settings and params (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    _load_params.cache_clear()

@@ -1,0 +1,17 @@
+"""Named SQL queries kept as files in ``sql/queries``; parameters are bound by the driver."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pipelines.config import get_settings
+from pipelines.errors import NewsrecError
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> str:
+    path = get_settings().sql_dir / "queries" / f"{name}.sql"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NewsrecError(f"no named query {name!r} in {path.parent}") from None

@@ -1,0 +1,1 @@
+"""The warehouse stage: schema migrations, the simulator and the MIND importer."""

@@ -1,0 +1,101 @@
+"""Versioned DDL migrations from ``sql/migrations``, applied in order and recorded.
+
+Each file runs in its own transaction together with its bookkeeping row, under an advisory
+lock, so concurrent callers and interrupted runs never leave a half-applied migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines import db
+from pipelines.config import get_settings
+from pipelines.errors import NewsrecError
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 72061  # arbitrary, constant advisory-lock key for migrations
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE TABLE IF NOT EXISTS ops.schema_migrations (
+    version    text PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(directory: Path | None = None) -> list[Migration]:
+    directory = directory or get_settings().sql_dir / "migrations"
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise NewsrecError(f"migration file name must look like 0001_name.sql: {path.name}")
+        found.append(Migration(match.group(1), match.group(2), path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise NewsrecError("two migration files share a version number")
+    return found
+
+
+def migrate(directory: Path | None = None) -> list[str]:
+    """Apply pending migrations; return the versions applied now (empty when up to date)."""
+    db.ensure_database(db.main_database_name())
+    migrations = discover(directory)
+    applied_now: list[str] = []
+    conn = db.connect()
+    try:
+        for migration in migrations:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                cur.execute(_BOOTSTRAP)
+                cur.execute(
+                    "SELECT checksum FROM ops.schema_migrations WHERE version = %s",
+                    (migration.version,),
+                )
+                row = cur.fetchone()
+                if row:
+                    if row[0] != migration.checksum:
+                        raise NewsrecError(
+                            f"migration {migration.path.name} changed after it was applied; "
+                            "add a new migration instead of editing an applied one"
+                        )
+                    continue
+                cur.execute(migration.sql)
+                cur.execute(
+                    "INSERT INTO ops.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+                applied_now.append(migration.version)
+    finally:
+        conn.close()
+    return applied_now
+
+
+def applied_versions() -> list[str]:
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('ops.schema_migrations')")
+        if cur.fetchone()[0] is None:
+            return []
+        cur.execute("SELECT version FROM ops.schema_migrations ORDER BY version")
+        return [r[0] for r in cur.fetchall()]

@@ -1,0 +1,32 @@
+"""What is in the warehouse, for people: table counts and per-day activity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines import db, queries
+
+
+@dataclass
+class WarehouseSummary:
+    counts: list[tuple[str, int]]
+    days: list[tuple]  # (day, impressions, reads, ctr, mean dwell)
+
+    def render(self) -> str:
+        width = max(len(name) for name, _ in self.counts)
+        lines = ["Warehouse summary", "-----------------"]
+        lines += [f"{name:<{width}}  {n:>12,}" for name, n in self.counts]
+        if self.days:
+            lines += ["", f"{'day':<10}  {'impressions':>11}  {'reads':>9}  {'ctr':>6}  {'dwell s':>7}"]
+            for day, imp, reads, ctr, dwell in self.days:
+                lines.append(f"{day!s:<10}  {imp:>11,}  {reads:>9,}  {ctr or 0:>6.3f}  {dwell or 0:>7.1f}")
+        return "\n".join(lines)
+
+
+def summarize() -> WarehouseSummary:
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(queries.load("warehouse_summary"))
+        counts = [(name, int(n)) for name, n in cur.fetchall()]
+        cur.execute(queries.load("events_by_day"))
+        days = cur.fetchall()
+    return WarehouseSummary(counts, days)
