@@ -28,9 +28,25 @@ class Settings(BaseSettings):
     # Name of the main database when the embedded server is used.
     database_name: str = "newsrec"
 
+    # Beam runner for the feature ETL; FnApiRunner is the direct runner's in-process engine
+    # (it never tries to download the Prism runner). Any Beam runner name works here.
+    beam_runner: str = "FnApiRunner"
+    # User-id ranges the ETL reads in parallel (one Postgres COPY each).
+    etl_shards: int = Field(default=8, ge=1, le=1024)
+
     @property
     def pg_dir(self) -> Path:
         return self.home / "pg"
+
+    @property
+    def features_dir(self) -> Path:
+        """Feature partitions (the Feast offline store): ``<view>/<YYYY-MM-DD>.parquet``."""
+        return self.home / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        """Feast's file registry."""
+        return self.home / "feast"
 
 
 @lru_cache(maxsize=1)

@@ -167,9 +167,7 @@ def database_url(database: str | None = None, *, start: bool = True) -> str:
 def sqlalchemy_url(database: str | None = None, driver: str = "psycopg2") -> str:
     """The same place as :func:`database_url` in SQLAlchemy's spelling."""
     url = database_url(database)
-    return url.replace("postgresql://", f"postgresql+{driver}://", 1).replace(
-        "postgres:@/", "postgres@/", 1
-    )
+    return url.replace("postgresql://", f"postgresql+{driver}://", 1).replace("postgres:@/", "postgres@/", 1)
 
 
 def connect(database: str | None = None, **kwargs: Any) -> psycopg2.extensions.connection:
@@ -240,8 +238,14 @@ def copy_frame(cur: Any, table: str, frame: pd.DataFrame, chunk_rows: int = 500_
     return total
 
 
-def read_frame(conn: Any, query: str, params: tuple | dict | None = None) -> pd.DataFrame:
-    """Run a query through COPY ... TO STDOUT and parse it with pyarrow (fast bulk reads)."""
+def read_frame(
+    conn: Any, query: str, params: tuple | dict | None = None, types: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Run a query through COPY ... TO STDOUT and parse it with pyarrow (fast bulk reads).
+
+    ``types`` pins pyarrow types for columns whose type must not depend on the data (an
+    all-NULL or empty column would otherwise come back untyped).
+    """
     import pyarrow.csv as pacsv
 
     with conn.cursor() as cur:
@@ -253,7 +257,8 @@ def read_frame(conn: Any, query: str, params: tuple | dict | None = None) -> pd.
         import pandas as pd
 
         return pd.DataFrame()
-    return pacsv.read_csv(buf).to_pandas()
+    convert = pacsv.ConvertOptions(column_types=types or {}, strings_can_be_null=True)
+    return pacsv.read_csv(buf, convert_options=convert).to_pandas()
 
 
 def wait_until_ready(timeout_s: float = 30.0) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from pipelines.config import get_settings
 from pipelines.errors import NewsrecError
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> str:
     path = get_settings().sql_dir / "queries" / f"{name}.sql"
     try:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import admin_sql, use_database
+
 ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
 
@@ -33,31 +35,12 @@ def pg_server() -> Iterator[str]:
     server.cleanup()
 
 
-def _admin(pg_server: str, sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(pg_server.format(db="postgres"))
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
-
-
-def _use_database(monkeypatch: pytest.MonkeyPatch, url: str, home: Path) -> None:
-    from pipelines.config import reset_caches
-
-    monkeypatch.setenv("NEWSREC_DATABASE_URL", url)
-    monkeypatch.setenv("NEWSREC_HOME", str(home))
-    reset_caches()
-
-
 @pytest.fixture(scope="session")
 def migrated_template(pg_server: str) -> str:
     """A database with every migration applied, used as the template for per-test copies."""
     name = "newsrec_template"
     with pytest.MonkeyPatch.context() as mp:
-        _use_database(mp, pg_server.format(db=name), Path(tempfile.mkdtemp(prefix="nrhome")))
+        use_database(mp, pg_server.format(db=name), Path(tempfile.mkdtemp(prefix="nrhome")))
         from pipelines.warehouse.migrations import migrate
 
         migrate()
@@ -71,9 +54,9 @@ def migrated_template(pg_server: str) -> str:
 def fresh_db(pg_server: str, migrated_template: str, monkeypatch, tmp_path) -> str:
     """A new, migrated, empty database that the environment points at; returns its URL."""
     name = f"t{os.getpid()}_{next(_counter)}"
-    _admin(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     url = pg_server.format(db=name)
-    _use_database(monkeypatch, url, tmp_path / "home")
+    use_database(monkeypatch, url, tmp_path / "home")
     return url
 
 
@@ -81,9 +64,9 @@ def fresh_db(pg_server: str, migrated_template: str, monkeypatch, tmp_path) -> s
 def empty_db(pg_server: str, monkeypatch, tmp_path) -> str:
     """A new database with no migrations applied."""
     name = f"e{os.getpid()}_{next(_counter)}"
-    _admin(pg_server, f"CREATE DATABASE {name}")
+    admin_sql(pg_server, f"CREATE DATABASE {name}")
     url = pg_server.format(db=name)
-    _use_database(monkeypatch, url, tmp_path / "home")
+    use_database(monkeypatch, url, tmp_path / "home")
     return url
 
 
@@ -91,9 +74,9 @@ def empty_db(pg_server: str, monkeypatch, tmp_path) -> str:
 def small_world_db(pg_server: str, migrated_template: str) -> str:
     """Name of a database seeded once with SMALL_WORLD (tests must not modify it)."""
     name = "small_world"
-    _admin(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     with pytest.MonkeyPatch.context() as mp:
-        _use_database(mp, pg_server.format(db=name), Path(tempfile.mkdtemp(prefix="nrhome")))
+        use_database(mp, pg_server.format(db=name), Path(tempfile.mkdtemp(prefix="nrhome")))
         from pipelines.warehouse import simulator
 
         cfg = simulator.SimConfig.from_params(
@@ -113,5 +96,5 @@ def small_world_db(pg_server: str, migrated_template: str) -> str:
 def small_world(pg_server: str, small_world_db: str, monkeypatch, tmp_path) -> str:
     """Point the environment at the shared small world; returns its URL."""
     url = pg_server.format(db=small_world_db)
-    _use_database(monkeypatch, url, tmp_path / "home")
+    use_database(monkeypatch, url, tmp_path / "home")
     return url

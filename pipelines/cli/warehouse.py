@@ -30,9 +30,7 @@ def seed(
     ),
     seed_: int = typer.Option(None, "--seed", help="Random seed [params.yaml]."),
     position_bias: float = typer.Option(None, min=0, help="Strength of the position bias."),
-    drift_from: datetime = typer.Option(
-        None, formats=["%Y-%m-%d"], help="Tastes shift from this day on."
-    ),
+    drift_from: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="Tastes shift from this day on."),
     fault: list[str] = typer.Option([], help=FAULT_HELP),
     fault_date: datetime = typer.Option(
         None, formats=["%Y-%m-%d"], help="Day that gets the faults [default: last day]."

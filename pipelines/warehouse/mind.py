@@ -16,7 +16,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -77,7 +77,9 @@ def parse_news(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}:{lineno}: bad news id {parts[0][:40]!r} (expected N<digits>)")
         if not parts[1]:
             raise DataError(f"{path}:{lineno}: empty category")
-        rows.append((int(match.group(1)), parts[0], parts[1], parts[2] or parts[1], parts[3], parts[4], parts[5]))
+        rows.append(
+            (int(match.group(1)), parts[0], parts[1], parts[2] or parts[1], parts[3], parts[4], parts[5])
+        )
     frame = pd.DataFrame(
         rows, columns=["article_id", "external_id", "category", "subcategory", "title", "abstract", "url"]
     )
@@ -102,7 +104,7 @@ def parse_behaviors(path: Path, known_articles: set[int]) -> tuple[pd.DataFrame,
         if not umatch:
             raise DataError(f"{path}:{lineno}: bad user id {user[:40]!r} (expected U<digits>)")
         try:
-            ts = datetime.strptime(when.strip(), _TIME_FORMAT).replace(tzinfo=timezone.utc)
+            ts = datetime.strptime(when.strip(), _TIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise DataError(f"{path}:{lineno}: bad time {when[:40]!r} (expected {_TIME_FORMAT})") from None
         user_id = int(umatch.group(1))
@@ -121,14 +123,25 @@ def parse_behaviors(path: Path, known_articles: set[int]) -> tuple[pd.DataFrame,
         for position, token in enumerate(tokens):
             match = _IMPRESSION.match(token)
             if not match:
-                raise DataError(f"{path}:{lineno}: bad impression {token[:40]!r} (expected N<digits>-0 or -1)")
+                raise DataError(
+                    f"{path}:{lineno}: bad impression {token[:40]!r} (expected N<digits>-0 or -1)"
+                )
             article = int(match.group(1))
             if article not in known_articles:
                 skipped += 1
                 continue
             imps.append((int(imp_id), user_id, user, article, ts, position, match.group(2) == "1"))
     imp_frame = pd.DataFrame(
-        imps, columns=["mind_impression", "user_id", "external_id", "article_id", "event_ts", "position", "clicked"]
+        imps,
+        columns=[
+            "mind_impression",
+            "user_id",
+            "external_id",
+            "article_id",
+            "event_ts",
+            "position",
+            "clicked",
+        ],
     )
     hist_frame = pd.DataFrame(history, columns=["user_id", "article_id", "external_id"])
     return imp_frame, hist_frame, skipped
@@ -206,7 +219,9 @@ def build_tables(
     articles["publication_id"] = MIND_PUBLICATION_ID
     articles["language"] = "en"
     articles["published_at"] = articles["article_id"].map(seen).fillna(default_ts)
-    articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True).astype("datetime64[us, UTC]")
+    articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True).astype(
+        "datetime64[us, UTC]"
+    )
 
     users = pd.DataFrame({"user_id": first_seen.index.astype("int64")})
     users["external_id"] = users["user_id"].map(external)
@@ -271,6 +286,5 @@ def _upsert(cur, table: str, key: str, frame: pd.DataFrame) -> None:
     cols = ", ".join(frame.columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in frame.columns if c != key)
     cur.execute(
-        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )

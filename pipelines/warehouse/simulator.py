@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,9 +32,7 @@ CATEGORIES: tuple[str, ...] = (
     "news", "politics", "world", "sports", "finance", "business", "technology", "science",
     "health", "lifestyle", "entertainment", "travel", "foodanddrink", "autos", "weather",
 )  # fmt: skip
-CATEGORY_POPULARITY = np.array(
-    [14, 9, 8, 12, 7, 6, 7, 4, 6, 7, 9, 3, 4, 2, 2], dtype=np.float64
-)
+CATEGORY_POPULARITY = np.array([14, 9, 8, 12, 7, 6, 7, 4, 6, 7, 9, 3, 4, 2, 2], dtype=np.float64)
 REGIONS: tuple[str, ...] = ("LATAM", "AFRICA", "NA")
 REGION_LANGUAGES = {
     "LATAM": (("es", "pt"), (0.7, 0.3)),
@@ -300,9 +298,9 @@ def make_articles(
             "publication_id": pub_idx + 1,
             "category": cats,
             "subcategory": subcats,
-            "title": [f"{nm}: {sc} report {i}" for nm, sc, i in zip(names, subcats, ids)],
-            "abstract": [f"What happened in {c} today, by {nm}." for c, nm in zip(cats, names)],
-            "url": [f"https://{d}/{stamp}/{i}" for d, i in zip(domains, ids)],
+            "title": [f"{nm}: {sc} report {i}" for nm, sc, i in zip(names, subcats, ids, strict=True)],
+            "abstract": [f"What happened in {c} today, by {nm}." for c, nm in zip(cats, names, strict=True)],
+            "url": [f"https://{d}/{stamp}/{i}" for d, i in zip(domains, ids, strict=True)],
             "language": pubs.frame["language"].to_numpy()[pub_idx],
             "published_at": published.astype("datetime64[us, UTC]"),
         }
@@ -335,16 +333,12 @@ class ArticlePool:
             frame["article_id"].to_numpy(np.int64),
             frame["publication_id"].to_numpy(np.int64),
             frame["category"].map(cat_index).fillna(0).to_numpy(np.int64),
-            ((published - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
-                np.float64
-            ),
+            ((published - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64),
             frame["quality"].to_numpy(np.float64),
         )
 
 
-def _pick_from_window(
-    times: np.ndarray, t: np.ndarray, window_s: float, u: np.ndarray
-) -> np.ndarray:
+def _pick_from_window(times: np.ndarray, t: np.ndarray, window_s: float, u: np.ndarray) -> np.ndarray:
     """Index of a uniformly chosen item with time in (t - window, t]; -1 where none."""
     lo = np.searchsorted(times, t - window_s, side="right")
     hi = np.searchsorted(times, t, side="right")
@@ -363,7 +357,7 @@ def simulate_events(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Impressions and reads of ``day`` plus the per-impression truth for the oracle."""
     rng = _rng(cfg.seed, 6, day_number(day))
-    day_start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     window_s = cfg.article_window_hours * 3600
     empty = (_empty_events(), pd.DataFrame(columns=["event_id", "day", "relevance", "expected_dwell"]))
     if len(pool.article_id) == 0 or len(users.activity) == 0:
@@ -486,9 +480,7 @@ def _empty_events() -> pd.DataFrame:
     )  # fmt: skip
 
 
-def inject_faults(
-    events: pd.DataFrame, faults: frozenset[str], rng: np.random.Generator
-) -> pd.DataFrame:
+def inject_faults(events: pd.DataFrame, faults: frozenset[str], rng: np.random.Generator) -> pd.DataFrame:
     """Damage a day's events the way real upstream bugs do (for testing the gates)."""
     if not faults or events.empty:
         return events
@@ -555,8 +547,8 @@ def _write_articles(cur: Any, articles: pd.DataFrame, quality: np.ndarray) -> No
 
 
 def _load_pool(cur: Any, conn: Any, day: date, window_hours: float) -> pd.DataFrame:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - timedelta(hours=window_hours)
-    end = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=window_hours)
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     return db.read_frame(
         conn,
         "SELECT a.article_id, a.publication_id, a.category, a.published_at, s.quality "

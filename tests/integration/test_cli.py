@@ -39,7 +39,10 @@ def test_bad_arguments_exit_2_without_traceback(args, fragment):
 
 
 def test_unreachable_database_is_one_line(tmp_path):
-    env = {"NEWSREC_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/nowhere", "NEWSREC_HOME": str(tmp_path)}
+    env = {
+        "NEWSREC_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/nowhere",
+        "NEWSREC_HOME": str(tmp_path),
+    }
     proc = run_cli("warehouse", "summary", env=env)
     assert proc.returncode == 1
     _no_traceback(proc)
@@ -64,8 +67,21 @@ def test_malformed_mind_file_is_one_line_and_loads_nothing(fresh_db, tmp_path):
 
 def test_seed_simulate_and_summary_through_the_cli(fresh_db):
     env = {"NEWSREC_DATABASE_URL": fresh_db}
-    proc = run_cli("warehouse", "seed", "--users", "200", "--articles-per-day", "80", "--days", "1",
-                   "--start", "2026-02-01", "--seed", "5", env=env)
+    proc = run_cli(
+        "warehouse",
+        "seed",
+        "--users",
+        "200",
+        "--articles-per-day",
+        "80",
+        "--days",
+        "1",
+        "--start",
+        "2026-02-01",
+        "--seed",
+        "5",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "seeded 200 users" in proc.stdout
     proc = run_cli("warehouse", "simulate-day", "--date", "2026-02-02", "--fault", "thin-day", env=env)

@@ -4,6 +4,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from pipelines.errors import DataError
@@ -30,7 +31,10 @@ def test_sample_loads_with_expected_counts(fresh_db):
         "SELECT count(*) FROM warehouse.events e JOIN warehouse.articles a USING (article_id) "
         "WHERE e.event_ts < a.published_at"
     ) == [(0,)]
-    positions = query("SELECT position FROM warehouse.events WHERE event_type = 'impression' AND user_id = 502 ORDER BY position")
+    positions = query(
+        "SELECT position FROM warehouse.events "
+        "WHERE event_type = 'impression' AND user_id = 502 ORDER BY position"
+    )
     assert [p for (p,) in positions] == [0, 1, 2, 3]
 
 
@@ -46,7 +50,12 @@ def test_reimport_replaces_instead_of_duplicating(fresh_db):
     [
         ("behaviors.tsv", 3, "3\tU501\t11/12/2019 7:45:10 PM\tN1001", "behaviors.tsv:3: expected 5"),
         ("behaviors.tsv", 2, "2\tU502\t2019-11-11 10:20\t\tN1002-1", "behaviors.tsv:2: bad time"),
-        ("behaviors.tsv", 4, "4\tU503\t11/12/2019 11:59:59 PM\tN1008\tN1001-7", "behaviors.tsv:4: bad impression"),
+        (
+            "behaviors.tsv",
+            4,
+            "4\tU503\t11/12/2019 11:59:59 PM\tN1008\tN1001-7",
+            "behaviors.tsv:4: bad impression",
+        ),
         ("behaviors.tsv", 1, "1\tX501\t11/11/2019 9:05:58 AM\t\tN1003-0", "behaviors.tsv:1: bad user id"),
         ("news.tsv", 5, "N1005\thealth", "news.tsv:5: expected at least 6"),
         ("news.tsv", 2, "1002\tnews\tnewsus\tt\ta\tu\t[]\t[]", "news.tsv:2: bad news id"),
@@ -67,7 +76,7 @@ def test_malformed_line_names_file_and_line_and_loads_nothing(fresh_db, tmp_path
 def test_error_during_load_rolls_everything_back(fresh_db, tmp_path):
     """A failure inside the transaction (here: a clashing partition) loads nothing."""
     query("CREATE TABLE warehouse.events_20191113 (x int)")  # not a partition: ensure/truncate fails later
-    with pytest.raises(Exception):
+    with pytest.raises(psycopg2.Error):
         mind.import_mind(SAMPLE)
     assert query("SELECT count(*) FROM warehouse.articles") == [(0,)]
     assert query("SELECT count(*) FROM warehouse.users") == [(0,)]

@@ -13,7 +13,11 @@ START = date(2026, 3, 2)
 
 def _seed(days=2, **kw):
     cfg = simulator.SimConfig.from_params(
-        users=kw.pop("users", 300), articles_per_day=kw.pop("articles_per_day", 150), start=START, seed=3, **kw
+        users=kw.pop("users", 300),
+        articles_per_day=kw.pop("articles_per_day", 150),
+        start=START,
+        seed=3,
+        **kw,
     )
     return cfg, simulator.seed(cfg, days)
 
@@ -66,7 +70,10 @@ def test_drift_moves_reading_towards_drift_categories(fresh_db):
 @pytest.mark.parametrize(
     "fault, check",
     [
-        ("null-dwell", "SELECT count(*) FROM warehouse.events WHERE event_type = 'read' AND dwell_seconds IS NULL"),
+        (
+            "null-dwell",
+            "SELECT count(*) FROM warehouse.events WHERE event_type = 'read' AND dwell_seconds IS NULL",
+        ),
         ("negative-dwell", "SELECT count(*) FROM warehouse.events WHERE dwell_seconds < 0"),
         ("duplicates", "SELECT count(*) - count(DISTINCT event_id) FROM warehouse.events"),
         (
@@ -116,7 +123,10 @@ def test_failure_midway_leaves_the_day_as_it_was(fresh_db):
         "CREATE FUNCTION sim.reject() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
     )
-    query("CREATE TRIGGER reject BEFORE INSERT ON sim.impression_truth FOR EACH ROW EXECUTE FUNCTION sim.reject()")
+    query(
+        "CREATE TRIGGER reject BEFORE INSERT ON sim.impression_truth "
+        "FOR EACH ROW EXECUTE FUNCTION sim.reject()"
+    )
     with pytest.raises(Exception, match="injected failure"):
         simulator.simulate_day(day, ["duplicates"])
     assert _fingerprint(day) == before

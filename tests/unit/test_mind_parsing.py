@@ -28,9 +28,18 @@ def test_built_events_link_reads_to_impressions():
     by_id = events.set_index("event_id")
     for _, r in reads.iterrows():
         imp = by_id.loc[int(r["impression_id"])]
-        assert (imp["user_id"], imp["article_id"], imp["event_type"]) == (r["user_id"], r["article_id"], "impression")
+        assert (imp["user_id"], imp["article_id"], imp["event_type"]) == (
+            r["user_id"],
+            r["article_id"],
+            "impression",
+        )
     assert set(users["region"]) <= {"LATAM", "AFRICA", "NA"}
-    assert (articles["published_at"] <= articles["article_id"].map(events.groupby("article_id")["event_ts"].min()).fillna(articles["published_at"])).all()
+    assert (
+        articles["published_at"]
+        <= articles["article_id"]
+        .map(events.groupby("article_id")["event_ts"].min())
+        .fillna(articles["published_at"])
+    ).all()
 
 
 def test_duplicate_news_id_is_refused(tmp_path):

@@ -1,0 +1,1 @@
+"""The feature stage: Beam ETL from the warehouse into the Feast feature store."""

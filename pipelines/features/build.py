@@ -1,0 +1,170 @@
+"""``build(day)``: the feature stage for one logical date, as the DAG, CLI and tests call it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pipelines import db
+from pipelines.config import get_settings
+from pipelines.errors import NewsrecError
+from pipelines.features import partitions
+from pipelines.features.definitions import VIEWS
+from pipelines.features.transforms import WINDOW_DAYS
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS: dict[tuple[str, str], set[str]] = {
+    ("warehouse", "events"): {"event_id", "user_id", "article_id", "event_type", "event_ts", "dwell_seconds"},
+    ("warehouse", "articles"): {"article_id", "publication_id", "category", "published_at"},
+    ("warehouse", "users"): {"user_id", "region", "signup_date", "plan", "declared_interests"},
+    ("warehouse", "publications"): {"publication_id", "trust_score", "misinformation_flag"},
+}
+
+
+@dataclass
+class BuildResult:
+    day: date
+    rows: dict[str, int]
+    events_read: int
+    partial_days: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        views = ", ".join(f"{v} {n:,}" for v, n in self.rows.items())
+        text = (
+            f"{self.day}: {views} rows; read {self.events_read:,} events "
+            f"({self.partial_days} day(s) of partials) in {self.seconds:.1f} s"
+        )
+        return text
+
+
+def check_warehouse(conn) -> None:
+    """Fail early, naming what is missing, when the warehouse is not what the ETL expects."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'warehouse'"
+        )
+        found: dict[tuple[str, str], set[str]] = {}
+        for schema, table, column in cur.fetchall():
+            found.setdefault((schema, table), set()).add(column)
+    for (schema, table), needed in REQUIRED_COLUMNS.items():
+        if (schema, table) not in found:
+            raise NewsrecError(f"table {schema}.{table} is missing; run `newsrec db migrate`")
+        missing = needed - found[(schema, table)]
+        if missing:
+            raise NewsrecError(f"table {schema}.{table} lacks column(s) {', '.join(sorted(missing))}")
+
+
+def user_ranges(conn, shards: int) -> list[tuple[int, int]]:
+    """Split the user ids into ``shards`` half-open ranges of equal width."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT min(user_id), max(user_id) FROM warehouse.users")
+        lo, hi = cur.fetchone()
+    if lo is None:
+        return [(0, 1)]
+    hi += 1
+    step = max(1, -(-(hi - lo) // shards))
+    return [(start, min(start + step, hi)) for start in range(lo, hi, step)]
+
+
+def days_with_events(conn) -> set[date]:
+    """Days that have an events partition (a day without one has no events)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'warehouse.events'::regclass"
+        )
+        names = [r[0] for r in cur.fetchall()]
+    return {date(int(n[7:11]), int(n[11:13]), int(n[13:15])) for n in names if n.startswith("events_")}
+
+
+def build(
+    day: date,
+    runner: str | None = None,
+    beam_args: Sequence[str] = (),
+    refresh_window: bool = False,
+) -> BuildResult:
+    """Compute every feature view of ``day`` and publish the day's partitions atomically.
+
+    Re-running a day replaces it. Daily partials of earlier days in the 28-day window are
+    reused when present (``refresh_window`` recomputes them from the warehouse).
+    """
+    from pipelines.features import etl
+    from pipelines.ops import record_run
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    warnings: list[str] = []
+    with record_run("features", day) as run:
+        conn = db.connect()
+        try:
+            check_warehouse(conn)
+            shards = user_ranges(conn, settings.etl_shards)
+            have_events = days_with_events(conn)
+        finally:
+            conn.close()
+        window = [day - timedelta(days=age) for age in range(WINDOW_DAYS)]
+        need = [
+            d
+            for d in window
+            if d == day
+            or (
+                d in have_events
+                and (
+                    refresh_window
+                    or not partitions.partial_path("user_category", d).exists()
+                    or not partitions.partial_path("article", d).exists()
+                )
+            )
+        ]
+        dsn = db.database_url()
+        options = etl.pipeline_options(runner or settings.beam_runner, beam_args)
+        events_read = etl.run_partials(need, dsn, shards, options)
+        staging = partitions.root() / ".staging" / f"{day.isoformat()}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            etl.run_features(day, dsn, shards, staging, options)
+            staged = {view: staging / f"{view}.parquet" for view in VIEWS}
+            missing = [v for v, p in staged.items() if not p.exists()]
+            if missing:
+                raise NewsrecError(f"the ETL did not produce view(s) {', '.join(missing)} for {day}")
+            rows = {view: _rows(path) for view, path in staged.items()}
+            if rows["article_engagement"] == 0:
+                warnings.append(f"no events on {day}: engagement views are empty")
+            if rows["article_attributes"] == 0:
+                warnings.append(f"no articles published on {day}")
+            partitions.publish_day(
+                day, staged, {"rows": rows, "events_read": events_read, "run_id": run.run_id}
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for w in warnings:
+            log.warning(w)
+        run.details.update(rows=rows, events_read=events_read, warnings=warnings, partial_days=len(need))
+    return BuildResult(day, rows, events_read, len(need), time.perf_counter() - t0, warnings)
+
+
+def _rows(path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def backfill(first: date, last: date, **kwargs) -> list[BuildResult]:
+    """Build each day in [first, last] in order: the same as running the days one by one."""
+    if last < first:
+        raise NewsrecError(f"--to {last} is before --from {first}")
+    results = []
+    day = first
+    while day <= last:
+        results.append(build(day, **kwargs))
+        day += timedelta(days=1)
+    return results

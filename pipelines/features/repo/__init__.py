@@ -1,0 +1,1 @@
+"""The Feast repository: entities, sources, views and services in files of their own."""
