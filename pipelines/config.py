@@ -44,6 +44,16 @@ class Settings(BaseSettings):
         return self.home / "features"
 
     @property
+    def reports_dir(self) -> Path:
+        """HTML and JSON reports of gates and runs: ``<kind>/<YYYY-MM-DD>/...``."""
+        return self.home / "reports"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Model artifacts (MLflow artifact root by default)."""
+        return self.home / "artifacts"
+
+    @property
     def feast_dir(self) -> Path:
         """Feast's file registry."""
         return self.home / "feast"

@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from pipelines.cli import bench as bench_cli
 from pipelines.cli import db as db_cli
 from pipelines.cli import features as features_cli
 from pipelines.cli import warehouse as warehouse_cli
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(db_cli.app, name="db")
 app.add_typer(warehouse_cli.app, name="warehouse")
 app.add_typer(features_cli.app, name="features")
+app.add_typer(bench_cli.app, name="bench")
 
 
 @app.callback()

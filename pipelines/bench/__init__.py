@@ -1,0 +1,1 @@
+"""Benchmarks: measured against what this machine can do, results written to files."""
