@@ -101,9 +101,7 @@ def _tune_fresh_cluster(server: Any) -> None:
 
     for key, value in _EMBEDDED_SERVER_SETTINGS.items():
         server.psql(f"ALTER SYSTEM SET {key} = '{value}';")
-    pgserver.pg_ctl(
-        ["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60
-    )
+    pgserver.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 def stop_embedded() -> bool:
@@ -257,7 +255,11 @@ def read_frame(
         import pandas as pd
 
         return pd.DataFrame()
-    convert = pacsv.ConvertOptions(column_types=types or {}, strings_can_be_null=True)
+    # Only an unquoted empty field is NULL (COPY's CSV convention): pyarrow's default null
+    # markers would turn the region code "NA" into a missing value.
+    convert = pacsv.ConvertOptions(
+        column_types=types or {}, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
     return pacsv.read_csv(buf, convert_options=convert).to_pandas()
 
 

@@ -15,6 +15,7 @@ import typer
 from pipelines.cli import bench as bench_cli
 from pipelines.cli import db as db_cli
 from pipelines.cli import features as features_cli
+from pipelines.cli import model as model_cli
 from pipelines.cli import warehouse as warehouse_cli
 from pipelines.errors import NewsrecError
 
@@ -30,6 +31,9 @@ app.add_typer(db_cli.app, name="db")
 app.add_typer(warehouse_cli.app, name="warehouse")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(model_cli.app, name="model")
+app.command("train")(model_cli.train)
+app.command("evaluate")(model_cli.evaluate)
 
 
 @app.callback()

@@ -82,6 +82,9 @@ def test_row_counts_match_the_warehouse(in_world):
 
 def test_hand_computed_values(in_world):
     activity = pd.read_parquet(partitions.view_path("user_activity", D2)).set_index("user_id")
+    regions = dict(query("SELECT user_id, region FROM warehouse.users"))
+    assert activity["user_region"].to_dict() == {u: regions[u] for u in activity.index}
+    assert "NA" in set(activity["user_region"])  # the region code, not a missing value
     user = int(activity["user_reads_7d"].idxmax())
     lo = D2 - timedelta(days=6)
     reads, imps, dwell = query(

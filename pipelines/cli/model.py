@@ -1,0 +1,88 @@
+"""``newsrec train``, ``newsrec evaluate`` and ``newsrec model``: the registry and its champion."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import typer
+
+app = typer.Typer(help="Inspect the model registry, promote and roll back.", no_args_is_help=True)
+
+
+def train(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Logical date (the test day)."),
+    trials: int = typer.Option(None, min=1, help="Search trials [params.yaml training.hpo.trials]."),
+    minutes: float = typer.Option(None, min=0.1, help="Search time budget [params.yaml training.hpo.minutes]."),
+    train_days: int = typer.Option(None, min=1, help="Days to train on [params.yaml training.train_days]."),
+) -> None:
+    """Train a challenger, evaluate it, register it, and promote it if it beats the champion."""
+    from pipelines.training.train import train as run
+
+    typer.echo(run(day.date(), trials, minutes, train_days).render())
+
+
+def evaluate(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="The held-out day."),
+    model: str = typer.Option("champion", help="Version number or alias."),
+) -> None:
+    """Evaluate a registered model on one day next to the baselines (and the oracle)."""
+    from pipelines import registry
+    from pipelines.features.matrix import check_signature, to_matrix
+    from pipelines.training import dataset
+    from pipelines.training import evaluate as ev
+
+    loaded = registry.load(model)
+    check_signature(loaded.spec)
+    split, _ = dataset.load_split(day.date(), day.date(), loaded.spec)
+    table = ev.evaluate(split, loaded.predict(to_matrix(split.rows, loaded.spec)))
+    typer.echo(f"model version {loaded.version} on {day.date()} ({table['rows']:,} impressions)\n")
+    typer.echo(ev.render(table))
+
+
+@app.command("list")
+def list_() -> None:
+    """All registered versions with their aliases and data windows."""
+    from pipelines import registry
+
+    for v in registry.list_versions():
+        tags = v["tags"]
+        aliases = ",".join(v["aliases"]) or "-"
+        typer.echo(
+            f"v{v['version']:<4} {aliases:<28} date {tags.get('logical_date', '?')}  "
+            f"window {tags.get('data_window', '?')}  mode {tags.get('training_mode', '?')}"
+        )
+
+
+@app.command()
+def show(version: str = typer.Argument("champion", help="Version number or alias.")) -> None:
+    """Lineage, signature and metrics of one version."""
+    from pipelines import registry
+    from pipelines.errors import NewsrecError
+
+    info = registry.version_info(version)
+    if info is None:
+        raise NewsrecError(f"no model {version!r}")
+    info["metrics"] = registry.run_metrics(info["run_id"])
+    info["tags"]["matrix_spec"] = json.loads(info["tags"].get("matrix_spec", "{}"))
+    typer.echo(json.dumps(info, indent=2, default=str))
+
+
+@app.command()
+def promote(version: str = typer.Argument(..., help="Version to make champion.")) -> None:
+    """Make a version champion by hand (recorded in ops.model_decisions)."""
+    from pipelines import promotion, registry
+
+    before = registry.set_champion(version)
+    promotion.record(promotion.Decision(True, version, before, ["promoted by hand"]), logical_date=None, kind="manual")
+    typer.echo(f"champion: {before or 'none'} -> {version}")
+
+
+@app.command()
+def rollback() -> None:
+    """Move the champion back to the version it replaced (one step)."""
+    from pipelines import promotion, registry
+
+    old, new = registry.rollback()
+    promotion.record(promotion.Decision(True, new, old, ["rollback"]), logical_date=None, kind="rollback")
+    typer.echo(f"champion: {old} -> {new}")

@@ -1,0 +1,1 @@
+"""Training: datasets from Feast, LightGBM LambdaRank with a resumable search, evaluation."""
