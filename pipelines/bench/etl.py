@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines import db
@@ -127,7 +127,7 @@ def run(day: date, results_dir: Path, runner: str | None = None) -> EtlBenchmark
     payload = {
         **bench.to_dict(),
         "feature_rows": result.rows,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
     }
     (results_dir / "etl.json").write_text(json.dumps(payload, indent=2))

@@ -15,12 +15,8 @@ def build(
     first: datetime = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="Backfill: first date."),
     last: datetime = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Backfill: last date."),
     runner: str = typer.Option(None, help="Beam runner [NEWSREC_BEAM_RUNNER, default FnApiRunner]."),
-    beam_arg: list[str] = typer.Option(
-        [], help="Extra Beam pipeline option, e.g. --beam-arg=--direct_num_workers=2."
-    ),
-    refresh_window: bool = typer.Option(
-        False, help="Recompute the daily partials of the whole 28-day window."
-    ),
+    beam_arg: list[str] = typer.Option([], help="Extra Beam pipeline option, e.g. --beam-arg=--direct_num_workers=2."),
+    refresh_window: bool = typer.Option(False, help="Recompute the daily partials of the whole 28-day window."),
 ) -> None:
     """Compute the feature views of a date (or each date of a range) and publish them."""
     from pipelines.errors import NewsrecError

@@ -25,9 +25,7 @@ def seed(
     users: int = typer.Option(None, min=10, help="Users in the seeded base [params.yaml]."),
     articles_per_day: int = typer.Option(None, min=10, help="New articles a day [params.yaml]."),
     days: int = typer.Option(None, min=1, help="Days of reading events [params.yaml]."),
-    start: datetime = typer.Option(
-        None, formats=["%Y-%m-%d"], help="First day of events [default: today - days]."
-    ),
+    start: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="First day of events [default: today - days]."),
     seed_: int = typer.Option(None, "--seed", help="Random seed [params.yaml]."),
     position_bias: float = typer.Option(None, min=0, help="Strength of the position bias."),
     drift_from: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="Tastes shift from this day on."),

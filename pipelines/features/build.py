@@ -141,9 +141,7 @@ def build(
                 warnings.append(f"no events on {day}: engagement views are empty")
             if rows["article_attributes"] == 0:
                 warnings.append(f"no articles published on {day}")
-            partitions.publish_day(
-                day, staged, {"rows": rows, "events_read": events_read, "run_id": run.run_id}
-            )
+            partitions.publish_day(day, staged, {"rows": rows, "events_read": events_read, "run_id": run.run_id})
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         for w in warnings:

@@ -58,9 +58,7 @@ FEATURES: tuple[Feature, ...] = (
     # user_activity
     Feature("user_impressions_7d", "int64", "user_activity", "articles shown to the user in the last 7 days"),
     Feature("user_reads_7d", "int64", "user_activity", "articles the user opened in the last 7 days"),
-    Feature(
-        "user_ctr_7d", "float32", "user_activity", "reads / impressions over 7 days (NaN without impressions)"
-    ),
+    Feature("user_ctr_7d", "float32", "user_activity", "reads / impressions over 7 days (NaN without impressions)"),
     Feature("user_dwell_7d_s", "float32", "user_activity", "seconds spent reading in the last 7 days"),
     Feature("user_reads_28d", "int64", "user_activity", "articles opened in the last 28 days"),
     Feature("user_dwell_28d_s", "float32", "user_activity", "seconds spent reading in the last 28 days"),
@@ -75,9 +73,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("user_tenure_days", "int64", "user_activity", "days since signup at the end of D"),
     Feature("user_is_trial", "int64", "user_activity", "1 on a trial plan, 0 when paying"),
     Feature("user_region", "string", "user_activity", "LATAM, AFRICA or NA"),
-    Feature(
-        "user_declared_interests", "string", "user_activity", "categories the user picked, comma separated"
-    ),
+    Feature("user_declared_interests", "string", "user_activity", "categories the user picked, comma separated"),
     # user_category
     Feature("user_cat_impressions_28d", "int64", "user_category", "impressions of this category, 28 days"),
     Feature("user_cat_reads_28d", "int64", "user_category", "reads in this category, 28 days"),
@@ -93,23 +89,17 @@ FEATURES: tuple[Feature, ...] = (
     Feature("article_impressions_24h", "int64", "article_engagement", "times shown during day D"),
     Feature("article_reads_24h", "int64", "article_engagement", "times opened during day D"),
     Feature("article_ctr_24h", "float32", "article_engagement", "reads / impressions during day D"),
-    Feature(
-        "article_mean_dwell_24h_s", "float32", "article_engagement", "mean seconds per read during day D"
-    ),
+    Feature("article_mean_dwell_24h_s", "float32", "article_engagement", "mean seconds per read during day D"),
     # article_attributes
     Feature("article_category", "string", "article_attributes", "the article's category"),
-    Feature(
-        "article_publication_trust", "float32", "article_attributes", "trust score of the publication, 0..1"
-    ),
+    Feature("article_publication_trust", "float32", "article_attributes", "trust score of the publication, 0..1"),
     Feature(
         "article_publication_flagged",
         "int64",
         "article_attributes",
         "1 if the publication spreads misinformation",
     ),
-    Feature(
-        "article_published_ts", "int64", "article_attributes", "publication time, epoch seconds (for age)"
-    ),
+    Feature("article_published_ts", "int64", "article_attributes", "publication time, epoch seconds (for age)"),
 )
 
 ENTITY_KEYS = {

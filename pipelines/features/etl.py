@@ -127,15 +127,11 @@ class WritePartial(beam.DoFn):
     def __init__(self, features_root: str) -> None:
         self.features_root = features_root
 
-    def process(
-        self, element: tuple[tuple[str, str], Iterable[pd.DataFrame]]
-    ) -> Iterable[tuple[str, str, int]]:
+    def process(self, element: tuple[tuple[str, str], Iterable[pd.DataFrame]]) -> Iterable[tuple[str, str, int]]:
         (kind, day_iso), parts = element
         parts = list(parts)
         merged = (
-            transforms.merge_article_partials(parts)
-            if kind == "article"
-            else transforms.merge_user_partials(parts)
+            transforms.merge_article_partials(parts) if kind == "article" else transforms.merge_user_partials(parts)
         )
         path = Path(self.features_root) / "_daily" / kind / f"{day_iso}.parquet"
         partitions.write_parquet_atomic(merged, path)
@@ -161,9 +157,7 @@ class BuildUserViews(_PostgresDoFn):
             d = day - timedelta(days=age)
             path = Path(self.features_root) / "_daily" / "user_category" / f"{d.isoformat()}.parquet"
             if path.exists():
-                partials[d] = pq.read_table(
-                    path, filters=[("user_id", ">=", lo), ("user_id", "<", hi)]
-                ).to_pandas()
+                partials[d] = pq.read_table(path, filters=[("user_id", ">=", lo), ("user_id", "<", hi)]).to_pandas()
         activity, category = transforms.user_features(day, partials, users)
         yield "user_activity", activity
         yield "user_category", category
@@ -204,9 +198,7 @@ def pipeline_options(runner: str, beam_args: Sequence[str] = ()) -> PipelineOpti
     return PipelineOptions([f"--runner={runner}", *beam_args])
 
 
-def run_partials(
-    days: Sequence[date], dsn: str, shards: Sequence[tuple[int, int]], options: PipelineOptions
-) -> int:
+def run_partials(days: Sequence[date], dsn: str, shards: Sequence[tuple[int, int]], options: PipelineOptions) -> int:
     """Write the daily partial files of ``days``; returns the number of events read."""
     root = str(partitions.root())
     pipeline = beam.Pipeline(options=options)
@@ -238,9 +230,7 @@ def run_features(
         | "user views" >> beam.ParDo(BuildUserViews(dsn, day_iso, root))
     )
     articles = (
-        pipeline
-        | "the day" >> beam.Create([day_iso])
-        | "article views" >> beam.ParDo(BuildArticleViews(dsn, root))
+        pipeline | "the day" >> beam.Create([day_iso]) | "article views" >> beam.ParDo(BuildArticleViews(dsn, root))
     )
     _ = (
         (users, articles)

@@ -107,12 +107,8 @@ def to_matrix(rows: pd.DataFrame, spec: MatrixSpec) -> pd.DataFrame:
     for name in ZERO_IF_MISSING:
         values = pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
         out[name] = np.nan_to_num(values, nan=0.0)
-    request_s = pd.to_datetime(rows[TIMESTAMP], utc=True).astype("int64").to_numpy() / _ns_per_s(
-        rows[TIMESTAMP]
-    )
-    published = pd.to_numeric(rows["article_published_ts"], errors="coerce").to_numpy(
-        np.float64, na_value=np.nan
-    )
+    request_s = pd.to_datetime(rows[TIMESTAMP], utc=True).astype("int64").to_numpy() / _ns_per_s(rows[TIMESTAMP])
+    published = pd.to_numeric(rows["article_published_ts"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
     out["article_age_h"] = ((request_s - published) / 3600.0).astype(np.float32)
     out["declared_interest_match"] = _declared_match(rows).astype(np.float32)
     for name in CATEGORICAL:

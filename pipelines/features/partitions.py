@@ -90,9 +90,7 @@ def require_day(day: date) -> dict[str, Any]:
     """The manifest of a complete day, or a clear error."""
     body = read_manifest(day)
     if body is None:
-        raise NewsrecError(
-            f"features for {day} are missing or incomplete; run `newsrec features build --date {day}`"
-        )
+        raise NewsrecError(f"features for {day} are missing or incomplete; run `newsrec features build --date {day}`")
     return body
 
 

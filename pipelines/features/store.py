@@ -37,9 +37,7 @@ def configure_env() -> dict[str, str]:
         "NEWSREC_FEAST_PG_DATABASE": parts.path.lstrip("/") or "postgres",
         "NEWSREC_FEAST_PG_USER": unquote(parts.username or "postgres"),
         "NEWSREC_FEAST_PG_PASSWORD": unquote(parts.password or ""),
-        "NEWSREC_FEAST_PG_SSLMODE": query.get("sslmode", ["disable" if host.startswith("/") else "prefer"])[
-            0
-        ],
+        "NEWSREC_FEAST_PG_SSLMODE": query.get("sslmode", ["disable" if host.startswith("/") else "prefer"])[0],
     }
     os.environ.update(values)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
@@ -110,9 +108,7 @@ def partitions_rows(view: str, day: date) -> int:
 def online_features(user_id: int, article_id: int) -> dict[str, Any]:
     """The online values of the ranker's features for one (user, article) pair."""
     store = feature_store()
-    features = [
-        f"{view}:{f.name}" for view, spec in VIEWS.items() if spec.online for f in view_features(view)
-    ]
+    features = [f"{view}:{f.name}" for view, spec in VIEWS.items() if spec.online for f in view_features(view)]
     result = store.get_online_features(
         features=features, entity_rows=[{"user_id": int(user_id), "article_id": int(article_id)}]
     ).to_dict()

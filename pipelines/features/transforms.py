@@ -175,9 +175,7 @@ def user_features(
     reads28 = user28["reads"].reindex(idx, fill_value=0)
     dwell28 = user28["dwell_s"].reindex(idx, fill_value=0.0)
     last_read = user28["last_read_ts"].reindex(idx)
-    interests = (
-        u["declared_interests"].fillna("").astype(str).str.strip("{}").str.replace('"', "", regex=False)
-    )
+    interests = u["declared_interests"].fillna("").astype(str).str.strip("{}").str.replace('"', "", regex=False)
     activity = pd.DataFrame(
         {
             "user_id": idx.to_numpy(np.int64),

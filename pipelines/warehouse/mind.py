@@ -77,9 +77,7 @@ def parse_news(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}:{lineno}: bad news id {parts[0][:40]!r} (expected N<digits>)")
         if not parts[1]:
             raise DataError(f"{path}:{lineno}: empty category")
-        rows.append(
-            (int(match.group(1)), parts[0], parts[1], parts[2] or parts[1], parts[3], parts[4], parts[5])
-        )
+        rows.append((int(match.group(1)), parts[0], parts[1], parts[2] or parts[1], parts[3], parts[4], parts[5]))
     frame = pd.DataFrame(
         rows, columns=["article_id", "external_id", "category", "subcategory", "title", "abstract", "url"]
     )
@@ -123,9 +121,7 @@ def parse_behaviors(path: Path, known_articles: set[int]) -> tuple[pd.DataFrame,
         for position, token in enumerate(tokens):
             match = _IMPRESSION.match(token)
             if not match:
-                raise DataError(
-                    f"{path}:{lineno}: bad impression {token[:40]!r} (expected N<digits>-0 or -1)"
-                )
+                raise DataError(f"{path}:{lineno}: bad impression {token[:40]!r} (expected N<digits>-0 or -1)")
             article = int(match.group(1))
             if article not in known_articles:
                 skipped += 1
@@ -219,9 +215,7 @@ def build_tables(
     articles["publication_id"] = MIND_PUBLICATION_ID
     articles["language"] = "en"
     articles["published_at"] = articles["article_id"].map(seen).fillna(default_ts)
-    articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True).astype(
-        "datetime64[us, UTC]"
-    )
+    articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True).astype("datetime64[us, UTC]")
 
     users = pd.DataFrame({"user_id": first_seen.index.astype("int64")})
     users["external_id"] = users["user_id"].map(external)
@@ -285,6 +279,4 @@ def _upsert(cur, table: str, key: str, frame: pd.DataFrame) -> None:
     db.copy_frame(cur, stage, frame)
     cols = ", ".join(frame.columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in frame.columns if c != key)
-    cur.execute(
-        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    )
+    cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {updates}")

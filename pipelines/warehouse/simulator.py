@@ -65,9 +65,7 @@ class SimConfig:
     articles_per_day: int
     start: date
     seed: int = 7
-    region_shares: dict[str, float] = field(
-        default_factory=lambda: {"LATAM": 0.40, "AFRICA": 0.25, "NA": 0.35}
-    )
+    region_shares: dict[str, float] = field(default_factory=lambda: {"LATAM": 0.40, "AFRICA": 0.25, "NA": 0.35})
     sessions_per_active_user: float = 1.8
     slate_size: int = 10
     personal_share: float = 0.5
@@ -400,9 +398,7 @@ def simulate_events(
     pub_idx = pool.publication_id[chosen] - 1
     policy = np.log(pubs.output_weight[pub_idx]) + rng.normal(0, 0.7, size=len(chosen))
     order = np.lexsort((-policy, slot_sess))
-    slot_sess, slot_user, slot_t, chosen, pub_idx = (
-        a[order] for a in (slot_sess, slot_user, slot_t, chosen, pub_idx)
-    )
+    slot_sess, slot_user, slot_t, chosen, pub_idx = (a[order] for a in (slot_sess, slot_user, slot_t, chosen, pub_idx))
     starts = np.r_[0, np.flatnonzero(np.diff(slot_sess)) + 1]
     group_start = np.repeat(starts, np.diff(np.r_[starts, len(slot_sess)]))
     position = np.arange(len(slot_sess)) - group_start
@@ -452,9 +448,7 @@ def simulate_events(
             "user_id": np.r_[user_ids[slot_user], user_ids[slot_user[read_rows]]],
             "article_id": np.r_[pool.article_id[chosen], pool.article_id[chosen[read_rows]]],
             "event_type": np.r_[np.full(n_imp, "impression"), np.full(n_read, "read")],
-            "event_ts": pd.to_datetime(np.r_[slot_t, read_t], unit="s", utc=True).astype(
-                "datetime64[us, UTC]"
-            ),
+            "event_ts": pd.to_datetime(np.r_[slot_t, read_t], unit="s", utc=True).astype("datetime64[us, UTC]"),
             "position": np.r_[position, position[read_rows]].astype(np.int16),
             "surface": np.r_[surface, surface[read_rows]],
             "dwell_seconds": np.r_[np.full(n_imp, np.nan), dwell[read_rows].round(1)],
@@ -688,11 +682,7 @@ def seed(
             cur,
             "sim.region_category_bias",
             pd.DataFrame(
-                [
-                    (r, c, round(float(bias[i, j]), 4))
-                    for i, r in enumerate(REGIONS)
-                    for j, c in enumerate(CATEGORIES)
-                ],
+                [(r, c, round(float(bias[i, j]), 4)) for i, r in enumerate(REGIONS) for j, c in enumerate(CATEGORIES)],
                 columns=["region", "category", "bias"],
             ),
         )

@@ -18,9 +18,7 @@ def feature_views(sources: dict[str, FileSource]) -> dict[str, FeatureView]:
             online=view.online,
             source=sources[name],
             description=view.doc,
-            schema=[
-                Field(name=f.name, dtype=_TYPES[f.dtype], description=f.doc) for f in view_features(name)
-            ],
+            schema=[Field(name=f.name, dtype=_TYPES[f.dtype], description=f.doc) for f in view_features(name)],
         )
         for name, view in VIEWS.items()
     }
