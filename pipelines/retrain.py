@@ -81,7 +81,7 @@ def decide(day: date, drift_share: float | None = None, force: bool = False) -> 
         evidence["champion_age_days"] = age
         if age > int(cfg.get("max_model_age_days", 7)):
             reasons.append(f"the champion is {age} days old (limit {cfg.get('max_model_age_days', 7)})")
-        threshold = float(cfg.get("drift_share_threshold", 0.3))
+        threshold = float(params("drift").get("features", {}).get("share_threshold", 0.2))
         if drift_share is not None and drift_share >= threshold:
             reasons.append(f"feature drift: {drift_share:.0%} of features drifted (threshold {threshold:.0%})")
         if cfg.get("check_decay", True) and not reasons:

@@ -1,10 +1,27 @@
-"""Batch scoring with the champion. Every model is checked against the current feature
-signature before it scores anything."""
+"""Batch scoring with the champion: candidates -> features -> matrix -> LightGBM -> top 10.
+
+Users are scored chunk by chunk (memory stays bounded at seed scale) through the same
+feature-to-matrix code as training, after the model's signature has been checked. Features
+are those known at the end of day D; the request time for request-time features (article
+age) is a configurable hour of D+1, when the lists are read.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
 from pipelines import registry
-from pipelines.features.matrix import check_signature
+from pipelines.config import params
+from pipelines.features.matrix import check_signature, to_matrix
+from pipelines.features.transforms import end_of_day
+
+log = logging.getLogger(__name__)
 
 
 def load_for_scoring(ref: str = registry.CHAMPION) -> registry.LoadedModel:
@@ -12,3 +29,91 @@ def load_for_scoring(ref: str = registry.CHAMPION) -> registry.LoadedModel:
     model = registry.load(ref)
     check_signature(model.spec)
     return model
+
+
+def request_time(day: date) -> pd.Timestamp:
+    hours = float(params("scoring").get("request_offset_hours", 8))
+    return pd.Timestamp(end_of_day(day)) + timedelta(hours=hours)
+
+
+@dataclass
+class ScoreResult:
+    day: date
+    model_version: str
+    users: int
+    candidates: int
+    recommendations: pd.DataFrame
+    fallback: pd.DataFrame
+    seconds: float
+    predict_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "model_version": self.model_version,
+            "users": self.users,
+            "candidates": self.candidates,
+            "rows": len(self.recommendations),
+            "seconds": round(self.seconds, 1),
+            "candidates_per_s": round(self.candidates / self.seconds) if self.seconds else None,
+            "predict_seconds": round(self.predict_seconds, 1),
+        }
+
+
+def score(day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None = None) -> ScoreResult:
+    """Rank every active user's candidates with the model; top k per user plus fallback lists."""
+    from tqdm.auto import tqdm
+
+    from pipelines.features.retrieval import OfflineFeatures
+    from pipelines.serving.candidates import iter_candidate_chunks
+    from pipelines.serving.selection import fallback_lists, select_top
+
+    sel = params("serving").get("selection", {})
+    k, cap = int(sel.get("k", 10)), int(sel.get("max_per_category", 3))
+    chunk_users = int(chunk_users or params("serving").get("candidates", {}).get("chunk_users", 50_000))
+    t0 = time.perf_counter()
+    model = load_for_scoring(model_ref)
+    features = OfflineFeatures(day)
+    when = request_time(day)
+    parts: list[pd.DataFrame] = []
+    users = candidates = 0
+    predict_s = 0.0
+    with tqdm(desc="scoring", unit="user", disable=None) as bar:
+        for chunk in iter_candidate_chunks(day, chunk_users):
+            if chunk.empty:
+                continue
+            rows = features.rows(chunk[["user_id", "article_id"]].assign(event_timestamp=when))
+            X = to_matrix(rows, model.spec)
+            t1 = time.perf_counter()
+            scores = model.predict(X)
+            predict_s += time.perf_counter() - t1
+            parts.append(select_top(chunk.assign(score=scores), k=k, max_per_category=cap))
+            n_users = chunk["user_id"].nunique()
+            users += n_users
+            candidates += len(chunk)
+            bar.update(n_users)
+    recommendations = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    fallback = fallback_lists(day, k=k)
+    return ScoreResult(day, model.version, users, candidates, recommendations, fallback,
+                       time.perf_counter() - t0, predict_s)  # fmt: skip
+
+
+def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registry.CHAMPION) -> dict[str, Any]:
+    """Score, then publish atomically (unless ``dry_run``); the live batch changes only on success."""
+    from pipelines.ops import record_run
+
+    with record_run("score_publish", day) as run:
+        result = score(day, model_ref)
+        summary = result.summary()
+        if dry_run:
+            summary["published"] = False
+        else:
+            from pipelines.serving.publish import publish_batch
+
+            keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
+            summary["batch_id"] = publish_batch(
+                day, result.model_version, result.recommendations, result.fallback, keep
+            )
+            summary["published"] = True
+        run.details.update(summary)
+    return summary

@@ -1,0 +1,130 @@
+"""The nightly run: at 02:00 UTC, process the previous UTC day end to end.
+
+This file only wires tasks. Every task imports `pipelines` inside its body and calls one
+function of `pipelines.nightly`, so the scheduler parses this file in milliseconds and
+everything also runs without Airflow (`newsrec run-day`, `newsrec backfill`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+
+FEATURES = Asset("newsrec://features/daily")
+CHAMPION = Asset("newsrec://registry/champion")
+LIVE_BATCH = Asset("newsrec://serving/live")
+
+
+def _day(context) -> str:
+    # The data interval [D 02:00, D+1 02:00) stands for the UTC calendar day D.
+    return context["data_interval_start"].date().isoformat()
+
+
+def _alert(context) -> None:
+    from pipelines.alerts import record_task_failure
+
+    record_task_failure(
+        dag_id=context["dag"].dag_id,
+        task_id=context["task_instance"].task_id,
+        day=_day(context),
+        error=str(context.get("exception")),
+        try_number=context["task_instance"].try_number,
+    )
+
+
+@dag(
+    dag_id="newsrec_nightly",
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": _alert,
+    },
+    params={
+        "ingest": Param("simulate", enum=["simulate", "warehouse"], description="Simulate the day or use loaded data"),
+        "force_retrain": Param(False, type="boolean", description="Train a challenger whatever the checker says"),
+        "hpo_trials": Param(4, type="integer", minimum=1, description="Hyper-parameter search trials"),
+        "hpo_minutes": Param(10, type="number", minimum=0.1, description="Search time budget in minutes"),
+        "dry_run": Param(False, type="boolean", description="Score but do not publish (skip the live switch)"),
+    },
+    tags=["newsrec"],
+    doc_md=__doc__,
+)
+def newsrec_nightly():
+    @task
+    def ingest(params=None, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.ingest(_day(context), params["ingest"])
+
+    @task(outlets=[FEATURES])
+    def features(ingested: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.features(_day(context))
+
+    @task(retries=0)
+    def quality_gate(built: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.quality(_day(context))
+
+    @task
+    def materialize(built: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.materialize(_day(context))
+
+    @task(retries=0)
+    def drift_check(passed: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.drift(_day(context))
+
+    @task.branch
+    def retrain_checker(drift: dict, params=None, **context) -> str:
+        from pipelines import nightly
+
+        decision = nightly.decide_retrain(_day(context), drift.get("share"), params["force_retrain"])
+        return "train" if decision["retrain"] else "skip_training"
+
+    @task(outlets=[CHAMPION])
+    def train(params=None, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.train(_day(context), params["hpo_trials"], params["hpo_minutes"])
+
+    @task
+    def skip_training() -> dict:
+        return {"trained": False}
+
+    @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
+    def score_and_publish(params=None, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.score_and_publish(_day(context), dry_run=params["dry_run"])
+
+    @task(trigger_rule="all_done")
+    def report(**context) -> dict:
+        from pipelines import nightly
+
+        return nightly.report(_day(context))
+
+    built = features(ingest())
+    passed = quality_gate(built)
+    online = materialize(built)
+    branch = retrain_checker(drift_check(passed))
+    trained, skipped = train(), skip_training()
+    branch >> [trained, skipped]
+    published = score_and_publish()
+    [trained, skipped, online] >> published
+    published >> report()
+
+
+newsrec_nightly()

@@ -1,0 +1,214 @@
+"""The nightly run's stage entry points: one function per DAG task.
+
+Airflow tasks, ``newsrec run-day`` / ``newsrec backfill`` and the tests all call these, with
+the logical date as an ISO string or a date. Each returns a small JSON-able dict (it travels
+through XCom) and writes its real outputs to the database or the feature store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from pipelines.errors import NewsrecError
+
+log = logging.getLogger(__name__)
+
+
+def _date(day: str | date) -> date:
+    return day if isinstance(day, date) else date.fromisoformat(day)
+
+
+def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
+    """Bring day D into the warehouse: simulate it, or check that an upstream load landed."""
+    d = _date(day)
+    if source == "simulate":
+        from pipelines.warehouse import simulator
+
+        result = simulator.simulate_day(d)
+        return {"day": d.isoformat(), "impressions": result.impressions, "reads": result.reads}
+    if source == "warehouse":
+        from pipelines import db
+
+        with db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM warehouse.events WHERE event_ts >= %s AND event_ts < %s",
+                (d, d + timedelta(days=1)),
+            )
+            (events,) = cur.fetchone()
+        if not events:
+            raise NewsrecError(f"no events loaded for {d}: the upstream load has not landed")
+        return {"day": d.isoformat(), "events": int(events)}
+    raise NewsrecError(f"unknown ingest source {source!r} (simulate or warehouse)")
+
+
+def features(day: str | date, runner: str | None = None) -> dict[str, Any]:
+    from pipelines.features.build import build
+
+    result = build(_date(day), runner=runner)
+    return {"day": result.day.isoformat(), "rows": result.rows, "warnings": result.warnings}
+
+
+def materialize(day: str | date) -> dict[str, Any]:
+    from pipelines.features.store import materialize as run
+
+    return {"rows": run(_date(day))}
+
+
+class GateFailed(NewsrecError):
+    """A critical quality check failed: nothing downstream may run."""
+
+
+def quality(day: str | date) -> dict[str, Any]:
+    """Both quality stages; raises :class:`GateFailed` on a critical failure."""
+    from pipelines.quality import check_quality
+
+    results = check_quality(_date(day), "all")
+    for result in results:
+        log.info(result.render())
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateFailed("\n".join(r.render() for r in failed))
+    return {
+        "passed": True,
+        "warnings": sum(r.counts["warning_failed"] for r in results),
+        "reports": [str(r.report_path) for r in results if r.report_path],
+    }
+
+
+def drift_reference(day: date) -> list[date]:
+    """The champion's training window when there is one, else the days before ``day``."""
+    from pipelines import drift as drift_check
+    from pipelines import registry
+
+    info = registry.version_info(registry.CHAMPION)
+    window = (info or {}).get("tags", {}).get("data_window")
+    if window:
+        first, last = (date.fromisoformat(x) for x in window.split(".."))
+        return drift_check.reference_range(first, last)
+    return drift_check.default_reference_days(day)
+
+
+def drift(day: str | date) -> dict[str, Any]:
+    """Feature and target drift against the champion's training window (informs retraining)."""
+    from pipelines import drift as drift_check
+
+    d = _date(day)
+    reference = drift_reference(d)
+    out: dict[str, Any] = {"reference": [r.isoformat() for r in reference]}
+    try:
+        features_result = drift_check.check_drift(d, reference)
+        target_result = drift_check.check_target_drift(d, reference)
+    except NewsrecError as exc:
+        # Drift only informs the retrain checker; without a usable reference it says so.
+        log.warning("drift check skipped for %s: %s", d, exc)
+        out.update(share=None, drifted=None, error=str(exc))
+        return out
+    log.info(features_result.render())
+    log.info(target_result.render())
+    out.update(
+        share=features_result.drift_share,
+        drifted=features_result.drifted,
+        drifted_columns=features_result.drifted_columns,
+        target_drifted=target_result.drifted,
+        reports=[str(r.report_path) for r in (features_result, target_result) if r.report_path],
+    )
+    return out
+
+
+def report(day: str | date) -> dict[str, Any]:
+    from pipelines.report import write_nightly_report
+
+    path = write_nightly_report(_date(day))
+    return {"report": str(path)}
+
+
+def decide_retrain(day: str | date, drift_share: float | None = None, force: bool = False) -> dict[str, Any]:
+    from pipelines import retrain
+
+    decision = retrain.decide(_date(day), drift_share=drift_share, force=force)
+    log.info(decision.render())
+    return decision.to_dict()
+
+
+def train(day: str | date, trials: int | None = None, minutes: float | None = None) -> dict[str, Any]:
+    from pipelines.training.train import train as run
+
+    result = run(_date(day), trials=trials, minutes=minutes)
+    log.info(result.render())
+    return {
+        "trained": True,
+        "version": result.version,
+        "promoted": result.decision.promoted,
+        "reasons": result.decision.reasons,
+        "ndcg@10": result.evaluation["overall"]["model"]["ndcg@10"],
+    }
+
+
+def score_and_publish(day: str | date, dry_run: bool = False) -> dict[str, Any]:
+    from pipelines.scoring import score_and_publish as run
+
+    return run(_date(day), dry_run=dry_run)
+
+
+def rollback(what: str = "both", model_version: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+    """On-call's one move back: the champion alias, the live batch, or both."""
+    from pipelines import promotion, registry
+
+    out: dict[str, Any] = {}
+    if what in ("model", "both"):
+        if model_version:
+            before = registry.set_champion(str(model_version))
+            after = str(model_version)
+        else:
+            before, after = registry.rollback()
+        promotion.record(promotion.Decision(True, after, before, ["rollback"]), logical_date=None, kind="rollback")
+        out["champion"] = {"from": before, "to": after}
+    if what in ("batch", "both"):
+        from pipelines.serving import publish
+
+        out["live_batch"] = publish.rollback(batch_id)
+    return out
+
+
+def run_day(
+    day: str | date,
+    ingest_source: str = "simulate",
+    force_retrain: bool = False,
+    trials: int | None = None,
+    minutes: float | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """All stages of one date in DAG order, without Airflow (backfills, the CLI, tests)."""
+    d = _date(day)
+    steps: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    current = "ingest"
+    try:
+        steps["ingest"] = ingest(d, ingest_source)
+        current = "features"
+        steps["features"] = features(d)
+        current = "quality"
+        steps["quality"] = quality(d)
+        current = "materialize"
+        steps["materialize"] = materialize(d)
+        current = "drift"
+        steps["drift"] = drift(d)
+        current = "retrain"
+        steps["retrain"] = decide_retrain(d, steps["drift"].get("share"), force_retrain)
+        if steps["retrain"]["retrain"]:
+            current = "train"
+            steps["train"] = train(d, trials, minutes)
+        current = "publish"
+        steps["publish"] = score_and_publish(d, dry_run=dry_run)
+    except Exception as exc:
+        from pipelines.alerts import record_task_failure
+
+        record_task_failure("newsrec run-day", current, d, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        steps["report"] = report(d)
+    steps["seconds"] = round(time.perf_counter() - t0, 1)
+    return steps
