@@ -12,10 +12,15 @@ import sys
 
 import typer
 
+from pipelines.cli import airflow as airflow_cli
 from pipelines.cli import bench as bench_cli
+from pipelines.cli import check as check_cli
+from pipelines.cli import dataset as dataset_cli
 from pipelines.cli import db as db_cli
 from pipelines.cli import features as features_cli
 from pipelines.cli import model as model_cli
+from pipelines.cli import reader as reader_cli
+from pipelines.cli import serve as serve_cli
 from pipelines.cli import warehouse as warehouse_cli
 from pipelines.errors import NewsrecError
 
@@ -30,8 +35,13 @@ app = typer.Typer(
 app.add_typer(db_cli.app, name="db")
 app.add_typer(warehouse_cli.app, name="warehouse")
 app.add_typer(features_cli.app, name="features")
+app.add_typer(check_cli.app, name="check")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(serve_cli.app, name="serve")
+app.add_typer(reader_cli.app, name="reader")
+app.add_typer(airflow_cli.app, name="airflow")
 app.add_typer(model_cli.app, name="model")
+app.add_typer(dataset_cli.app, name="dataset")
 app.command("train")(model_cli.train)
 app.command("evaluate")(model_cli.evaluate)
 

@@ -1,0 +1,6 @@
+"""The REST reader: serves the live batch of recommendations over HTTP (FastAPI + asyncpg).
+
+It imports only config, db, its own queries and web libraries, so it starts fast and never
+pulls in Beam, Feast, the gates, training or Airflow. It connects as the read-only role
+``newsrec_reader``, which can read the serving schema and nothing else.
+"""

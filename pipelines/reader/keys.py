@@ -1,0 +1,92 @@
+"""API keys of the reader: random tokens shown once, stored only as their sha256.
+
+Managing keys (create, revoke, list) goes through the main database role; the reader only
+checks hashes, with a short in-process cache so a revocation takes effect within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipelines.errors import NewsrecError
+
+PREFIX_CHARS = 6
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: int
+    name: str
+    prefix: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def create_key(name: str) -> tuple[int, str]:
+    """A new key for ``name``: returns (key_id, key). The key itself is not stored."""
+    from pipelines import db
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise NewsrecError("a key needs a name of 1 to 200 characters")
+    key = secrets.token_urlsafe(32)
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO serving.api_keys (name, key_hash, key_prefix) VALUES (%s, %s, %s) RETURNING key_id",
+            (name, hash_key(key), key[:PREFIX_CHARS]),
+        )
+        key_id = int(cur.fetchone()[0])
+    return key_id, key
+
+
+def revoke_key(key_id: int) -> None:
+    from pipelines import db
+
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT revoked_at FROM serving.api_keys WHERE key_id = %s FOR UPDATE", (key_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NewsrecError(f"no API key with id {key_id}")
+        if row[0] is not None:
+            raise NewsrecError(f"API key {key_id} was already revoked at {row[0]:%Y-%m-%d %H:%M:%S %Z}")
+        cur.execute("UPDATE serving.api_keys SET revoked_at = now() WHERE key_id = %s", (key_id,))
+
+
+def list_keys() -> list[KeyInfo]:
+    from pipelines import db
+
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT key_id, name, key_prefix, created_at, revoked_at FROM serving.api_keys ORDER BY key_id")
+        return [KeyInfo(*row) for row in cur.fetchall()]
+
+
+class KeyCache:
+    """Valid key hashes seen recently, each trusted for ``ttl_s`` seconds only."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._valid_until: dict[str, float] = {}
+
+    async def is_valid(self, key: str, fetch_key_id: Any) -> bool:
+        """``fetch_key_id(hash)`` asks the database (None when unknown or revoked)."""
+        digest = hash_key(key)
+        now = time.monotonic()
+        if self._valid_until.get(digest, 0.0) > now:
+            return True
+        if await fetch_key_id(digest) is None:
+            self._valid_until.pop(digest, None)
+            return False
+        if self.ttl_s > 0:
+            if len(self._valid_until) > 10_000:  # keys are few; this only bounds a leak
+                self._valid_until.clear()
+            self._valid_until[digest] = now + self.ttl_s
+        return True

@@ -1,0 +1,79 @@
+"""Prometheus metrics of the reader: requests and latency by route template and status.
+
+Each app gets its own registry (tests build several apps in one process). With several
+uvicorn workers each process counts on its own; scrape them separately or use
+prometheus_client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ReaderMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["method", "route", "status"]
+        self.requests = Counter(
+            "newsrec_reader_requests", "HTTP requests by route template and status", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "newsrec_reader_request_duration_seconds",
+            "Time to answer a request, by route template and status",
+            labels,
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.lists = Counter(
+            "newsrec_reader_lists", "Recommendation lists served, by kind (personal or fallback)", ["kind"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.live_batch = Gauge("newsrec_reader_live_batch_id", "Live batch last seen", registry=self.registry)
+        self.live_generated = Gauge(
+            "newsrec_reader_live_batch_created_timestamp_seconds",
+            "When the live batch last seen was written (alert on time() minus this)",
+            registry=self.registry,
+        )
+
+    def saw_batch(self, batch_id: int, created_at: Any) -> None:
+        self.live_batch.set(batch_id)
+        self.live_generated.set(created_at.timestamp())
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: times every HTTP request and labels it with the matched route's
+    template (``/v1/users/{user_id}/recommendations``), never the raw path, so label values
+    stay few. Unmatched paths count as ``unmatched``."""
+
+    def __init__(self, app: Any, metrics: ReaderMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            labels = (scope.get("method", ""), route, str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)

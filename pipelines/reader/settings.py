@@ -1,0 +1,62 @@
+"""Where the reader's database is and its knobs (``serving.reader`` in params.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.config import params
+from pipelines.errors import ConfigError
+
+READER_ROLE = "newsrec_reader"
+
+
+class ReaderEnv(BaseSettings):
+    """``NEWSREC_READER_DATABASE_URL``: a full libpq URL for the reader (e.g. with the
+    read-only role's password on a server that does not trust local connections)."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSREC_READER_", extra="ignore")
+
+    database_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReaderParams:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_limit: int = 10
+    max_limit: int = 100
+    key_cache_seconds: float = 5.0
+    pool_min: int = 1
+    pool_max: int = 10
+    statement_timeout_ms: int = 2000
+
+    @classmethod
+    def from_params(cls) -> ReaderParams:
+        raw = params("serving").get("reader", {}) or {}
+        made = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        if not 1 <= made.default_limit <= made.max_limit <= 100:
+            raise ConfigError("serving.reader: need 1 <= default_limit <= max_limit <= 100")
+        return made
+
+
+def as_reader(url: str) -> str:
+    """The same server and database as ``url``, logged in as the read-only role (no
+    password: the embedded server trusts local connections)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{READER_ROLE}@{host}"))
+
+
+def reader_database_url() -> str:
+    """``NEWSREC_READER_DATABASE_URL`` if set, else the main database URL as the reader role."""
+    explicit = ReaderEnv().database_url
+    if explicit:
+        if not urlsplit(explicit).scheme.startswith("postgres"):
+            raise ConfigError("NEWSREC_READER_DATABASE_URL must be a postgresql:// URL")
+        return explicit
+    from pipelines import db
+
+    return as_reader(db.database_url())

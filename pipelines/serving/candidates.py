@@ -1,0 +1,475 @@
+"""Candidate generation: the few hundred articles per active user that the ranker scores.
+
+Four sources; when an article comes from several, the first one here names it:
+
+- ``taste``: the user's strongest categories by 28-day dwell share (features of D);
+- ``interest``: categories the user declared (the only personal signal of new users);
+- ``trending``: the articles most read on D by users of the user's region;
+- ``fresh``: a per-user slice of the newest articles, so new stories get a chance.
+
+Never proposed: an article the user already read, an article of a publication flagged for
+misinformation, an article outside the recent window. At seed scale (521k users x 200)
+the output is ~100M rows, so users are processed in chunks with numpy only; what every user
+shares (the article pool, its per-category and per-region ranked lists, recent reads) is
+loaded once per day.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines import db, queries
+from pipelines.config import params
+from pipelines.errors import ConfigError
+from pipelines.features import partitions
+
+log = logging.getLogger(__name__)
+
+SOURCES: tuple[str, ...] = ("taste", "interest", "trending", "fresh")
+_SOURCE_NAMES = np.array(SOURCES, dtype=object)
+COLUMNS = ("user_id", "article_id", "source", "category", "publication_id")
+
+
+@dataclass(frozen=True)
+class CandidateParams:
+    """The ``serving.candidates`` section of params.yaml."""
+
+    window_hours: float = 48.0
+    max_per_user: int = 200
+    chunk_users: int = 50_000
+    new_user_days: int = 14
+    read_exclusion_days: int = 7
+    taste_categories: int = 3
+    share_taste: float = 0.45
+    share_interest: float = 0.15
+    share_trending: float = 0.25
+    share_fresh: float = 0.15
+    trending_per_region: int = 200
+    fresh_hours: float = 12.0
+    fresh_pool: int = 1000
+    freshness_decay_per_day: float = 1.0
+
+    @classmethod
+    def from_params(cls, **overrides: Any) -> CandidateParams:
+        raw = dict(params("serving").get("candidates", {}))
+        shares = raw.pop("shares", {}) or {}
+        values = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        values.update({f"share_{k}": v for k, v in shares.items() if f"share_{k}" in cls.__dataclass_fields__})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        made = cls(**values)
+        made.validate()
+        return made
+
+    def validate(self) -> None:
+        if self.max_per_user < 1 or self.window_hours <= 0 or self.taste_categories < 1:
+            raise ConfigError("serving.candidates: max_per_user, window_hours, taste_categories must be > 0")
+        shares = (self.share_taste, self.share_interest, self.share_trending, self.share_fresh)
+        if min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6:
+            raise ConfigError("serving.candidates.shares must be >= 0 and sum to 1")
+
+
+@dataclass(frozen=True)
+class RankedLists:
+    """Several ranked lists of article positions stored flat, for vectorised slicing.
+
+    List ``i`` (named ``keys[i]``) is ``items[starts[i] : starts[i] + lengths[i]]``.
+    """
+
+    keys: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    items: np.ndarray
+
+    @classmethod
+    def from_sorted(cls, keys: np.ndarray, items: np.ndarray) -> RankedLists:
+        """``keys`` must be grouped (sorted) with each group's items in rank order."""
+        if len(keys) == 0:
+            empty = np.array([], dtype=np.int64)
+            return cls(np.array([], dtype=object), empty, empty, empty)
+        names, starts, lengths = np.unique(keys, return_index=True, return_counts=True)
+        return cls(names, starts.astype(np.int64), lengths.astype(np.int64), items.astype(np.int64))
+
+    def lookup(self, names: np.ndarray) -> np.ndarray:
+        """Index of each name's list, -1 where there is none."""
+        if len(self.keys) == 0 or len(names) == 0:
+            return np.full(len(names), -1, dtype=np.int64)
+        idx = np.searchsorted(self.keys, names)
+        idx = np.minimum(idx, len(self.keys) - 1)
+        return np.where(self.keys[idx] == names, idx, -1).astype(np.int64)
+
+    def length_of(self, list_idx: np.ndarray) -> np.ndarray:
+        if len(self.keys) == 0:
+            return np.zeros(len(list_idx), dtype=np.int64)
+        return np.where(list_idx >= 0, self.lengths[np.maximum(list_idx, 0)], 0)
+
+
+@dataclass
+class ArticlePool:
+    """The articles that may be recommended for a day, and ranked lists over them.
+
+    ``articles`` is positional (row i = article position i): article_id, publication_id,
+    category, published_at, reads and dwell_s on D, and ``prior`` (engagement on D minus an
+    age penalty; orders the category lists). ``region_reads`` has region, pos, reads, dwell_s.
+    """
+
+    day: date
+    window_start: datetime
+    window_end: datetime
+    articles: pd.DataFrame
+    by_category: RankedLists
+    by_region: RankedLists
+    fresh: np.ndarray
+    region_reads: pd.DataFrame
+
+    @property
+    def size(self) -> int:
+        return len(self.articles)
+
+
+def day_bounds(day: date, window_hours: float) -> tuple[datetime, datetime]:
+    """[start, end) of the candidate window: ``window_hours`` before the end of D (UTC)."""
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return end - timedelta(hours=window_hours), end
+
+
+def _types(**names: str) -> dict[str, Any]:
+    """pyarrow column types for db.read_frame, so that empty results keep their dtypes."""
+    import pyarrow as pa
+
+    known = {
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "string": pa.string(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    return {column: known[kind] for column, kind in names.items()}
+
+
+def load_pool(conn: Any, day: date, p: CandidateParams) -> ArticlePool:
+    """Read the day's candidate articles and their engagement on D from the warehouse."""
+    start, end = day_bounds(day, p.window_hours)
+    bounds = {"window_start": start, "window_end": end, "day_start": end - timedelta(days=1)}
+    articles = db.read_frame(
+        conn,
+        queries.load("serving_candidate_pool"),
+        bounds,
+        _types(article_id="int64", publication_id="int64", category="string", published_at="timestamp"),
+    )
+    articles = articles.sort_values("article_id", kind="stable").reset_index(drop=True)
+    articles["category"] = articles["category"].astype(object)
+    reads = db.read_frame(
+        conn,
+        queries.load("serving_reads_by_region"),
+        bounds,
+        _types(region="string", article_id="int64", reads="int64", dwell_s="float64"),
+    )
+    # db.read_frame parses the text 'NA' as NULL; users.region is NOT NULL, so a NULL here is NA.
+    reads["region"] = reads["region"].fillna("NA").astype(object)
+    positions = pd.Index(articles["article_id"]).get_indexer(reads["article_id"])
+    reads = reads.assign(pos=positions)[positions >= 0]
+
+    totals = reads.groupby("pos")[["reads", "dwell_s"]].sum()
+    articles["reads"] = totals["reads"].reindex(articles.index, fill_value=0).to_numpy(np.int64)
+    articles["dwell_s"] = totals["dwell_s"].reindex(articles.index, fill_value=0.0).to_numpy(np.float64)
+    age_days = (end - articles["published_at"]).dt.total_seconds().to_numpy() / 86_400.0
+    articles["prior"] = np.log1p(articles["dwell_s"].to_numpy()) - p.freshness_decay_per_day * age_days
+
+    by_cat = articles.assign(pos=articles.index).sort_values(
+        ["category", "prior", "article_id"], ascending=[True, False, True], kind="stable"
+    )
+    by_category = RankedLists.from_sorted(by_cat["category"].to_numpy(object), by_cat["pos"].to_numpy(np.int64))
+
+    trending = reads.sort_values(
+        ["region", "reads", "dwell_s", "article_id"], ascending=[True, False, False, True], kind="stable"
+    )
+    trending = trending[trending.groupby("region").cumcount() < p.trending_per_region]
+    by_region = RankedLists.from_sorted(trending["region"].to_numpy(object), trending["pos"].to_numpy(np.int64))
+
+    newest = articles.assign(pos=articles.index).sort_values(
+        ["published_at", "article_id"], ascending=[False, True], kind="stable"
+    )
+    recent = newest[newest["published_at"] >= end - timedelta(hours=p.fresh_hours)]
+    fresh = (recent if len(recent) else newest)["pos"].to_numpy(np.int64)[: p.fresh_pool]
+    region_reads = reads[["region", "pos", "reads", "dwell_s"]].reset_index(drop=True)
+    return ArticlePool(day, start, end, articles, by_category, by_region, fresh, region_reads)
+
+
+@dataclass
+class _Inputs:
+    """Everything shared by the chunks of one day."""
+
+    pool: ArticlePool
+    users: pd.DataFrame  # user_id (sorted), region, is_new
+    taste: pd.DataFrame  # user_id, category, share (normalised over the user's top categories)
+    interests: pd.DataFrame  # user_id, category
+    reads: pd.DataFrame  # user_id, pos (sorted by user_id)
+
+
+def _load_inputs(day: date, p: CandidateParams) -> _Inputs:
+    partitions.require_day(day)  # fail before reading the warehouse
+    _, end = day_bounds(day, p.window_hours)
+    conn = db.connect()
+    try:
+        pool = load_pool(conn, day, p)
+        users = db.read_frame(
+            conn,
+            queries.load("serving_users"),
+            {"day": day, "new_since": day - timedelta(days=p.new_user_days)},
+            _types(user_id="int64", region="string", interests="string", is_new="int64"),
+        )
+        reads_since = min(pool.window_start, end - timedelta(days=p.read_exclusion_days))
+        reads = db.read_frame(
+            conn,
+            queries.load("serving_user_reads"),
+            {"reads_since": reads_since, "window_start": pool.window_start, "window_end": end},
+            _types(user_id="int64", article_id="int64"),
+        )
+    finally:
+        conn.close()
+    users["region"] = users["region"].fillna("NA").astype(object)  # 'NA' read back as NULL, see above
+    users["interests"] = users["interests"].fillna("").astype(str)
+
+    # Active: any impression in the feature window (28 days) or a recent signup.
+    activity = partitions.read_view("user_activity", day, columns=["user_id", "user_active_days_28d"])
+    seen = activity.loc[activity["user_active_days_28d"] > 0, "user_id"].to_numpy(np.int64)
+    active = users["user_id"].isin(seen) | (users["is_new"] == 1)
+    users = users[active].sort_values("user_id").reset_index(drop=True)
+    users["user_id"] = users["user_id"].astype(np.int64)
+
+    shares = partitions.read_view("user_category", day, columns=["user_id", "category", "user_cat_dwell_share_28d"])
+    shares = shares[(shares["user_cat_dwell_share_28d"] > 0) & shares["user_id"].isin(users["user_id"])]
+    shares = shares.sort_values(
+        ["user_id", "user_cat_dwell_share_28d", "category"], ascending=[True, False, True], kind="stable"
+    )
+    shares = shares[shares.groupby("user_id").cumcount() < p.taste_categories]
+    total = shares.groupby("user_id")["user_cat_dwell_share_28d"].transform("sum")
+    taste = pd.DataFrame(
+        {
+            "user_id": shares["user_id"].to_numpy(np.int64),
+            "category": shares["category"].to_numpy(object),
+            "share": (shares["user_cat_dwell_share_28d"] / total).to_numpy(np.float64),
+        }
+    )
+
+    interests = users[["user_id", "interests"]].assign(category=users["interests"].str.split(","))
+    interests = interests.explode("category")
+    interests = interests[interests["category"].notna() & (interests["category"] != "")]
+    interests = interests[["user_id", "category"]].drop_duplicates().reset_index(drop=True)
+    interests["category"] = interests["category"].astype(object)
+
+    positions = pd.Index(pool.articles["article_id"]).get_indexer(reads["article_id"])
+    reads = pd.DataFrame({"user_id": reads["user_id"].to_numpy(np.int64), "pos": positions})
+    reads = reads[reads["pos"] >= 0].sort_values(["user_id", "pos"]).reset_index(drop=True)
+    log.info(
+        "candidates %s: %d active users, %d articles, %d taste rows, %d recent reads",
+        day, len(users), pool.size, len(taste), len(reads),
+    )  # fmt: skip
+    return _Inputs(pool, users[["user_id", "region", "is_new"]], taste, interests, reads)
+
+
+def iter_candidate_chunks(day: date, chunk_users: int = 50_000) -> Iterator[pd.DataFrame]:
+    """Yield candidate frames (user_id, article_id, source, category, publication_id), one per
+    chunk of ``chunk_users`` active users, each user wholly inside one chunk.
+
+    Needs the feature partitions of ``day`` (user activity and user x category shares).
+    """
+    if isinstance(day, datetime):
+        day = day.date()
+    if chunk_users < 1:
+        raise ConfigError("chunk_users must be at least 1")
+    p = CandidateParams.from_params()
+    inputs = _load_inputs(day, p)
+    if inputs.pool.size == 0:
+        log.warning("candidates %s: no unflagged articles in the last %s hours", day, p.window_hours)
+        return
+    users = inputs.users
+    for lo in range(0, len(users), chunk_users):
+        chunk = users.iloc[lo : lo + chunk_users]
+        frame = _chunk_candidates(chunk, inputs, p)
+        if len(frame):
+            yield frame
+
+
+# --------------------------------------------------------------------------------------
+# One chunk, vectorised
+# --------------------------------------------------------------------------------------
+
+
+def _rows_of(sorted_ids: np.ndarray, chunk_ids: np.ndarray) -> tuple[slice, np.ndarray]:
+    """Rows of a user-sorted table that belong to the chunk, and their user positions."""
+    lo = int(np.searchsorted(sorted_ids, chunk_ids[0], side="left"))
+    hi = int(np.searchsorted(sorted_ids, chunk_ids[-1], side="right"))
+    ids = sorted_ids[lo:hi]
+    pos = np.minimum(np.searchsorted(chunk_ids, ids), len(chunk_ids) - 1)
+    return slice(lo, hi), np.where(chunk_ids[pos] == ids, pos, -1)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A fast, well-mixed integer hash (deterministic per user, no RNG state)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@dataclass
+class _Picks:
+    owner: np.ndarray  # user position in the chunk
+    item: np.ndarray  # article position in the pool
+    order: np.ndarray  # rank within its source list
+
+
+def _expand(lists: RankedLists, seg_list: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The first ``take[s]`` items of list ``seg_list[s]`` for every segment s, flattened."""
+    seg_rep = np.repeat(np.arange(len(take)), take)
+    first = np.cumsum(take) - take
+    within = np.arange(int(take.sum()), dtype=np.int64) - first[seg_rep]
+    items = lists.items[lists.starts[seg_list[seg_rep]] + within] if len(seg_rep) else seg_rep
+    return seg_rep, within, items.astype(np.int64)
+
+
+def _cut(
+    seg_owner: np.ndarray,
+    seg_quota: np.ndarray,
+    seg_rep: np.ndarray,
+    within: np.ndarray,
+    items: np.ndarray,
+    read_keys: np.ndarray,
+    n_articles: int,
+) -> _Picks:
+    """Drop already-read items, then keep the first ``seg_quota`` of each segment."""
+    owner = seg_owner[seg_rep]
+    keys = owner * n_articles + items
+    if len(read_keys):
+        at = np.minimum(np.searchsorted(read_keys, keys), len(read_keys) - 1)
+        unread = read_keys[at] != keys
+    else:
+        unread = np.ones(len(keys), dtype=bool)
+    kept_before = np.cumsum(unread) - unread
+    counts = np.bincount(seg_rep, minlength=len(seg_owner))
+    first = np.cumsum(counts) - counts
+    seg_start = np.append(kept_before, 0)[first]
+    keep = unread & (kept_before - seg_start[seg_rep] < seg_quota[seg_rep])
+    return _Picks(owner[keep], items[keep], within[keep])
+
+
+def _quotas(
+    n: int, has_taste: np.ndarray, has_interest: np.ndarray, trend_len: np.ndarray, p: CandidateParams
+) -> dict[str, np.ndarray]:
+    """Candidates per user and source; a missing signal's share goes to the others."""
+    cap = p.max_per_user
+    base_t, base_i = round(cap * p.share_taste), round(cap * p.share_interest)
+    base_tr = round(cap * p.share_trending)
+    base_f = cap - base_t - base_i - base_tr
+    personal = base_t + base_i
+    q_taste = np.where(has_taste, np.where(has_interest, base_t, personal), 0)
+    q_interest = np.where(has_interest, np.where(has_taste, base_i, personal), 0)
+    none = ~has_taste & ~has_interest
+    q_trend = base_tr + np.where(none, personal // 2, 0)
+    q_fresh = base_f + np.where(none, personal - personal // 2, 0)
+    over = np.maximum(q_trend - trend_len, 0)
+    return {
+        "taste": q_taste.astype(np.int64),
+        "interest": q_interest.astype(np.int64),
+        "trending": (q_trend - over).astype(np.int64),
+        "fresh": (q_fresh + over).astype(np.int64),
+    }
+
+
+def _chunk_candidates(chunk: pd.DataFrame, inputs: _Inputs, p: CandidateParams) -> pd.DataFrame:
+    pool = inputs.pool
+    n_articles = pool.size
+    uid = chunk["user_id"].to_numpy(np.int64)
+    n = len(uid)
+
+    rows, read_owner = _rows_of(inputs.reads["user_id"].to_numpy(np.int64), uid)
+    read_items = inputs.reads["pos"].to_numpy(np.int64)[rows]
+    ok = read_owner >= 0
+    read_keys = np.sort(read_owner[ok] * n_articles + read_items[ok])
+    # Enough extra items per list to still fill the quota after dropping the user's reads.
+    slack = np.minimum(np.bincount(read_owner[ok], minlength=n), 50).astype(np.int64)
+
+    rows, t_owner = _rows_of(inputs.taste["user_id"].to_numpy(np.int64), uid)
+    taste = inputs.taste.iloc[rows][t_owner >= 0]
+    t_owner = t_owner[t_owner >= 0]
+    rows, i_owner = _rows_of(inputs.interests["user_id"].to_numpy(np.int64), uid)
+    interest = inputs.interests.iloc[rows][i_owner >= 0]
+    i_owner = i_owner[i_owner >= 0]
+
+    region_list = pool.by_region.lookup(chunk["region"].to_numpy(object))
+    quotas = _quotas(
+        n,
+        np.bincount(t_owner, minlength=n) > 0,
+        np.bincount(i_owner, minlength=n) > 0,
+        pool.by_region.length_of(region_list),
+        p,
+    )
+    picks: list[_Picks] = []
+
+    def from_lists(lists: RankedLists, owner: np.ndarray, list_idx: np.ndarray, quota: np.ndarray) -> _Picks:
+        ok = (list_idx >= 0) & (quota > 0)
+        owner, list_idx, quota = owner[ok], list_idx[ok], quota[ok]
+        take = np.minimum(quota + slack[owner], lists.lengths[list_idx])
+        seg_rep, within, items = _expand(lists, list_idx, take)
+        return _cut(owner, quota, seg_rep, within, items, read_keys, n_articles)
+
+    # taste: the user's top categories, quota split by dwell share (at least one each)
+    t_quota = np.maximum(1, np.floor(quotas["taste"][t_owner] * taste["share"].to_numpy())).astype(np.int64)
+    t_quota = np.where(quotas["taste"][t_owner] > 0, t_quota, 0)
+    picks.append(from_lists(pool.by_category, t_owner, pool.by_category.lookup(taste["category"].to_numpy()), t_quota))
+    # interest: declared categories, quota split evenly
+    per_user = np.bincount(i_owner, minlength=n)
+    i_quota = -(-quotas["interest"][i_owner] // np.maximum(per_user[i_owner], 1))
+    picks.append(
+        from_lists(pool.by_category, i_owner, pool.by_category.lookup(interest["category"].to_numpy()), i_quota)
+    )
+    # trending in the user's region
+    picks.append(from_lists(pool.by_region, np.arange(n), region_list, quotas["trending"]))
+    # fresh: a window over the newest articles starting at a per-user offset (no duplicates)
+    n_fresh = len(pool.fresh)
+    if n_fresh:
+        quota = quotas["fresh"]
+        take = np.where(quota > 0, np.minimum(quota + slack, n_fresh), 0)
+        seg_rep = np.repeat(np.arange(n), take)
+        first = np.cumsum(take) - take
+        within = np.arange(int(take.sum()), dtype=np.int64) - first[seg_rep]
+        salt = np.int64(pool.day.toordinal())
+        offset = (_splitmix64(uid ^ salt) % np.uint64(n_fresh)).astype(np.int64)
+        items = pool.fresh[(offset[seg_rep] + within) % n_fresh]
+        picks.append(_cut(np.arange(n), quota, seg_rep, within, items, read_keys, n_articles))
+    else:
+        picks.append(_Picks(*(np.array([], dtype=np.int64),) * 3))
+
+    owner = np.concatenate([pk.owner for pk in picks])
+    item = np.concatenate([pk.item for pk in picks])
+    order = np.concatenate([pk.order for pk in picks])
+    source = np.concatenate([np.full(len(pk.owner), s, dtype=np.int8) for s, pk in enumerate(picks)])
+
+    # One sort by (user, source priority, rank in source); an article proposed by several
+    # sources keeps the first; then at most max_per_user per user.
+    priority = (owner.astype(np.int64) << 32) | (source.astype(np.int64) << 28) | np.minimum(order, (1 << 28) - 1)
+    sort = np.argsort(priority, kind="stable")
+    owner, item, source = owner[sort], item[sort], source[sort]
+    first = ~pd.Series(owner * n_articles + item).duplicated().to_numpy()
+    owner, item, source = owner[first], item[first], source[first]
+    keep = (np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")) < p.max_per_user
+    owner, item, source = owner[keep], item[keep], source[keep]
+
+    arts = pool.articles
+    return pd.DataFrame(
+        {
+            "user_id": uid[owner],
+            "article_id": arts["article_id"].to_numpy(np.int64)[item],
+            "source": _SOURCE_NAMES[source],
+            "category": arts["category"].to_numpy(object)[item],
+            "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
+        },
+        copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
+    )

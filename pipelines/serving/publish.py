@@ -1,0 +1,455 @@
+"""Publishing a batch of recommendations: write it aside, then switch the live pointer.
+
+A publish runs these steps, each in its own transaction, holding a session advisory lock
+so that two publishes never interleave:
+
+1. batches a crashed publish left 'writing' become 'failed' (their rows are dropped);
+2. a new batch row is inserted ('writing');
+3. its rows go into a table of their own (COPY, then the primary key), which is attached
+   as a partition of ``serving.recommendations``; the fallback lists are written too;
+4. the batch becomes 'complete' and ``serving.live`` points at it (one short transaction
+   under the row lock of ``serving.live``, which rollback takes too);
+5. complete batches beyond the newest ``keep`` are 'retired' and their tables detached
+   and dropped (metadata rows stay as history). The live batch is never retired.
+
+A crash before step 4 leaves the previous batch live and complete, and the reader reads a
+batch in one statement, so nobody ever sees a half-written batch. Rows carry the article's
+title, url, category and publication name so the reader never needs the warehouse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines import db
+from pipelines.errors import DataError, NewsrecError
+
+log = logging.getLogger(__name__)
+
+PUBLISH_LOCK = 72062  # advisory-lock key of publishing (migrations use 72061)
+REC_COLUMNS = ("user_id", "rank", "article_id", "score", "reason")
+FALLBACK_COLUMNS = ("region", "rank", "article_id", "score", "reason")
+GLOBAL = "GLOBAL"
+_PRUNE_LOCK_TIMEOUT = "5s"
+
+
+def _before_switch(batch_id: int) -> None:
+    """Called after a batch is fully written and before it goes live. A no-op; tests replace
+    it to crash a publish exactly at this point."""
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    batch_id: int
+    data_date: date
+    model_version: str
+    status: str
+    created_at: datetime
+    published_at: datetime | None
+    n_users: int | None
+    n_rows: int | None
+    live: bool
+
+
+@dataclass(frozen=True)
+class ServingStatus:
+    live_batch_id: int | None
+    switched_at: datetime | None
+    batches: list[BatchInfo]
+
+
+def _partition(batch_id: int) -> str:
+    return f"recommendations_b{int(batch_id)}"
+
+
+# --------------------------------------------------------------------------------------
+# Checking and completing the frames
+# --------------------------------------------------------------------------------------
+
+
+def _check_frames(recommendations: pd.DataFrame, fallback: pd.DataFrame, keep: int) -> None:
+    if keep < 1:
+        raise NewsrecError("keep must be at least 1 (the live batch)")
+    for name, frame, columns, key in (
+        ("recommendations", recommendations, REC_COLUMNS, "user_id"),
+        ("fallback", fallback, FALLBACK_COLUMNS, "region"),
+    ):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{name} lacks column(s) {', '.join(missing)}")
+        if frame.empty:
+            raise DataError(f"{name} is empty: refusing to publish a batch without it")
+        if frame[list(columns)].isna().any().any():
+            raise DataError(f"{name} has missing values in {', '.join(columns)}")
+        ranks = frame["rank"].to_numpy()
+        if ranks.min() < 1 or ranks.max() > 100:
+            raise DataError(f"{name}: ranks must be within 1..100")
+        if frame.duplicated([key, "rank"]).any():
+            raise DataError(f"{name}: a {key} has the same rank twice")
+    if GLOBAL not in set(fallback["region"]):
+        raise DataError("fallback has no GLOBAL list (unknown users without a region need it)")
+
+
+def _lookup(cur: Any, ids: np.ndarray, query: str) -> list[tuple]:
+    """Run ``query`` joined to a temporary table of ids (faster than a huge IN list)."""
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS publish_ids (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
+    db.copy_frame(cur, "publish_ids", pd.DataFrame({"id": np.unique(ids).astype(np.int64)}))
+    cur.execute("ANALYZE publish_ids")
+    cur.execute(query)
+    rows = cur.fetchall()
+    cur.execute("DELETE FROM publish_ids")
+    return rows
+
+
+def _denormalise(conn: Any, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add title, url, category and publication (and the user's region) from the warehouse.
+
+    Unknown article ids are an error; articles of a publication flagged for misinformation
+    since scoring are dropped and the ranks closed up.
+    """
+    article_ids = np.concatenate([recs["article_id"].to_numpy(np.int64), fallback["article_id"].to_numpy(np.int64)])
+    with conn.cursor() as cur:
+        rows = _lookup(
+            cur,
+            article_ids,
+            "SELECT a.article_id, a.title, a.url, a.category, p.name, p.misinformation_flag "
+            "FROM publish_ids i JOIN warehouse.articles a ON a.article_id = i.id "
+            "JOIN warehouse.publications p ON p.publication_id = a.publication_id",
+        )
+        info = pd.DataFrame(
+            rows, columns=["article_id", "title", "url", "category", "publication", "flagged"]
+        ).set_index("article_id")
+        regions = _lookup(
+            cur,
+            recs["user_id"].to_numpy(np.int64),
+            "SELECT u.user_id, u.region FROM publish_ids i JOIN warehouse.users u ON u.user_id = i.id",
+        )
+    conn.commit()
+    known = pd.Index(info.index)
+    unknown = np.setdiff1d(np.unique(article_ids), known.to_numpy(np.int64))
+    if len(unknown):
+        sample = ", ".join(str(a) for a in unknown[:5])
+        raise DataError(f"{len(unknown)} article id(s) are not in the warehouse, e.g. {sample}")
+    flagged = set(info.index[info["flagged"].astype(bool)])
+
+    def complete(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+        out = frame.copy()
+        if flagged:
+            bad = out["article_id"].isin(flagged)
+            if bad.any():
+                log.warning("dropping %d row(s) of flagged publications from %s lists", int(bad.sum()), key)
+                out = out[~bad].sort_values([key, "rank"], kind="stable")
+                out["rank"] = out.groupby(key, sort=False).cumcount() + 1
+        at = known.get_indexer(out["article_id"])
+        for column in ("title", "url", "category", "publication"):
+            out[column] = info[column].to_numpy(object)[at]
+        return out
+
+    recs = complete(recs, "user_id")
+    region_of = pd.Series(dict(regions), dtype=object)
+    recs["region"] = recs["user_id"].map(region_of).astype(object)
+    return recs, complete(fallback, "region")
+
+
+# --------------------------------------------------------------------------------------
+# The publish
+# --------------------------------------------------------------------------------------
+
+
+def publish_batch(
+    day: date,
+    model_version: str,
+    recommendations: pd.DataFrame,
+    fallback: pd.DataFrame,
+    keep: int = 3,
+) -> int:
+    """Write a new batch and make it live atomically; keep the newest ``keep`` complete
+    batches for rollback. Returns the new batch id.
+
+    ``recommendations``: user_id, rank, article_id, score, reason (optional ``arm``);
+    ``fallback``: region, rank, article_id, score, reason, with a GLOBAL list.
+    """
+    from pipelines.ops import record_run
+
+    _check_frames(recommendations, fallback, keep)
+    with record_run("publish", day) as run:
+        conn = db.connect()
+        try:
+            _acquire_publish_lock(conn)
+            _sweep(conn, fail_writing=True)
+            recs, fb = _denormalise(conn, recommendations, fallback)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO serving.batches (data_date, model_version, status) "
+                    "VALUES (%s, %s, 'writing') RETURNING batch_id",
+                    (day, model_version),
+                )
+                batch_id = int(cur.fetchone()[0])
+            conn.commit()
+            run.details["batch_id"] = batch_id
+            try:
+                n_users, n_rows = _write_rows(conn, batch_id, recs, fb)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                _mark_failed(conn, batch_id)
+                raise
+            _before_switch(batch_id)
+            previous = _switch(conn, batch_id)
+            retired: list[int] = []
+            try:  # the batch is live now: a cleanup problem must not report the publish failed
+                retired = _retire(conn, keep)
+                _sweep(conn, fail_writing=False)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                log.warning(
+                    "batch %d is live, but pruning old batches failed (next publish retries): %s", batch_id, exc
+                )
+                run.details["prune_error"] = str(exc)[:500]
+            run.details.update(
+                n_users=n_users, n_rows=n_rows, previous=previous, retired=retired, model_version=model_version
+            )
+            log.info(
+                "published batch %d (%s users, %s rows); previous live %s; retired %s",
+                batch_id, n_users, n_rows, previous, retired,
+            )  # fmt: skip
+            return batch_id
+        finally:
+            conn.close()  # also releases the session advisory lock
+
+
+def _acquire_publish_lock(conn: Any) -> None:
+    """One publish at a time; wait for a running one up to ``lock_wait_seconds``."""
+    from psycopg2 import errors
+
+    from pipelines.config import params
+
+    wait_s = float(params("serving").get("publish", {}).get("lock_wait_seconds", 600))
+    with conn.cursor() as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(wait_s * 1000)}ms",))
+        try:
+            cur.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK,))
+        except errors.LockNotAvailable:
+            conn.rollback()
+            raise NewsrecError(f"another publish has been running for over {wait_s:.0f} s; try later") from None
+        cur.execute("SELECT set_config('lock_timeout', '0', false)")
+    conn.commit()
+
+
+def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple[int, int]:
+    """The batch's rows in their own table, indexed, then attached as a partition."""
+    from psycopg2 import sql
+
+    name = _partition(batch_id)
+    table = sql.SQL("serving.{}").format(sql.Identifier(name))
+    frame = pd.DataFrame(
+        {
+            "batch_id": np.int64(batch_id),
+            "user_id": recs["user_id"].to_numpy(np.int64),
+            "rank": recs["rank"].to_numpy(np.int16),
+            "article_id": recs["article_id"].to_numpy(np.int64),
+            "score": recs["score"].to_numpy(np.float32),
+            "reason": recs["reason"].astype(str).to_numpy(object),
+            "title": recs["title"].to_numpy(object),
+            "url": recs["url"].to_numpy(object),
+            "category": recs["category"].to_numpy(object),
+            "publication": recs["publication"].to_numpy(object),
+            "region": recs["region"].to_numpy(object),
+            "arm": recs["arm"].to_numpy(object) if "arm" in recs.columns else None,
+        }
+    ).sort_values(["user_id", "rank"], kind="stable")
+    fb = pd.DataFrame(
+        {
+            "batch_id": np.int64(batch_id),
+            "region": fallback["region"].astype(str).to_numpy(object),
+            "rank": fallback["rank"].to_numpy(np.int16),
+            "article_id": fallback["article_id"].to_numpy(np.int64),
+            "score": fallback["score"].to_numpy(np.float32),
+            "reason": fallback["reason"].astype(str).to_numpy(object),
+            "title": fallback["title"].to_numpy(object),
+            "url": fallback["url"].to_numpy(object),
+            "category": fallback["category"].to_numpy(object),
+            "publication": fallback["publication"].to_numpy(object),
+        }
+    )
+    with conn.cursor() as cur:
+        # The CHECK matches the partition bound, so ATTACH needs no validation scan.
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE {} (LIKE serving.recommendations INCLUDING DEFAULTS INCLUDING CONSTRAINTS, "
+                "CONSTRAINT {} CHECK (batch_id = {}))"
+            ).format(table, sql.Identifier(f"{name}_batch"), sql.Literal(batch_id))
+        )
+        db.copy_frame(cur, f"serving.{name}", frame)
+        cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (batch_id, user_id, rank)").format(table))
+        cur.execute(
+            sql.SQL("ALTER TABLE serving.recommendations ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                table, sql.Literal(batch_id)
+            )
+        )
+        db.copy_frame(cur, "serving.fallback_recommendations", fb)
+        n_users = int(frame["user_id"].nunique())
+        cur.execute(
+            "UPDATE serving.batches SET n_users = %s, n_rows = %s WHERE batch_id = %s",
+            (n_users, len(frame), batch_id),
+        )
+        cur.execute(sql.SQL("ANALYZE {}").format(table))
+    conn.commit()
+    return n_users, len(frame)
+
+
+def _mark_failed(conn: Any, batch_id: int) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "UPDATE serving.batches SET status = 'failed' WHERE batch_id = %s AND status = 'writing'",
+                (batch_id,),
+            )
+        conn.commit()
+    except Exception:  # the connection may be gone; the next publish fails it instead
+        log.warning("could not mark batch %d failed", batch_id, exc_info=True)
+
+
+def _switch(conn: Any, batch_id: int) -> int | None:
+    """Complete the batch and point serving.live at it, in one transaction."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
+        previous = cur.fetchone()[0]
+        cur.execute(
+            "UPDATE serving.batches SET status = 'complete', published_at = now() "
+            "WHERE batch_id = %s AND status = 'writing'",
+            (batch_id,),
+        )
+        if cur.rowcount != 1:
+            conn.rollback()
+            raise NewsrecError(f"batch {batch_id} is no longer 'writing'; not switching")
+        cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (batch_id,))
+    conn.commit()
+    return previous
+
+
+def _retire(conn: Any, keep: int) -> list[int]:
+    """Mark complete batches beyond the newest ``keep`` (and never the live one) retired."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
+        live = cur.fetchone()[0]
+        cur.execute(
+            "UPDATE serving.batches SET status = 'retired' "
+            "WHERE status = 'complete' AND batch_id IS DISTINCT FROM %(live)s AND batch_id NOT IN ("
+            "  SELECT batch_id FROM serving.batches WHERE status = 'complete' "
+            "  ORDER BY batch_id DESC LIMIT %(keep)s) "
+            "RETURNING batch_id",
+            {"live": live, "keep": keep},
+        )
+        retired = sorted(r[0] for r in cur.fetchall())
+    conn.commit()
+    return retired
+
+
+def _sweep(conn: Any, fail_writing: bool) -> None:
+    """Drop the rows of failed and retired batches (and, under the publish lock, fail the
+    batches a crashed publish left 'writing'). Best effort: what cannot be dropped now
+    because readers hold locks is dropped by the next publish."""
+    import psycopg2
+    from psycopg2 import sql
+
+    with conn.cursor() as cur:
+        if fail_writing:
+            cur.execute("UPDATE serving.batches SET status = 'failed' WHERE status = 'writing' RETURNING batch_id")
+            failed = [r[0] for r in cur.fetchall()]
+            if failed:
+                log.warning("batches %s were left 'writing' by a crashed publish: marked failed", failed)
+        cur.execute(
+            "SELECT b.batch_id, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false) "
+            "FROM serving.batches b "
+            "JOIN pg_class c ON c.relname = 'recommendations_b' || b.batch_id "
+            " AND c.relnamespace = 'serving'::regnamespace "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+            "WHERE b.status IN ('failed', 'retired') ORDER BY b.batch_id"
+        )
+        doomed = cur.fetchall()
+        cur.execute(
+            "DELETE FROM serving.fallback_recommendations f USING serving.batches b "
+            "WHERE f.batch_id = b.batch_id AND b.status IN ('failed', 'retired')"
+        )
+    conn.commit()
+    if not doomed:
+        return
+    conn.autocommit = True  # DETACH ... CONCURRENTLY cannot run inside a transaction block
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, false)", (_PRUNE_LOCK_TIMEOUT,))
+            for batch_id, attached, pending in doomed:
+                table = sql.SQL("serving.{}").format(sql.Identifier(_partition(batch_id)))
+                try:
+                    if attached:
+                        mode = sql.SQL("FINALIZE" if pending else "CONCURRENTLY")
+                        cur.execute(
+                            sql.SQL("ALTER TABLE serving.recommendations DETACH PARTITION {} {}").format(table, mode)
+                        )
+                    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+                except psycopg2.Error as exc:  # e.g. lock_timeout behind a long reader query
+                    log.warning("could not drop the rows of batch %d yet: %s", batch_id, str(exc).strip())
+            cur.execute("SELECT set_config('lock_timeout', '0', false)")
+    finally:
+        conn.autocommit = False
+
+
+# --------------------------------------------------------------------------------------
+# Rollback and status
+# --------------------------------------------------------------------------------------
+
+
+def rollback(to_batch: int | None = None) -> int:
+    """Point serving.live at the previous complete batch (or at ``to_batch``): one step,
+    instant, no data copied. Returns the batch that is live now."""
+    from pipelines.ops import record_run
+
+    with record_run("rollback", None) as run:
+        with db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
+            live = cur.fetchone()[0]
+            if to_batch is None:
+                if live is None:
+                    raise NewsrecError("no batch is live yet: nothing to roll back")
+                cur.execute(
+                    "SELECT max(batch_id) FROM serving.batches WHERE status = 'complete' AND batch_id < %s",
+                    (live,),
+                )
+                target = cur.fetchone()[0]
+                if target is None:
+                    raise NewsrecError(f"no complete batch older than the live batch {live} to roll back to")
+            else:
+                cur.execute("SELECT status FROM serving.batches WHERE batch_id = %s", (to_batch,))
+                row = cur.fetchone()
+                if row is None:
+                    raise NewsrecError(f"batch {to_batch} does not exist")
+                if row[0] != "complete":
+                    raise NewsrecError(f"batch {to_batch} is {row[0]}: only a complete batch can go live")
+                target = to_batch
+            cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (target,))
+        run.details.update(previous=live, live=target)
+    log.warning("serving rolled back: live batch %s -> %s", live, target)
+    return int(target)
+
+
+def status(limit: int = 10) -> ServingStatus:
+    """The live batch and the most recent batches (newest first)."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT batch_id, switched_at FROM serving.live")
+        live, switched_at = cur.fetchone()
+        cur.execute(
+            "SELECT batch_id, data_date, model_version, status, created_at, published_at, n_users, n_rows "
+            "FROM serving.batches ORDER BY batch_id DESC LIMIT %s",
+            (limit,),
+        )
+        batches = [BatchInfo(*row, live=row[0] == live) for row in cur.fetchall()]
+    return ServingStatus(live, switched_at if live is not None else None, batches)

@@ -1,0 +1,89 @@
+"""DAG files: they import cleanly and fast, and the nightly DAG runs end to end in Airflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.airflow_env import airflow_env, last_run_states
+from pipelines.features.build import backfill
+from pipelines.warehouse import simulator
+from tests.helpers import ROOT, query
+
+_PARSE = """
+import json, sys, time
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+out = {}
+for path in sorted(Path(sys.argv[1]).glob("*.py")):
+    t0 = time.perf_counter()
+    bag = DagBag(dag_folder=str(path))
+    out[path.name] = {"seconds": time.perf_counter() - t0, "errors": {k: str(v) for k, v in bag.import_errors.items()},
+                      "dags": sorted(bag.dag_ids)}
+out["_heavy_modules_loaded"] = sorted(m for m in ("pipelines", "lightgbm", "feast", "apache_beam", "mlflow",
+                                                  "great_expectations", "evidently", "pandas") if m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def _airflow_env() -> dict[str, str]:
+    return {**os.environ, **airflow_env()}
+
+
+def test_dag_files_import_without_errors_and_parse_fast(fresh_db):
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARSE, str(ROOT / "dags")], env=_airflow_env(), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result.pop("_heavy_modules_loaded") == []  # nothing heavy at parse time
+    assert set(result) == {"newsrec_nightly.py", "newsrec_rollback.py"}
+    for name, info in result.items():
+        assert info["errors"] == {}, name
+        assert info["seconds"] < 1.0, (name, info["seconds"])
+    assert result["newsrec_nightly.py"]["dags"] == ["newsrec_nightly"]
+    assert result["newsrec_rollback.py"]["dags"] == ["newsrec_rollback"]
+
+
+@pytest.mark.slow
+def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db):
+    start = date(2026, 6, 1)
+    days = 9
+    last = start + timedelta(days=days - 1)
+    cfg = simulator.SimConfig.from_params(users=500, articles_per_day=200, start=start, seed=3)
+    simulator.seed(cfg, days - 1)  # the DAG's ingest simulates the last day
+    backfill(start, last - timedelta(days=1))
+    env = _airflow_env()
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    logical = f"{last + timedelta(days=1)}T02:00:00+00:00"
+    conf = json.dumps({"hpo_trials": 2, "hpo_minutes": 2})
+    proc = subprocess.run([airflow, "dags", "test", "newsrec_nightly", logical, "--conf", conf], env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    states = last_run_states("newsrec_nightly")
+    assert states["train"] == "success" and states["skip_training"] == "skipped"  # no champion: it trains
+    assert all(
+        states[t] == "success" for t in ("ingest", "features", "quality_gate", "drift_check", "score_and_publish")
+    )
+    # the serving table holds a complete new batch, and it is live
+    live = query(
+        "SELECT b.batch_id, b.status, b.data_date, b.n_users, b.n_rows FROM serving.live l "
+        "JOIN serving.batches b USING (batch_id)"
+    )
+    assert live and live[0][1] == "complete" and live[0][2] == last
+    batch_id, _, _, n_users, n_rows = live[0]
+    assert n_users > 0 and n_users * 5 <= n_rows <= n_users * 10
+    counted = query("SELECT count(DISTINCT user_id), count(*) FROM serving.recommendations WHERE batch_id = %s",
+                    (batch_id,))  # fmt: skip
+    assert counted == [(n_users, n_rows)]
+    assert query("SELECT count(*) FROM ops.retrain_decisions WHERE logical_date = %s", (last,)) == [(1,)]
+    report = Path(os.environ["NEWSREC_HOME"]) / "reports" / "nightly" / last.isoformat() / "report.md"
+    assert "Serving batches" in report.read_text()

@@ -1,0 +1,363 @@
+"""The REST reader against the real PostgreSQL, through the read-only role: lists, fallback,
+validation, API keys, health, metrics, docs, the role's privileges, a real uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from datetime import date, timedelta
+
+import httpx
+import psycopg2
+import pytest
+from psycopg2 import errors
+
+from pipelines.reader.app import create_app
+from pipelines.reader.keys import create_key, revoke_key
+from pipelines.reader.settings import as_reader
+from pipelines.serving import publish
+from tests.helpers import ROOT, admin_sql, query, run_cli, use_database
+from tests.integration.test_publish import batch_frames
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers the httpx2 package for its TestClient; httpx still works.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+START = date(2026, 3, 2)
+DAY = START + timedelta(days=1)
+UNKNOWN_USER = 7  # left out of the published batch
+PATH = "/v1/users/{}/recommendations"
+
+
+@pytest.fixture(scope="module")
+def reader_template(pg_server, migrated_template, tmp_path_factory):
+    """A seeded warehouse without batches; nobody stays connected, so tests can clone it."""
+    name = "reader_template"
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("reader_home"))
+        from pipelines.warehouse import simulator
+
+        simulator.seed(simulator.SimConfig.from_params(users=120, articles_per_day=60, start=START, seed=51), 2)
+    return name
+
+
+def _clone(pg_server: str, template: str, prefix: str) -> str:
+    name = f"{prefix}{os.getpid()}_{time.monotonic_ns()}"
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return pg_server.format(db=name)
+
+
+@pytest.fixture(scope="module")
+def served(pg_server, reader_template, tmp_path_factory):
+    """A database with one live batch (all users but UNKNOWN_USER) and an API key."""
+    url = _clone(pg_server, reader_template, "rd")
+    home = tmp_path_factory.mktemp("reader_served")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, url, home)
+        recs, fallback = batch_frames(skip_users=(UNKNOWN_USER,))
+        batch = publish.publish_batch(DAY, "reader-test", recs, fallback)
+        key_id, key = create_key("tests")
+    return {"url": url, "home": home, "batch": batch, "key": key, "key_id": key_id, "recs": recs, "fallback": fallback}
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    with TestClient(create_app(database_url=as_reader(served["url"]), key_cache_seconds=1.0)) as c:
+        yield c
+
+
+@pytest.fixture
+def in_served(served, monkeypatch):
+    use_database(monkeypatch, served["url"], served["home"])
+    return served
+
+
+def _get(client, user, key, **params):
+    return client.get(PATH.format(user), params=params, headers={"X-API-Key": key} if key else {})
+
+
+def test_known_user_gets_the_live_personal_list(client, served):
+    user = int(served["recs"]["user_id"].iloc[0])
+    r = _get(client, user, served["key"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["user_id"] == user and body["batch_id"] == served["batch"]
+    assert body["model_version"] == "reader-test" and body["fallback"] is False
+    assert body["region"] in {"LATAM", "AFRICA", "NA"} and body["generated_at"]
+    expected = served["recs"][served["recs"]["user_id"] == user].sort_values("rank")
+    assert [i["article_id"] for i in body["items"]] == expected["article_id"].tolist()
+    assert [i["rank"] for i in body["items"]] == list(range(1, 11))
+    first = body["items"][0]
+    assert set(first) == {"rank", "article_id", "title", "url", "category", "score", "reason"}
+    assert first["title"] and first["url"].startswith("https://") and first["reason"] == "Because you read Tests"
+    assert len(_get(client, user, served["key"], limit=3).json()["items"]) == 3
+    assert len(_get(client, user, served["key"], limit=100).json()["items"]) == 10
+
+
+def test_unknown_user_gets_the_fallback_of_a_region_or_global(client, served):
+    fb = served["fallback"]
+    body = _get(client, UNKNOWN_USER, served["key"]).json()
+    assert body["fallback"] is True and body["region"] == "GLOBAL"
+    assert [i["article_id"] for i in body["items"]] == fb[fb["region"] == "GLOBAL"].sort_values("rank")[
+        "article_id"
+    ].tolist()
+    body = _get(client, 10**12, served["key"], region="NA", limit=4).json()
+    assert body["fallback"] is True and body["region"] == "NA" and len(body["items"]) == 4
+    assert body["items"][0]["reason"] == "Popular in NA"
+    # A known user keeps the personal list whatever region is asked for.
+    user = int(served["recs"]["user_id"].iloc[0])
+    assert _get(client, user, served["key"], region="AFRICA").json()["fallback"] is False
+
+
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        (PATH.format(-1), {}, "user_id"),
+        (PATH.format("abc"), {}, "user_id"),
+        (PATH.format("1.5"), {}, "user_id"),
+        (PATH.format(2**63), {}, "user_id"),
+        (PATH.format("9" * 40), {}, "user_id"),
+        (PATH.format(1), {"limit": 0}, "limit"),
+        (PATH.format(1), {"limit": 101}, "limit"),
+        (PATH.format(1), {"limit": "ten"}, "limit"),
+        (PATH.format(1), {"region": "MARS"}, "region"),
+        (PATH.format(1), {"region": "na' OR 1=1 --"}, "region"),
+    ],
+)
+def test_bad_input_is_a_4xx_json_error(client, served, path, params, field):
+    r = client.get(path, params=params, headers={"X-API-Key": served["key"]})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"]["code"] == "invalid_request"
+    assert [f["field"] for f in body["error"]["fields"]] == [field]
+    assert "OR 1=1" not in r.text and "SELECT" not in r.text and "Traceback" not in r.text
+
+
+def test_unknown_routes_are_json_404(client):
+    r = client.get("/v1/users/1")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.post(PATH.format(1))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_api_keys_missing_wrong_and_revoked(client, in_served):
+    user = int(in_served["recs"]["user_id"].iloc[0])
+    for key in (None, "", "not-a-key", "x" * 5000, in_served["key"] + "x"):
+        r = _get(client, user, key)
+        assert r.status_code == 401, (key, r.text)
+        assert r.json()["error"]["code"] == "unauthorized"
+    # Auth comes before validation: an anonymous client learns nothing about the input.
+    assert _get(client, -1, None).status_code == 401
+
+    key_id, key = create_key("short-lived")
+    assert _get(client, user, key).status_code == 200
+    revoke_key(key_id)
+    time.sleep(1.2)  # the app under test caches valid keys for 1 s
+    r = _get(client, user, key)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    assert _get(client, user, in_served["key"]).status_code == 200  # other keys unaffected
+    stored = query("SELECT key_hash, key_prefix FROM serving.api_keys WHERE key_id = %s", (key_id,))[0]
+    assert key not in stored[0] and len(stored[0]) == 64 and stored[1] == key[:6]
+
+
+def test_health_metrics_and_docs_need_no_key(client, served):
+    r = client.get("/v1/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["database"] is True
+    assert body["live_batch_id"] == served["batch"] and 0 <= body["live_batch_age_s"] < 3600
+    assert client.get("/openapi.json").json()["paths"].keys() >= {PATH.format("{user_id}"), "/v1/health"}
+    assert client.get("/docs").status_code == 200
+    _get(client, UNKNOWN_USER, served["key"])
+    _get(client, "abc", served["key"])
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert (
+        'newsrec_reader_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
+    )
+    assert 'route="/v1/users/{user_id}/recommendations",status="422"' in text
+    assert "newsrec_reader_request_duration_seconds_bucket{" in text
+    assert 'newsrec_reader_lists_total{kind="fallback"}' in text
+    assert "/v1/users/abc" not in text  # raw paths never become label values
+
+
+def test_database_down_is_503_without_details():
+    app = create_app(database_url="postgresql://newsrec_reader@127.0.0.1:1/nowhere", key_cache_seconds=0)
+    with TestClient(app) as c:
+        health = c.get("/v1/health")
+        assert health.status_code == 503 and health.json()["database"] is False
+        r = _get(c, 1, "some-key")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
+        assert "127.0.0.1" not in r.text and "nowhere" not in r.text and "refused" not in r.text.lower()
+
+
+def test_no_live_batch_is_503(pg_server, reader_template, monkeypatch, tmp_path):
+    url = _clone(pg_server, reader_template, "rdempty")
+    use_database(monkeypatch, url, tmp_path)
+    _, key = create_key("empty")
+    with TestClient(create_app(database_url=as_reader(url))) as c:
+        assert c.get("/v1/health").json() == {
+            "status": "no_live_batch", "database": True, "live_batch_id": None,
+            "live_batch_age_s": None, "model_version": None, "switched_at": None,
+        }  # fmt: skip
+        r = _get(c, 1, key)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "no_live_batch"
+
+
+def test_reader_role_reads_serving_only(in_served):
+    conn = psycopg2.connect(as_reader(in_served["url"]))
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT current_user, current_setting('default_transaction_read_only')")
+        assert cur.fetchone() == ("newsrec_reader", "on")
+        cur.execute("SELECT count(*) FROM serving.recommendations")
+        assert cur.fetchone()[0] > 0
+        # Privileges, not only the read-only default: a READ WRITE transaction is refused too.
+        for statement in (
+            "INSERT INTO serving.api_keys (name, key_hash) VALUES ('evil', 'h')",
+            "UPDATE serving.live SET batch_id = NULL",
+            "DELETE FROM serving.recommendations",
+            "DELETE FROM serving.batches",
+            "UPDATE serving.fallback_recommendations SET score = 0",
+            "TRUNCATE serving.api_keys",
+        ):
+            cur.execute("BEGIN READ WRITE")
+            with pytest.raises(errors.InsufficientPrivilege):
+                cur.execute(statement)
+            cur.execute("ROLLBACK")
+        with pytest.raises(errors.ReadOnlySqlTransaction):
+            cur.execute("UPDATE serving.live SET batch_id = NULL")
+        for table in ("warehouse.users", "warehouse.events", "ops.runs", "sim.user_taste"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                cur.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        cur.execute("BEGIN READ WRITE")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cur.execute("CREATE TABLE serving.evil (x int)")
+        cur.execute("ROLLBACK")
+    finally:
+        conn.close()
+    assert query("SELECT batch_id FROM serving.live")[0][0] == in_served["batch"]
+
+
+def test_reader_imports_nothing_heavy():
+    code = (
+        "import sys, pipelines.reader.app, pipelines.cli.reader\n"
+        "heavy = ('apache_beam', 'feast', 'great_expectations', 'evidently', 'lightgbm', 'mlflow', 'airflow',"
+        " 'pandas', 'pipelines.serving')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_keys_cli_create_list_revoke(client, in_served):
+    proc = run_cli("reader", "keys", "create", "--name", "email-sender")
+    assert proc.returncode == 0, proc.stderr
+    key_line = proc.stdout.strip().splitlines()
+    key_id = int(key_line[0].split()[1])
+    key = key_line[-1]
+    user = int(in_served["recs"]["user_id"].iloc[0])
+    assert _get(client, user, key).status_code == 200
+    listing = run_cli("reader", "keys", "list")
+    assert listing.returncode == 0 and "email-sender" in listing.stdout and key not in listing.stdout
+    assert run_cli("reader", "keys", "revoke", str(key_id)).returncode == 0
+    again = run_cli("reader", "keys", "revoke", str(key_id))
+    assert again.returncode == 1 and "already revoked" in again.stderr and "Traceback" not in again.stderr
+    missing = run_cli("reader", "keys", "revoke", "999999")
+    assert missing.returncode == 1 and "no API key with id 999999" in missing.stderr
+
+
+def test_publish_and_rollback_while_reading_never_mix_batches(pg_server, reader_template, monkeypatch, tmp_path):
+    url = _clone(pg_server, reader_template, "rdlive")
+    use_database(monkeypatch, url, tmp_path)
+    lists = {}
+    frames = [batch_frames(salt=s) for s in range(3)]
+    first = publish.publish_batch(DAY, "v0", *frames[0])
+    lists[first] = frames[0][0]
+    _, key = create_key("load")
+    user = int(frames[0][0]["user_id"].iloc[0])
+    failures: list[str] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    with TestClient(create_app(database_url=as_reader(url))) as c:
+
+        def hammer() -> None:
+            while not stop.is_set():
+                r = _get(c, user, key)
+                if r.status_code != 200:
+                    failures.append(r.text)
+                    continue
+                body = r.json()
+                seen.add(body["batch_id"])
+                expected = lists.get(body["batch_id"])
+                got = [i["article_id"] for i in body["items"]]
+                if expected is None or got != expected[expected["user_id"] == user]["article_id"].tolist():
+                    failures.append(f"batch {body['batch_id']}: {got}")
+
+        reader = threading.Thread(target=hammer)
+        reader.start()
+        try:
+            for salt in (1, 2):
+                # Register the expected list before the batch can go live.
+                batch_id = query("SELECT coalesce(max(batch_id), 0) + 1 FROM serving.batches")[0][0]
+                lists[batch_id] = frames[salt][0]
+                assert publish.publish_batch(DAY, f"v{salt}", *frames[salt], keep=2) == batch_id
+                time.sleep(0.2)
+            assert publish.rollback() == batch_id - 1
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            reader.join(30)
+        assert not failures, failures[:3]
+        assert len(seen) >= 2
+        assert c.get("/v1/health").json()["live_batch_id"] == batch_id - 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_serves_over_http_with_uvicorn(in_served):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port)],
+        cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the reader did not come up"
+            time.sleep(0.2)
+        user = int(in_served["recs"]["user_id"].iloc[0])
+        r = httpx.get(f"{base}{PATH.format(user)}", headers={"X-API-Key": in_served["key"]}, timeout=5)
+        assert r.status_code == 200 and len(r.json()["items"]) == 10
+        assert json.loads(httpx.get(f"{base}/openapi.json", timeout=5).text)["info"]["title"] == "newsrec reader"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
