@@ -25,10 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 demo: venv
-	$(BIN)/newsrec db start
-	$(BIN)/newsrec db migrate
-	$(BIN)/newsrec warehouse seed --users 3000 --articles-per-day 800 --days 14
-	$(BIN)/newsrec warehouse summary
+	$(BIN)/newsrec demo
 
 test: venv
 	$(BIN)/pytest

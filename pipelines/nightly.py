@@ -83,7 +83,7 @@ def drift_reference(day: date) -> list[date]:
     from pipelines import drift as drift_check
     from pipelines import registry
 
-    info = registry.version_info(registry.CHAMPION)
+    info = registry.champion_as_of(day)
     window = (info or {}).get("tags", {}).get("data_window")
     if window:
         first, last = (date.fromisoformat(x) for x in window.split(".."))

@@ -121,3 +121,17 @@ def record(decision: Decision, logical_date: date | None, kind: str = "promotion
                 json.dumps(decision.evidence, default=float),
             ),
         )
+
+
+def latest_decision(challenger: str) -> Decision | None:
+    """The last gate decision recorded for a version, if any."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT promoted, champion_version, reasons, evidence FROM ops.model_decisions "
+            "WHERE challenger_version = %s AND kind = 'promotion' ORDER BY decision_id DESC LIMIT 1",
+            (challenger,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return Decision(bool(row[0]), challenger, row[1], list(row[2]), dict(row[3]))

@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pipelines import db
@@ -151,6 +152,30 @@ def champion_version() -> str | None:
     return info["version"] if info else None
 
 
+def champion_as_of(day: date) -> dict[str, Any] | None:
+    """The champion that day ``day``'s run started from: the current one, or the one it
+    replaced if the current champion was itself trained for ``day`` or later (re-runs and
+    backfills then judge a day against the same model as the first run did)."""
+    info = version_info(CHAMPION)
+    seen: set[str] = set()
+    while info is not None and info["version"] not in seen:
+        seen.add(info["version"])
+        trained_for = info["tags"].get("logical_date")
+        if trained_for is None or date.fromisoformat(trained_for) < day:
+            return info
+        before = info["tags"].get("promoted_from")
+        info = version_info(before) if before else None
+    return None
+
+
+def find_version(**tags: str) -> dict[str, Any] | None:
+    """The newest complete version whose tags include all of ``tags``."""
+    for row in reversed(list_versions()):
+        if row["tags"].get("complete") == "true" and all(row["tags"].get(k) == v for k, v in tags.items()):
+            return version_info(row["version"])
+    return None
+
+
 def load(ref: str = CHAMPION) -> LoadedModel:
     """Load a complete registered version (number or alias) with its signature."""
     info = version_info(ref)
@@ -205,6 +230,8 @@ def list_versions() -> list[dict[str, Any]]:
     client = _client()
     try:
         found = client.search_model_versions(f"name='{model_name()}'")
+        if not found:
+            return []
     except MlflowException:
         return []
     by_version: dict[str, list[str]] = {}

@@ -58,6 +58,14 @@ def champion_decay(day: date, version: str) -> tuple[float | None, float | None]
     return at_registration, now
 
 
+def latest_drift_share(day: date) -> float | None:
+    """The share of drifted features in the day's latest feature-drift result, if any."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT drift_share FROM ops.drift_latest WHERE logical_date = %s AND kind = 'features'", (day,))
+        row = cur.fetchone()
+    return float(row[0]) if row else None
+
+
 def decide(day: date, drift_share: float | None = None, force: bool = False) -> RetrainDecision:
     """Decide for logical date ``day``; ``drift_share`` is the drift check's share of drifted features."""
     from pipelines.features.definitions import FEATURE_SERVICE
@@ -66,7 +74,7 @@ def decide(day: date, drift_share: float | None = None, force: bool = False) -> 
     cfg = params("retrain")
     reasons: list[str] = []
     evidence: dict[str, Any] = {"drift_share": drift_share}
-    info = registry.version_info(registry.CHAMPION)
+    info = registry.champion_as_of(day)
     champion = info["version"] if info else None
     if force:
         reasons.append("forced by the user")

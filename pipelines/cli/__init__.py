@@ -6,9 +6,11 @@ Stage modules (and the heavy libraries behind them) are imported inside the comm
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from datetime import datetime
 
 import typer
 
@@ -44,6 +46,57 @@ app.add_typer(model_cli.app, name="model")
 app.add_typer(dataset_cli.app, name="dataset")
 app.command("train")(model_cli.train)
 app.command("evaluate")(model_cli.evaluate)
+
+
+@app.command("run-day")
+def run_day(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Logical date (a UTC day)."),
+    ingest: str = typer.Option("simulate", help="simulate: simulate the day; warehouse: use loaded data."),
+    force_retrain: bool = typer.Option(False, help="Train a challenger whatever the checker says."),
+    trials: int = typer.Option(None, min=1, help="Search trials when training."),
+    minutes: float = typer.Option(None, min=0.1, help="Search budget in minutes when training."),
+    dry_run: bool = typer.Option(False, help="Score but do not publish."),
+) -> None:
+    """Run every nightly stage for one date without Airflow (same functions as the DAG)."""
+    from pipelines import nightly
+
+    steps = nightly.run_day(day.date(), ingest, force_retrain, trials, minutes, dry_run)
+    typer.echo(json.dumps(steps, indent=2, default=str))
+
+
+@app.command()
+def backfill(
+    first: datetime = typer.Option(..., "--from", formats=["%Y-%m-%d"], help="First date."),
+    last: datetime = typer.Option(..., "--to", formats=["%Y-%m-%d"], help="Last date."),
+    ingest: str = typer.Option("warehouse", help="warehouse: use loaded data; simulate: simulate each day."),
+    trials: int = typer.Option(None, min=1, help="Search trials when training."),
+    minutes: float = typer.Option(None, min=0.1, help="Search budget in minutes when training."),
+) -> None:
+    """Run the nightly stages date by date, oldest first (stops at the first failing date)."""
+    from datetime import timedelta
+
+    from pipelines import nightly
+
+    if last < first:
+        raise NewsrecError("--to is before --from")
+    day = first.date()
+    while day <= last.date():
+        steps = nightly.run_day(day, ingest, trials=trials, minutes=minutes)
+        published = steps.get("publish", {})
+        trained = steps.get("train", {})
+        typer.echo(
+            f"{day}: batch {published.get('batch_id')} ({published.get('users', 0):,} users), "
+            f"{'trained v' + str(trained['version']) if trained else 'no training'}, {steps['seconds']} s"
+        )
+        day += timedelta(days=1)
+
+
+@app.command()
+def demo() -> None:
+    """The demo: a small simulated world, the nightly DAG through Airflow, one reader request."""
+    from pipelines.demo import main as run
+
+    run()
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 Exit codes: 0 the gate passed (warnings may be printed); 1 a critical quality check failed,
 drift crossed its threshold, or the gate could not run (the message says which); 2 bad usage.
+`check retrain` exits 0 when the day should retrain and 3 when it need not.
 """
 
 from __future__ import annotations
@@ -61,3 +62,21 @@ def drift(
         typer.echo(result.render())
     if any(r.drifted for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def retrain(
+    day: datetime = DateOpt,
+    force: bool = typer.Option(False, help="Force retraining (recorded as the reason)."),
+    drift_share: float = typer.Option(
+        None, min=0.0, max=1.0, help="Share of drifted features [the day's latest drift result]."
+    ),
+) -> None:
+    """Decide whether to retrain for a day; exit 0 = retrain, 3 = no retraining needed."""
+    from pipelines import retrain as checker
+
+    share = drift_share if drift_share is not None else checker.latest_drift_share(day.date())
+    decision = checker.decide(day.date(), drift_share=share, force=force)
+    typer.echo(decision.render())
+    if not decision.retrain:
+        raise typer.Exit(3)

@@ -108,6 +108,11 @@ def train(
         splits = load_splits(day, train_days)
         snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}.parquet"
         data_hash = dataset.snapshot(splits.train, snapshot)
+        existing = registry.find_version(logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full")
+        if existing is not None:
+            result = _reuse(day, existing["version"], splits, data_hash, t0)
+            run.details.update(version=result.version, reused=True)
+            return result
         study = f"ranker-{day.isoformat()}-{data_hash[:10]}"
         search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes)
         booster = ranker.fit(splits.train, splits.valid, splits.spec, search.best_params)
@@ -148,6 +153,25 @@ def train(
         run.details.update(
             version=version, promoted=decision.promoted, rows=rows, ndcg=table["overall"]["model"]["ndcg@10"]
         )
+    return TrainResult(day, version, table, search, decision, data_hash, time.perf_counter() - t0, rows)
+
+
+def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -> TrainResult:
+    """The same date and data were already trained and registered: report that version
+    instead of registering an identical one (re-runs and backfills stay idempotent)."""
+    model = registry.load(version)
+    table = evaluate.evaluate(splits.test, model.predict(to_matrix(splits.test.rows, model.spec)),
+                              seed=int(params("training").get("seed", 13)))  # fmt: skip
+    earlier = promotion.latest_decision(version)
+    reasons = [f"version {version} was already trained on this date and data; reused"]
+    decision = promotion.Decision(
+        promoted=bool(earlier and earlier.promoted),
+        challenger=version,
+        champion=earlier.champion if earlier else None,
+        reasons=reasons + (earlier.reasons if earlier else []),
+    )
+    rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
+    search = ranker.SearchResult({}, float("nan"), 0, 0, 0.0)
     return TrainResult(day, version, table, search, decision, data_hash, time.perf_counter() - t0, rows)
 
 
