@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock clean
+.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down bench soak
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ demo: venv
 
 test: venv
 	$(BIN)/pytest
+
+# Airflow 3 (UI on http://localhost:8080) on the project's PostgreSQL, DAGs and plugins loaded.
+airflow: venv
+	$(BIN)/newsrec airflow up
+
+airflow-down: venv
+	$(BIN)/newsrec airflow down
 
 lint: venv
 	$(BIN)/ruff check pipelines dags plugins tests

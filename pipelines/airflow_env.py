@@ -82,3 +82,58 @@ def last_run_states(dag_id: str) -> dict[str, str]:
             (dag_id,),
         )
         return {task: state or "none" for task, state in cur.fetchall()}
+
+
+SERVICES = ("api-server", "scheduler", "dag-processor")
+
+
+def start_services(port: int = 8080, timeout_s: float = 120, no_login: bool = False) -> tuple[str, list[int]]:
+    """Start the Airflow services detached from this process; wait until the API answers."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from pipelines.errors import NewsrecError
+
+    env = {**os.environ, **airflow_env(port)}
+    if no_login:
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    logs = airflow_home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pids = []
+    for service in SERVICES:
+        with open(logs / f"{service}.log", "ab") as fh:
+            proc = subprocess.Popen([airflow, service], env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # fmt: skip
+        pids.append(proc.pid)
+    (airflow_home() / "services.pid").write_text("\n".join(map(str, pids)))
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as response:
+                if response.status == 200:
+                    return url, pids
+        except OSError:
+            time.sleep(1)
+    raise NewsrecError(f"Airflow did not answer on {url} within {timeout_s:.0f} s; see {logs}")
+
+
+def stop_services() -> int:
+    import signal
+
+    pid_file = airflow_home() / "services.pid"
+    if not pid_file.exists():
+        return 0
+    stopped = 0
+    for pid in map(int, pid_file.read_text().split()):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            stopped += 1
+        except ProcessLookupError:
+            pass
+    pid_file.unlink()
+    return stopped

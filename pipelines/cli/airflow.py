@@ -31,3 +31,25 @@ def login() -> None:
 
     airflow_env()
     typer.echo(f"Airflow UI: http://localhost:8080  user: admin  password: {admin_password()}")
+
+
+@app.command()
+def up(
+    port: int = typer.Option(8080, help="Port of the UI and API."),
+    no_login: bool = typer.Option(False, help="Everyone is admin, no login (a local throwaway UI only)."),
+) -> None:
+    """Start api-server, scheduler and dag-processor in the background (logs in $AIRFLOW_HOME/logs)."""
+    from pipelines.airflow_env import start_services
+
+    url, pids = start_services(port, no_login=no_login)
+    typer.echo(f"Airflow is up at {url} (pids {', '.join(map(str, pids))}); `newsrec airflow down` stops it")
+    login()
+
+
+@app.command()
+def down() -> None:
+    """Stop the background Airflow services started by `up`."""
+    from pipelines.airflow_env import stop_services
+
+    stopped = stop_services()
+    typer.echo(f"stopped {stopped} Airflow process(es)")
