@@ -191,6 +191,27 @@ def load(ref: str = CHAMPION) -> LoadedModel:
     return LoadedModel(info["version"], booster, spec, info["tags"], info["run_id"])
 
 
+def serving_model_dir(version: str):
+    return get_settings().home / "serving" / "models" / str(version)
+
+
+def export_for_serving(version: str) -> Any:
+    """Write a version's model file and signature where the reader loads them from, so the
+    reader needs neither MLflow nor its database to explain a recommendation."""
+    import os as _os
+
+    folder = serving_model_dir(version)
+    if (folder / "model.txt").exists() and (folder / "spec.json").exists():
+        return folder
+    model = load(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".model.{_os.getpid()}.tmp"
+    model.booster.save_model(str(tmp))
+    (folder / "spec.json").write_text(json.dumps(model.spec.to_dict()))
+    _os.replace(tmp, folder / "model.txt")
+    return folder
+
+
 def set_champion(version: str) -> str | None:
     """Point ``champion`` at ``version``; returns the version it replaced."""
     client = _client()

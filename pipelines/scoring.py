@@ -110,6 +110,7 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
         else:
             from pipelines.serving.publish import publish_batch
 
+            registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
             summary["batch_id"] = publish_batch(
                 day, result.model_version, result.recommendations, result.fallback, keep

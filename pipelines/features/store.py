@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 REPO_DIR = Path(__file__).resolve().parent / "repo"
 
 
-def configure_env() -> dict[str, str]:
-    """Export the NEWSREC_FEAST_* variables that feature_store.yaml expands."""
+def configure_env(url: str | None = None) -> dict[str, str]:
+    """Export the NEWSREC_FEAST_* variables that feature_store.yaml expands.
+
+    ``url`` is the libpq URL to reach the online store with (default: the main database);
+    the reader passes its read-only login."""
     settings = get_settings()
-    parts = urlsplit(db.database_url())
+    parts = urlsplit(url or db.database_url())
     query = parse_qs(parts.query)
     host = query.get("host", [parts.hostname or "localhost"])[0]
     values = {
@@ -56,11 +59,11 @@ def definitions() -> list[Any]:
     return [*ENTITIES.values(), *srcs.values(), *views.values(), *feature_services(views).values()]
 
 
-def feature_store() -> FeatureStore:
+def feature_store(url: str | None = None) -> FeatureStore:
     import logging
     import warnings
 
-    configure_env()
+    configure_env(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from feast import FeatureStore
@@ -74,16 +77,35 @@ def apply() -> list[str]:
     store = feature_store()
     objects = definitions()
     store.apply(objects)
+    grant_reader_access()
     return sorted(f"{type(o).__name__}:{o.name}" for o in objects)
+
+
+def grant_reader_access() -> None:
+    """Let the reader's read-only role read the online features (for explanations).
+
+    The online store is the one schema besides ``serving`` that role may read: it holds
+    aggregate features, no personal data beyond what the reader already serves."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "DO $$ BEGIN "
+            "IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'newsrec_reader') "
+            "AND EXISTS (SELECT FROM pg_namespace WHERE nspname = 'feast_online') THEN "
+            "GRANT USAGE ON SCHEMA feast_online TO newsrec_reader; "
+            "GRANT SELECT ON ALL TABLES IN SCHEMA feast_online TO newsrec_reader; "
+            "END IF; END $$"
+        )
 
 
 def materialize(day: date) -> dict[str, int]:
     """Load the online views with what is known at the end of ``day``.
 
     Explicit windows per interval (not materialize_incremental): ``feast apply`` can reset
-    the incremental watermark. Daily views take only day D's partition; article attributes
-    take the articles published during D.
+    the incremental watermark. Daily views take only day D's partition. Article attributes
+    take every article that can still be recommended (published within the candidate
+    window), unless the day before was materialized already: then only D's new articles.
     """
+    from pipelines.config import params
     from pipelines.features import partitions
 
     partitions.require_day(day)
@@ -93,8 +115,14 @@ def materialize(day: date) -> dict[str, int]:
     daily = [v for v, spec in VIEWS.items() if spec.online and spec.ttl <= timedelta(days=1)]
     static = [v for v, spec in VIEWS.items() if spec.online and v not in daily]
     store.materialize(start_date=end - timedelta(seconds=1), end_date=end, feature_views=daily)
-    store.materialize(start_date=end - timedelta(days=1), end_date=end - timedelta(microseconds=1),
-                      feature_views=static)  # fmt: skip
+    hours = float(params("serving").get("candidates", {}).get("window_hours", 48))
+    for name in static:
+        start = end - timedelta(hours=hours)
+        intervals = store.get_feature_view(name).materialization_intervals
+        if any(s <= start and e >= end - timedelta(days=1, microseconds=1) for s, e in intervals):
+            start = end - timedelta(days=1)
+        store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=[name])
+    grant_reader_access()
     return {v: partitions_rows(v, day) for v in daily + static}
 
 
@@ -105,9 +133,9 @@ def partitions_rows(view: str, day: date) -> int:
     return int(body.get("rows", {}).get(view, 0))
 
 
-def online_features(user_id: int, article_id: int) -> dict[str, Any]:
+def online_features(user_id: int, article_id: int, url: str | None = None) -> dict[str, Any]:
     """The online values of the ranker's features for one (user, article) pair."""
-    store = feature_store()
+    store = feature_store(url)
     features = [f"{view}:{f.name}" for view, spec in VIEWS.items() if spec.online for f in view_features(view)]
     result = store.get_online_features(
         features=features, entity_rows=[{"user_id": int(user_id), "article_id": int(article_id)}]

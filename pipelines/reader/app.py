@@ -222,6 +222,10 @@ def create_app(database_url: str | None = None, key_cache_seconds: float | None 
             switched_at=row["switched_at"],
         )
 
+    from pipelines.reader.explanations import add_explanation_route
+
+    add_explanation_route(app, require_key, ApiError, errors)
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
         body, content_type = metrics.render()
