@@ -105,6 +105,7 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
     with record_run("score_publish", day) as run:
         result = score(day, model_ref)
         summary = result.summary()
+        summary["score_drift"] = score_drift_against_live(day, result.recommendations)
         if dry_run:
             summary["published"] = False
         else:
@@ -118,3 +119,30 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
             summary["published"] = True
         run.details.update(summary)
     return summary
+
+
+def score_drift_against_live(day: date, recommendations: pd.DataFrame) -> dict[str, Any] | None:
+    """Drift of the new batch's scores against the live batch's (Evidently), before the switch.
+
+    Informational: it is stored in ``ops.drift_results`` and never blocks publishing."""
+    from pipelines import db
+    from pipelines.drift import check_score_drift
+    from pipelines.errors import NewsrecError
+
+    if recommendations.empty:
+        return None
+    with db.transaction() as conn:
+        live = db.read_frame(
+            conn,
+            "SELECT r.score FROM serving.recommendations r JOIN serving.live l USING (batch_id) "
+            "WHERE r.user_id % 10 = 0 LIMIT 50000",
+        )
+    if live.empty:
+        return None
+    current = recommendations.loc[recommendations["user_id"] % 10 == 0, "score"].head(50_000)
+    try:
+        result = check_score_drift(day, current.to_numpy(), live["score"].to_numpy())
+    except NewsrecError as exc:
+        log.warning("score drift not measured: %s", exc)
+        return None
+    return {"drifted": result.drifted, "score": result.columns[0].score, "report": str(result.report_path)}

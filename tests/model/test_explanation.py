@@ -51,3 +51,13 @@ def test_explanation_adds_up_to_the_published_score(published, monkeypatch):
         assert client.get(url).status_code == 401
         missing = client.get(f"/v1/users/{user}/recommendations/1/explanation", headers={"X-API-Key": published["key"]})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_score_drift_against_the_live_batch_is_measured(published, monkeypatch):
+    from tests.helpers import use_database
+
+    use_database(monkeypatch, published["url"], published["home"])
+    again = score_and_publish(DAY, dry_run=True)  # same model, same day: same scores
+    assert again["published"] is False
+    assert again["score_drift"]["drifted"] is False and again["score_drift"]["score"] < 0.01
+    assert query("SELECT count(*) FROM ops.drift_results WHERE kind = 'scores'")[0][0] >= 1
