@@ -134,7 +134,8 @@ class WritePartial(beam.DoFn):
             transforms.merge_article_partials(parts) if kind == "article" else transforms.merge_user_partials(parts)
         )
         path = Path(self.features_root) / "_daily" / kind / f"{day_iso}.parquet"
-        partitions.write_parquet_atomic(merged, path)
+        columns = transforms.ARTICLE_PARTIAL_COLUMNS if kind == "article" else transforms.UC_PARTIAL_COLUMNS
+        partitions.write_parquet_atomic(merged, path, partitions.arrow_schema(columns))
         yield kind, day_iso, len(merged)
 
 
@@ -190,7 +191,7 @@ class StageView(beam.DoFn):
         frames = list(frames)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
-        partitions.write_parquet_atomic(frame, Path(self.staging_dir) / f"{view}.parquet")
+        partitions.write_parquet_atomic(frame, Path(self.staging_dir) / f"{view}.parquet", partitions.view_schema(view))
         yield view, len(frame)
 
 

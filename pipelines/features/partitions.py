@@ -42,7 +42,34 @@ def manifest_path(day: date) -> Path:
     return root() / "_manifests" / f"{day.isoformat()}.json"
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> int:
+_ARROW_TYPES = {"int64": "int64", "float32": "float32", "float64": "float64", "string": "string", "object": "string"}
+
+
+def arrow_schema(columns: dict[str, str]) -> Any:
+    """A pyarrow schema from {column: dtype name}; timestamps are UTC microseconds.
+
+    Writing with an explicit schema matters for empty partitions: pyarrow would otherwise
+    type an empty string column as null, and DuckDB then refuses to join on it."""
+    import pyarrow as pa
+
+    def arrow(dtype: str) -> Any:
+        if dtype == "timestamp":
+            return pa.timestamp("us", tz="UTC")
+        return pa.type_for_alias(_ARROW_TYPES[dtype])
+
+    return pa.schema([(name, arrow(dtype)) for name, dtype in columns.items()])
+
+
+def view_schema(view: str) -> Any:
+    from pipelines.features.definitions import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS
+
+    columns = {ENTITY_KEYS[e][0]: ENTITY_KEYS[e][1] for e in VIEWS[view].entities}
+    columns[TIMESTAMP] = "timestamp"
+    columns.update({f.name: f.dtype for f in FEATURES if f.view == view})
+    return arrow_schema(columns)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path, schema: Any = None) -> int:
     """Write a file under a hidden temporary name, then rename it over the target."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -50,7 +77,7 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
     finally:

@@ -219,6 +219,21 @@ def test_empty_day_gives_valid_empty_partitions_and_a_warning(in_world, caplog):
     assert list(frame.columns) == view_columns("article_engagement")
     assert "article_ctr_24h" in frame.columns
     assert partitions.read_manifest(empty_day) is not None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # typed even when empty: a null-typed column would break DuckDB's join over all partitions
+    assert pq.read_schema(partitions.view_path("user_category", empty_day)).field("category").type == pa.string()
+    attrs = pd.read_parquet(partitions.view_path("article_attributes", D2)).iloc[:1]
+    entities = pd.DataFrame(
+        {
+            "user_id": [int(pd.read_parquet(partitions.view_path("user_activity", D2))["user_id"].iloc[0])],
+            "article_id": [int(attrs["article_id"].iloc[0])],
+            "category": [attrs["article_category"].iloc[0]],
+            "event_timestamp": [pd.Timestamp(D2 + timedelta(days=1), tz="UTC") + pd.Timedelta(hours=3)],
+        }
+    )
+    assert retrieval.training_rows(entities)["user_reads_28d"].notna().all()
 
 
 def test_wrong_schema_and_missing_table_fail_clearly(fresh_db):
