@@ -21,9 +21,7 @@ def query(sql: str, params: tuple | None = None) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real ``newsrec`` entry point in a subprocess, with this test's environment."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

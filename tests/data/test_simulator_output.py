@@ -11,8 +11,7 @@ def test_row_counts_match_the_configuration(small_world):
     per_day = round(users * 0.002)
     assert query("SELECT count(*) FROM warehouse.users") == [(users + per_day * SMALL_WORLD["days"],)]
     days = query(
-        "SELECT (published_at AT TIME ZONE 'UTC')::date, count(*) "
-        "FROM warehouse.articles GROUP BY 1 ORDER BY 1"
+        "SELECT (published_at AT TIME ZONE 'UTC')::date, count(*) FROM warehouse.articles GROUP BY 1 ORDER BY 1"
     )
     # a lead-in day of articles, then one block per simulated day
     assert len(days) == SMALL_WORLD["days"] + 1
@@ -24,9 +23,7 @@ def test_row_counts_match_the_configuration(small_world):
 
 def test_all_regions_present_with_plausible_shares(small_world):
     shares = dict(
-        query(
-            "SELECT region, avg(1.0) * count(*) / sum(count(*)) OVER () FROM warehouse.users GROUP BY region"
-        )
+        query("SELECT region, avg(1.0) * count(*) / sum(count(*)) OVER () FROM warehouse.users GROUP BY region")
     )
     assert set(shares) == {"LATAM", "AFRICA", "NA"}
     assert 0.30 < float(shares["LATAM"]) < 0.50
@@ -104,14 +101,10 @@ def test_regions_differ(small_world):
         by_region.setdefault(region, {})[cat] = n
     shares = {r: {c: n / sum(cats.values()) for c, n in cats.items()} for r, cats in by_region.items()}
     cats = set().union(*shares.values())
-    spread = max(
-        max(shares[r].get(c, 0) for r in shares) - min(shares[r].get(c, 0) for r in shares) for c in cats
-    )
+    spread = max(max(shares[r].get(c, 0) for r in shares) - min(shares[r].get(c, 0) for r in shares) for c in cats)
     assert spread > 0.02
 
 
 def test_start_date_is_the_first_event_day(small_world):
-    assert query("SELECT min(event_ts AT TIME ZONE 'UTC')::date FROM warehouse.events") == [
-        (SMALL_WORLD["start"],)
-    ]
+    assert query("SELECT min(event_ts AT TIME ZONE 'UTC')::date FROM warehouse.events") == [(SMALL_WORLD["start"],)]
     assert isinstance(SMALL_WORLD["start"], date)

@@ -18,9 +18,7 @@ def test_embedded_server_lifecycle():
         assert (home / "pg" / "PG_VERSION").exists()
         # a second process attaches to the same server instead of starting another
         status = run_cli("db", "status", env=env)
-        assert (
-            status.returncode == 0 and "embedded PostgreSQL" in status.stdout and ": running" in status.stdout
-        )
+        assert status.returncode == 0 and "embedded PostgreSQL" in status.stdout and ": running" in status.stdout
         migrated = run_cli("db", "migrate", env=env)
         assert migrated.returncode == 0 and "applied" in migrated.stdout
         # the server outlives the processes that used it (no stop on exit)

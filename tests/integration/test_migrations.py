@@ -52,9 +52,7 @@ def test_edited_applied_migration_is_refused(empty_db, tmp_path, monkeypatch):
 def test_failed_migration_leaves_nothing_behind(empty_db, tmp_path):
     sql_dir = tmp_path / "migrations"
     shutil.copytree(migrations.get_settings().sql_dir / "migrations", sql_dir)
-    (sql_dir / "9999_broken.sql").write_text(
-        "CREATE TABLE ops.half_done (x int);\nSELECT * FROM no_such_table;\n"
-    )
+    (sql_dir / "9999_broken.sql").write_text("CREATE TABLE ops.half_done (x int);\nSELECT * FROM no_such_table;\n")
     with pytest.raises(Exception, match="no_such_table"):
         migrations.migrate(sql_dir)
     assert query("SELECT to_regclass('ops.half_done')") == [(None,)]

@@ -32,8 +32,7 @@ def test_sample_loads_with_expected_counts(fresh_db):
         "WHERE e.event_ts < a.published_at"
     ) == [(0,)]
     positions = query(
-        "SELECT position FROM warehouse.events "
-        "WHERE event_type = 'impression' AND user_id = 502 ORDER BY position"
+        "SELECT position FROM warehouse.events WHERE event_type = 'impression' AND user_id = 502 ORDER BY position"
     )
     assert [p for (p,) in positions] == [0, 1, 2, 3]
 

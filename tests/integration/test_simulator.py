@@ -123,10 +123,7 @@ def test_failure_midway_leaves_the_day_as_it_was(fresh_db):
         "CREATE FUNCTION sim.reject() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
     )
-    query(
-        "CREATE TRIGGER reject BEFORE INSERT ON sim.impression_truth "
-        "FOR EACH ROW EXECUTE FUNCTION sim.reject()"
-    )
+    query("CREATE TRIGGER reject BEFORE INSERT ON sim.impression_truth FOR EACH ROW EXECUTE FUNCTION sim.reject()")
     with pytest.raises(Exception, match="injected failure"):
         simulator.simulate_day(day, ["duplicates"])
     assert _fingerprint(day) == before

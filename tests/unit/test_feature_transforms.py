@@ -102,9 +102,7 @@ def test_user_features_windows_by_hand():
 
 def test_article_partials_merge_across_user_ranges_in_beam():
     """Article partials of different user ranges add up after a GroupByKey."""
-    a = pd.DataFrame(
-        {"article_id": [100, 101], "impressions": [2, 1], "reads": [1, 0], "dwell_s": [30.0, 0.0]}
-    )
+    a = pd.DataFrame({"article_id": [100, 101], "impressions": [2, 1], "reads": [1, 0], "dwell_s": [30.0, 0.0]})
     b = pd.DataFrame({"article_id": [100], "impressions": [3], "reads": [2], "dwell_s": [15.0]})
     with BeamTestPipeline(runner="FnApiRunner") as p:
         merged = (
@@ -118,9 +116,7 @@ def test_article_partials_merge_across_user_ranges_in_beam():
 
 
 def test_engagement_ratios_handle_zero_reads():
-    partial = pd.DataFrame(
-        {"article_id": [1, 2], "impressions": [4, 0], "reads": [0, 0], "dwell_s": [0.0, 0.0]}
-    )
+    partial = pd.DataFrame({"article_id": [1, 2], "impressions": [4, 0], "reads": [0, 0], "dwell_s": [0.0, 0.0]})
     eng = transforms.article_engagement(D, partial)
     assert eng["article_ctr_24h"].iloc[0] == 0.0 and np.isnan(eng["article_ctr_24h"].iloc[1])
     assert np.isnan(eng["article_mean_dwell_24h_s"]).all()

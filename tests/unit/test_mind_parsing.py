@@ -36,9 +36,7 @@ def test_built_events_link_reads_to_impressions():
     assert set(users["region"]) <= {"LATAM", "AFRICA", "NA"}
     assert (
         articles["published_at"]
-        <= articles["article_id"]
-        .map(events.groupby("article_id")["event_ts"].min())
-        .fillna(articles["published_at"])
+        <= articles["article_id"].map(events.groupby("article_id")["event_ts"].min()).fillna(articles["published_at"])
     ).all()
 
 
