@@ -20,3 +20,33 @@ def etl(
     from pipelines.bench.etl import run
 
     typer.echo(run(day.date(), results, runner).render())
+
+
+@app.command()
+def reader(
+    results: Path = typer.Option(Path("bench/results"), help="Folder for reader.json and reader.md."),
+    seconds: int = typer.Option(15, min=1, max=600, help="Load per case (target x connections), seconds."),
+    connections: list[int] = typer.Option([4, 32], min=1, max=1024, help="Concurrent connections (repeatable)."),
+    warmup: float = typer.Option(2.0, min=0, max=60, help="Unmeasured load before each case, seconds."),
+    users: int = typer.Option(20_000, min=10, help="Users of the world built when nothing is live."),
+    world: str = typer.Option(
+        "auto", help="auto: the live batch, else build one in an empty warehouse; seed: REPLACE the warehouse."
+    ),
+    generator: str = typer.Option("auto", help="Load generator: auto (wrk if installed), wrk or python."),
+) -> None:
+    """The REST reader vs a bare FastAPI app under load (wrk), one server at a time."""
+    from pipelines.bench.reader import run
+
+    typer.echo(run(results, seconds, users, connections, warmup, generator, world, say=typer.echo).render())
+
+
+@app.command()
+def scoring(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Day whose features score tomorrow."),
+    results: Path = typer.Option(Path("bench/results"), help="Folder for scoring.json and scoring.md."),
+    publish: bool = typer.Option(True, help="Also time the atomic publish."),
+) -> None:
+    """Batch scoring of every active user vs raw LightGBM predict on the same number of rows."""
+    from pipelines.bench.scoring import run
+
+    typer.echo(run(day.date(), results, publish).render())

@@ -94,11 +94,18 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET
+    ALL): one more round trip per request, and the reader never changes session state (its
+    settings are connection parameters). asyncpg still rolls back an open transaction."""
+
+
 async def _open_pool(url: str, p: ReaderParams) -> asyncpg.Pool:
     """A pool that does not need the database to be up: the app starts and answers 503
     until the database is back (health checks tell, instead of a crash loop)."""
     options = {
         "max_size": p.pool_max,
+        "reset": _keep_session,
         "timeout": 5,
         "command_timeout": p.statement_timeout_ms / 1000 + 1,
         "server_settings": {
