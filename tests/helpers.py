@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -50,4 +51,23 @@ def use_database(monkeypatch: pytest.MonkeyPatch, url: str, home: Path) -> None:
 
     monkeypatch.setenv("NEWSREC_DATABASE_URL", url)
     monkeypatch.setenv("NEWSREC_HOME", str(home))
+    reset_caches()
+
+
+@contextlib.contextmanager
+def simulated_world(pg_server: str, template: str, home: Path, name: str, days: int, features_for=(), **sim):
+    """A database cloned from the migrated template, seeded by the simulator, with features
+    built for ``features_for``; the environment points at it inside the block."""
+    from pipelines.features import build
+    from pipelines.warehouse import simulator
+
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
+    url = pg_server.format(db=name)
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, url, home)
+        simulator.seed(simulator.SimConfig.from_params(**sim), days)
+        built = [build.build(day) for day in features_for]
+        yield {"url": url, "home": home, "built": built}
+    from pipelines.config import reset_caches
+
     reset_caches()

@@ -9,11 +9,9 @@ from datetime import date, timedelta
 import pytest
 
 from pipelines import drift
-from pipelines.config import reset_caches
 from pipelines.errors import NewsrecError
-from pipelines.features import build
 from pipelines.warehouse import simulator
-from tests.helpers import admin_sql, query, run_cli, use_database
+from tests.helpers import query, run_cli, simulated_world, use_database
 
 # Feature drift needs full 28-day windows on both sides, else the windows filling up look like
 # drift: reference days start on day 28 of the world.
@@ -27,19 +25,11 @@ DRIFT_CATEGORIES = ("politics", "health", "weather")
 
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
-    name = "drift_world"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     home = tmp_path_factory.mktemp("drift_home")
-    with pytest.MonkeyPatch.context() as mp:
-        use_database(mp, pg_server.format(db=name), home)
-        cfg = simulator.SimConfig.from_params(
-            users=300, articles_per_day=150, start=START, seed=6, drift_from=DRIFT_FROM
-        )
-        simulator.seed(cfg, (POST - START).days + 1)
-        for day in [*REFERENCE, PRE, POST]:
-            build.build(day)
-    reset_caches()
-    return {"url": pg_server.format(db=name), "home": home}
+    sim = {"users": 300, "articles_per_day": 150, "start": START, "seed": 6, "drift_from": DRIFT_FROM}
+    days = (POST - START).days + 1
+    with simulated_world(pg_server, migrated_template, home, "drift_world", days, [*REFERENCE, PRE, POST], **sim) as w:
+        return w
 
 
 @pytest.fixture

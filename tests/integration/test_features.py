@@ -15,8 +15,7 @@ import pytest
 from pipelines.errors import NewsrecError
 from pipelines.features import build, matrix, partitions, retrieval, store
 from pipelines.features.definitions import VIEWS, view_columns
-from pipelines.warehouse import simulator
-from tests.helpers import admin_sql, query, use_database
+from tests.helpers import query, simulated_world, use_database
 
 START = date(2026, 4, 6)
 D1, D2 = START + timedelta(days=2), START + timedelta(days=3)
@@ -24,17 +23,11 @@ D1, D2 = START + timedelta(days=2), START + timedelta(days=3)
 
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
-    """A 4-day simulated warehouse with features built for D1 and D2 (shared by this module)."""
-    name = "features_world"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    """A 5-day simulated warehouse with features built for D1 and D2 (shared by this module)."""
     home = tmp_path_factory.mktemp("features_home")
-    with pytest.MonkeyPatch.context() as mp:
-        use_database(mp, pg_server.format(db=name), home)
-        cfg = simulator.SimConfig.from_params(users=300, articles_per_day=150, start=START, seed=21)
-        simulator.seed(cfg, 5)
-        first = build.build(D1)
-        second = build.build(D2)
-        yield {"url": pg_server.format(db=name), "home": home, "results": (first, second)}
+    sim = {"users": 300, "articles_per_day": 150, "start": START, "seed": 21}
+    with simulated_world(pg_server, migrated_template, home, "features_world", 5, [D1, D2], **sim) as w:
+        yield {**w, "results": tuple(w["built"])}
 
 
 @pytest.fixture

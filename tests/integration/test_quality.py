@@ -13,10 +13,10 @@ import yaml
 
 from pipelines.config import get_settings, reset_caches
 from pipelines.errors import NewsrecError
-from pipelines.features import build, partitions
+from pipelines.features import partitions
 from pipelines.quality import check_features, check_quality, check_raw
 from pipelines.warehouse import simulator
-from tests.helpers import admin_sql, query, run_cli, use_database
+from tests.helpers import query, run_cli, simulated_world, use_database
 
 START = date(2026, 5, 4)
 DAY = START + timedelta(days=4)
@@ -25,16 +25,10 @@ DAY = START + timedelta(days=4)
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
     """Five clean days with features built for the last one (shared, read-only)."""
-    name = "quality_world"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     home = tmp_path_factory.mktemp("quality_home")
-    with pytest.MonkeyPatch.context() as mp:
-        use_database(mp, pg_server.format(db=name), home)
-        cfg = simulator.SimConfig.from_params(users=300, articles_per_day=150, start=START, seed=21)
-        simulator.seed(cfg, 5)
-        build.build(DAY)
-    reset_caches()
-    return {"url": pg_server.format(db=name), "home": home}
+    sim = {"users": 300, "articles_per_day": 150, "start": START, "seed": 21}
+    with simulated_world(pg_server, migrated_template, home, "quality_world", 5, [DAY], **sim) as w:
+        return w
 
 
 @pytest.fixture
