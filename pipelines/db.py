@@ -81,12 +81,10 @@ def start_embedded() -> Path:
         return info[1]
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     fresh = not (pg_dir / "PG_VERSION").exists()
+    pgserver = _pgserver()
+    log.info("starting embedded PostgreSQL in %s", pg_dir)
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); the fallback is fine.
         warnings.simplefilter("ignore")
-        import pgserver
-
-        log.info("starting embedded PostgreSQL in %s", pg_dir)
         server = pgserver.get_server(pg_dir, cleanup_mode=None)
     if fresh:
         _tune_fresh_cluster(server)
@@ -96,8 +94,17 @@ def start_embedded() -> Path:
     return info[1]
 
 
+def _pgserver() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); the fallback is fine.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    return pgserver
+
+
 def _tune_fresh_cluster(server: Any) -> None:
-    import pgserver
+    pgserver = _pgserver()
 
     for key, value in _EMBEDDED_SERVER_SETTINGS.items():
         server.psql(f"ALTER SYSTEM SET {key} = '{value}';")
@@ -111,7 +118,7 @@ def stop_embedded() -> bool:
         raise ConfigError("NEWSREC_DATABASE_URL is set: the server is not managed by newsrec")
     if not _read_postmaster(settings.pg_dir):
         return False
-    import pgserver
+    pgserver = _pgserver()
 
     user = "pgserver" if _is_root() else None
     pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=settings.pg_dir, user=user, timeout=60)
