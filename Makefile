@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down bench soak
+.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down
 
 venv: $(STAMP)
 
