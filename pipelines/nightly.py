@@ -209,6 +209,9 @@ def run_day(
         record_task_failure("newsrec run-day", current, d, f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        steps["report"] = report(d)
+        try:
+            steps["report"] = report(d)
+        except Exception:  # noqa: BLE001 - the report must not hide the run's own outcome
+            log.exception("could not write the nightly report for %s", d)
     steps["seconds"] = round(time.perf_counter() - t0, 1)
     return steps
