@@ -78,6 +78,11 @@ def params(section: str | None = None) -> dict[str, Any]:
     return data if section is None else dict(data.get(section, {}))
 
 
+def known_fields(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a params.yaml section that are fields of dataclass ``cls``."""
+    return {k: v for k, v in (raw or {}).items() if k in cls.__dataclass_fields__}
+
+
 def reset_caches() -> None:
     """Forget cached settings and params (tests change the environment between cases)."""
     get_settings.cache_clear()

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.config import params
+from pipelines.config import known_fields, params
 from pipelines.errors import ConfigError
 
 READER_ROLE = "newsrec_reader"
@@ -35,8 +35,7 @@ class ReaderParams:
 
     @classmethod
     def from_params(cls) -> ReaderParams:
-        raw = params("serving").get("reader", {}) or {}
-        made = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        made = cls(**known_fields(cls, params("serving").get("reader", {})))
         if not 1 <= made.default_limit <= made.max_limit <= 100:
             raise ConfigError("serving.reader: need 1 <= default_limit <= max_limit <= 100")
         return made

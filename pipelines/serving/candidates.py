@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import db, queries
-from pipelines.config import params
+from pipelines.config import known_fields, params
 from pipelines.errors import ConfigError
 from pipelines.features import partitions
 
@@ -60,7 +60,7 @@ class CandidateParams:
     def from_params(cls, **overrides: Any) -> CandidateParams:
         raw = dict(params("serving").get("candidates", {}))
         shares = raw.pop("shares", {}) or {}
-        values = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        values = known_fields(cls, raw)
         values.update({f"share_{k}": v for k, v in shares.items() if f"share_{k}" in cls.__dataclass_fields__})
         values.update({k: v for k, v in overrides.items() if v is not None})
         made = cls(**values)

@@ -244,6 +244,17 @@ def _acquire_publish_lock(conn: Any) -> None:
     conn.commit()
 
 
+def _list_columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns personal and fallback lists share, typed as the serving tables store them."""
+    return {
+        "rank": rows["rank"].to_numpy(np.int16),
+        "article_id": rows["article_id"].to_numpy(np.int64),
+        "score": rows["score"].to_numpy(np.float32),
+        "reason": rows["reason"].astype(str).to_numpy(object),
+        **{c: rows[c].to_numpy(object) for c in ("title", "url", "category", "publication")},
+    }
+
+
 def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple[int, int]:
     """The batch's rows in their own table, indexed, then attached as a partition."""
     from psycopg2 import sql
@@ -254,14 +265,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
         {
             "batch_id": np.int64(batch_id),
             "user_id": recs["user_id"].to_numpy(np.int64),
-            "rank": recs["rank"].to_numpy(np.int16),
-            "article_id": recs["article_id"].to_numpy(np.int64),
-            "score": recs["score"].to_numpy(np.float32),
-            "reason": recs["reason"].astype(str).to_numpy(object),
-            "title": recs["title"].to_numpy(object),
-            "url": recs["url"].to_numpy(object),
-            "category": recs["category"].to_numpy(object),
-            "publication": recs["publication"].to_numpy(object),
+            **_list_columns(recs),
             "region": recs["region"].to_numpy(object),
             "arm": recs["arm"].to_numpy(object) if "arm" in recs.columns else None,
         }
@@ -270,14 +274,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
         {
             "batch_id": np.int64(batch_id),
             "region": fallback["region"].astype(str).to_numpy(object),
-            "rank": fallback["rank"].to_numpy(np.int16),
-            "article_id": fallback["article_id"].to_numpy(np.int64),
-            "score": fallback["score"].to_numpy(np.float32),
-            "reason": fallback["reason"].astype(str).to_numpy(object),
-            "title": fallback["title"].to_numpy(object),
-            "url": fallback["url"].to_numpy(object),
-            "category": fallback["category"].to_numpy(object),
-            "publication": fallback["publication"].to_numpy(object),
+            **_list_columns(fallback),
         }
     )
     with conn.cursor() as cur:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import db
-from pipelines.config import params
+from pipelines.config import known_fields, params
 from pipelines.errors import NewsrecError
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class SimConfig:
 
     @classmethod
     def from_params(cls, **overrides: Any) -> SimConfig:
-        base = {k: v for k, v in params("simulator").items() if k in cls.__dataclass_fields__}
+        base = known_fields(cls, params("simulator"))
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 

@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.errors import DataError, NewsrecError
 from pipelines.serving import publish
-from tests.helpers import ROOT, admin_sql, query, run_cli, use_database
+from tests.helpers import ROOT, admin_sql, query, run_cli, simulated_world, use_database
 
 START = date(2026, 2, 2)
 DAY = START + timedelta(days=1)
@@ -64,14 +64,9 @@ def batch_frames(k: int = 10, salt: int = 0, skip_users: tuple[int, ...] = ()) -
 def publish_template(pg_server, migrated_template, tmp_path_factory):
     """A seeded warehouse nobody stays connected to, cloned for each test."""
     name = "publish_template"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
-    with pytest.MonkeyPatch.context() as mp:
-        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("publish_home"))
-        from pipelines.warehouse import simulator
-
-        cfg = simulator.SimConfig.from_params(users=150, articles_per_day=60, start=START, seed=41)
-        simulator.seed(cfg, 2)
-    return name
+    sim = {"users": 150, "articles_per_day": 60, "start": START, "seed": 41}
+    with simulated_world(pg_server, migrated_template, tmp_path_factory.mktemp("publish_home"), name, 2, **sim):
+        return name
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key, revoke_key
 from pipelines.reader.settings import as_reader
 from pipelines.serving import publish
-from tests.helpers import ROOT, admin_sql, query, run_cli, use_database
+from tests.helpers import ROOT, admin_sql, query, run_cli, simulated_world, use_database
 from tests.integration.test_publish import batch_frames
 
 with warnings.catch_warnings():
@@ -41,13 +41,9 @@ PATH = "/v1/users/{}/recommendations"
 def reader_template(pg_server, migrated_template, tmp_path_factory):
     """A seeded warehouse without batches; nobody stays connected, so tests can clone it."""
     name = "reader_template"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
-    with pytest.MonkeyPatch.context() as mp:
-        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("reader_home"))
-        from pipelines.warehouse import simulator
-
-        simulator.seed(simulator.SimConfig.from_params(users=120, articles_per_day=60, start=START, seed=51), 2)
-    return name
+    sim = {"users": 120, "articles_per_day": 60, "start": START, "seed": 51}
+    with simulated_world(pg_server, migrated_template, tmp_path_factory.mktemp("reader_home"), name, 2, **sim):
+        return name
 
 
 def _clone(pg_server: str, template: str, prefix: str) -> str:
