@@ -145,6 +145,9 @@ def create_app(database_url: str | None = None, key_cache_seconds: float | None 
         version="1",
         summary="Today's recommended articles per user, from the live published batch.",
         lifespan=lifespan,
+        # No 307 to the path without its trailing slash: the redirect would be built from the
+        # client's Host header (an open redirect), and the API has no such paths anyway.
+        redirect_slashes=False,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
