@@ -2,5 +2,7 @@
 
 It imports only config, db, its own queries and web libraries, so it starts fast and never
 pulls in Beam, Feast, the gates, training or Airflow. It connects as the read-only role
-``newsrec_reader``, which can read the serving schema and nothing else.
+``newsrec_reader``, which can read the serving schema and, for explanations, the online
+feature store ``feast_online``; nothing else, and it writes nowhere
+(tests/reliability/test_reader_role.py).
 """
