@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down
+.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down soak
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ airflow: venv
 
 airflow-down: venv
 	$(BIN)/newsrec airflow down
+
+# The reader under load (60 s, 32 connections) while batches go live, in its own database
+# <main>_soak; fails unless every response is a complete list from one batch. bench/results/soak.{json,md}.
+soak: venv
+	$(BIN)/newsrec bench soak --seconds 60 --connections 32
 
 lint: venv
 	$(BIN)/ruff check pipelines dags plugins tests

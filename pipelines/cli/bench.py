@@ -41,6 +41,26 @@ def reader(
 
 
 @app.command()
+def soak(
+    results: Path = typer.Option(Path("bench/results"), help="Folder for soak.json and soak.md."),
+    seconds: float = typer.Option(60, min=1, max=3600, help="How long the load runs."),
+    connections: int = typer.Option(32, min=1, max=1024, help="Concurrent clients (closed loop)."),
+    switches: int = typer.Option(3, min=1, max=50, help="Publish switches during the load (then one rollback)."),
+    rollback: bool = typer.Option(True, help="End with a rollback to the previous batch."),
+    users: int = typer.Option(20_000, min=10, help="Users of the soak's simulated warehouse."),
+    database: str = typer.Option("{main}_soak", help="The soak's own database on the same server."),
+    world: str = typer.Option("auto", help="auto: reuse the soak database's warehouse; seed: build a new one."),
+) -> None:
+    """The reader under load while batches go live: zero errors, every list complete and from one batch."""
+    from pipelines.bench.soak import run
+
+    result = run(results, seconds, connections, switches, rollback, users, database, world, say=typer.echo)
+    typer.echo(result.render())
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def scoring(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Day whose features score tomorrow."),
     results: Path = typer.Option(Path("bench/results"), help="Folder for scoring.json and scoring.md."),
