@@ -22,6 +22,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench.reader import REQUEST_TIMEOUT_S, ROUTE, serving
+from pipelines.bench.reader import REQUEST_TIMEOUT_S, ROUTE, _machine_busy_pct, serving
 
 SEED = 20_261_125
 ARTICLE_POOL = 120  # articles a batch draws each user's list from
@@ -73,6 +75,10 @@ class Soak:
     max_ms_during_switches: float = 0.0
     final_live_batch: int | None = None
     expected_live_batch: int | None = None
+    # Share of all cores busy just before the load, with the reader idle: other work on the
+    # machine competes with the reader, the database and the clients (2 cores here).
+    background_cpu_pct: float | None = None
+    timeline: list[dict[str, float]] = field(default_factory=list)  # per second: requests, max latency
 
     @property
     def errors(self) -> int:
@@ -134,6 +140,11 @@ class Soak:
             lines.append(f"| {c['check']} | {c['value']} | {'yes' if c['met'] else '**no**'} |")
         if self.non_2xx or any(self.socket_errors.values()):
             lines += ["", f"non-2xx: {self.non_2xx}; socket errors: {self.socket_errors}"]
+        if self.background_cpu_pct is not None:
+            lines += ["", f"Background CPU before the load (reader idle): {self.background_cpu_pct:.0f}% of all cores"
+                      + (": other work shared the machine; latencies and req/s are not this stack's own."
+                         if self.background_cpu_pct > 10 else ".")]  # fmt: skip
+        lines += ["", "Publishes and the rollback each run in their own process, as a nightly run would."]
         if self.mismatch_examples:
             lines += ["", "Wrong lists (first few):", *[f"- {m}" for m in self.mismatch_examples]]
         return "\n".join(lines)
@@ -375,6 +386,30 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))]
 
 
+def switch_in_child(kind: str, day: date, salt: int | None, keep: int) -> int:
+    """Publish batch ``salt`` (or roll back) in a new process; the batch that went live."""
+    cmd = [sys.executable, "-m", "pipelines.bench.soak", kind, day.isoformat(), str(salt or 0), str(keep)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("LIVE ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{kind} failed ({proc.returncode}): {(proc.stderr.strip() or proc.stdout)[-300:]}")
+    return int(line.split()[1])
+
+
+def _child(kind: str, day: str, salt: str, keep: str) -> None:
+    from pipelines.config import params
+    from pipelines.serving import publish
+
+    if kind == "rollback":
+        print(f"LIVE {publish.rollback()}")
+        return
+    k = int(params("serving").get("selection", {}).get("k", 10))
+    batch = publish.publish_batch(
+        date.fromisoformat(day), f"soak-{salt}", *Batches(k).frames(int(salt)), keep=int(keep)
+    )
+    print(f"LIVE {batch}")
+
+
 # --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
@@ -421,42 +456,42 @@ def run(
         expected: dict[int, dict[str, tuple[int, ...]]] = {}
         day = date.today() - timedelta(days=1)
         # Salts continue across runs on the same database: every batch differs from the last.
-        (salt,) = _query("SELECT count(*) FROM serving.batches")[0]
-        salt = int(salt)
-
-        def go_live(kind: str) -> int:
-            nonlocal salt
-            if kind == "rollback":
-                return publish.rollback()
-            salt += 1
-            recs, fallback = batches.frames(salt)
-            version = f"soak-{salt}"
-            want = Batches.expected(recs, fallback, sampled)
-            batch_id = publish.publish_batch(day, version, recs, fallback, keep=keep)
-            expected[batch_id], soak.batches[batch_id] = want, version
-            return batch_id
-
-        first = go_live("publish")
+        base_salt = int(_query("SELECT count(*) FROM serving.batches")[0][0])
+        salts = iter(range(base_salt + 1, base_salt + switches + 2))
+        # What each batch will hold for the sampled users, computed before the load starts.
+        want = {
+            salt: Batches.expected(*batches.frames(salt), sampled)
+            for salt in range(base_salt + 1, base_salt + switches + 2)
+        }
+        salt = next(salts)
+        first = publish.publish_batch(day, f"soak-{salt}", *batches.frames(salt), keep=keep)
+        expected[first], soak.batches[first] = want[salt], f"soak-{salt}"
         say(f"batch {first} live ({soak.users:,} users); {len(plan):,} request paths")
         events = ["publish"] * switches + (["rollback"] if rollback else [])
         key_id, key = create_key(f"bench-soak {datetime.now(UTC):%Y-%m-%d %H:%M:%S}")
         scratch = Path(tempfile.mkdtemp(prefix="bench-soak-"))
         try:
             with serving("reader", "/v1/health", {}, scratch) as (base, _pid):
+                soak.background_cpu_pct = _machine_busy_pct()
                 t0 = time.perf_counter()
 
                 def switcher() -> None:
                     for n, kind in enumerate(events, start=1):
                         time.sleep(max(0.0, t0 + seconds * n / (len(events) + 1) - time.perf_counter()))
                         s = Switch(kind, at_s=round(time.perf_counter() - t0, 2))
+                        salt = next(salts) if kind == "publish" else None
                         try:
-                            s.batch_id = go_live(kind)
+                            s.batch_id = switch_in_child(kind, day, salt, keep)
                         except Exception as exc:  # reported as a failed check, never hidden
                             s.error = f"{type(exc).__name__}: {exc}"[:300]
                         s.took_s = round(time.perf_counter() - t0 - s.at_s, 2)
+                        if salt is not None and s.batch_id is not None:
+                            expected[s.batch_id], soak.batches[s.batch_id] = want[salt], f"soak-{salt}"
                         soak.switches.append(s)
                         say(f"{kind} -> batch {s.batch_id} at {s.at_s:.1f} s, took {s.took_s:.2f} s {s.error or ''}")
 
+                # The switches run in their own processes (as a nightly run would), so that
+                # publishing never holds this process's GIL while it times the responses.
                 thread = threading.Thread(target=switcher, name="soak-switcher", daemon=True)
                 thread.start()
                 raw = asyncio.run(_load(base, key, plan, connections, seconds, k))
@@ -480,6 +515,10 @@ def run(
     windows = [(s.at_s, s.at_s + s.took_s) for s in soak.switches if s.at_s is not None and s.took_s is not None]
     during = [d * 1000 for start, d in raw["latencies"] if any(a <= start <= b for a, b in windows)]
     soak.max_ms_during_switches = round(max(during), 2) if during else 0.0
+    for second in range(int(raw["seconds"]) + 1):
+        within = [d * 1000 for start, d in raw["latencies"] if second <= start < second + 1]
+        if within:
+            soak.timeline.append({"second": second, "requests": len(within), "max_ms": round(max(within), 1)})
 
     results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -490,3 +529,7 @@ def run(
     (results_dir / "soak.json").write_text(json.dumps(payload, indent=2) + "\n")
     (results_dir / "soak.md").write_text(soak.render() + "\n")
     return soak
+
+
+if __name__ == "__main__":  # one switch, run by switch_in_child
+    _child(*sys.argv[1:5])
