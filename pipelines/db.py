@@ -145,11 +145,16 @@ def status() -> ServerStatus:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (``user:password@`` or libpq's ``?password=``), for
+    messages and logs."""
+    import re
+
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         parts = parts._replace(netloc=netloc)
+    if parts.query:
+        parts = parts._replace(query=re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query))
     return urlunsplit(parts)
 
 
