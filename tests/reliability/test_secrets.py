@@ -93,15 +93,19 @@ def test_no_secret_in_tracked_files():
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
+# Planted secrets, put together at run time so that this file itself passes the scan.
+FAKE = "hunter" + "22"
+
+
 @pytest.mark.parametrize(
     "name, text",
     [
-        ("a.yml", "db: postgresql://newsrec:hunter22@db:5432/newsrec"),
-        ("a.py", "conn = connect(password='hunter22')"),
-        ("a.sql", "ALTER ROLE newsrec_reader PASSWORD 'hunter22';"),
-        (".env", "READER_DB_PASSWORD=hunter22"),
-        ("a.toml", 'api_key = "hunter22"'),
-        ("k.txt", "-----BEGIN OPENSSH PRIVATE KEY-----"),
+        ("a.yml", "db: postgresql://newsrec:" + FAKE + "@db:5432/newsrec"),
+        ("a.py", "conn = connect(password='" + FAKE + "')"),
+        ("a.sql", "ALTER ROLE newsrec_reader PASSWORD " + "'" + FAKE + "';"),
+        (".env", "READER_DB_PASSWORD=" + FAKE),
+        ("a.toml", 'api_key = "' + FAKE + '"'),
+        ("k.txt", "-----BEGIN OPENSSH " + "PRIVATE KEY-----"),
         ("a.md", "AKIA" + "ABCDEFGHIJKLMNOP"),
         ("a.md", "curl -H 'X-API-Key: Ab3" + "x_-" * 13 + "y'"),
     ],
@@ -195,10 +199,10 @@ def test_redact_masks_every_spelling_of_the_password():
 
 
 def test_reader_never_logs_or_answers_its_password(world, monkeypatch, tmp_path):
-    reader_password = "rpw-" + secrets.token_hex(8)
+    reader_pw = "rpw-" + secrets.token_hex(8)
     main_url = _with_password(world["url"], "postgres", PASSWORD)
     monkeypatch.setenv("NEWSREC_DATABASE_URL", main_url)
-    monkeypatch.setenv("NEWSREC_READER_DATABASE_URL", _with_password(world["url"], "newsrec_reader", reader_password))
+    monkeypatch.setenv("NEWSREC_READER_DATABASE_URL", _with_password(world["url"], "newsrec_reader", reader_pw))
     key = world["key"]
     (tmp_path / "up").mkdir()
     with running_reader(tmp_path / "up") as base, httpx.Client(base_url=base, timeout=10) as http:
@@ -213,7 +217,7 @@ def test_reader_never_logs_or_answers_its_password(world, monkeypatch, tmp_path)
         ]
         assert [r.status_code for r in bodies] == [200, 200, 422, 401, 404, 200, 200]
     # The same with the database unreachable: 503s, logged errors.
-    monkeypatch.setenv("NEWSREC_READER_DATABASE_URL", f"postgresql://newsrec_reader:{reader_password}@127.0.0.1:1/x")
+    monkeypatch.setenv("NEWSREC_READER_DATABASE_URL", f"postgresql://newsrec_reader:{reader_pw}@127.0.0.1:1/x")
     (tmp_path / "down").mkdir()
     from pipelines.bench import reader as bench_reader
 
@@ -225,7 +229,7 @@ def test_reader_never_logs_or_answers_its_password(world, monkeypatch, tmp_path)
         p.read_text(errors="replace") for p in tmp_path.rglob("*.log")
     ]  # the server logs
     assert any("not reachable" in t for t in texts)  # the down server did log its problem
-    assert [t[:200] for t in texts if _leaks(t, reader_password, PASSWORD, key)] == []
+    assert [t[:200] for t in texts if _leaks(t, reader_pw, PASSWORD, key)] == []
 
 
 # --------------------------------------------------------------------------------------
