@@ -20,6 +20,7 @@ from typing import Any
 from pipelines import db
 from pipelines.config import PROJECT_ROOT, get_settings, params
 from pipelines.errors import NewsrecError
+from pipelines.faults import checkpoint
 from pipelines.features.matrix import MatrixSpec
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,17 @@ def register(
     lineage: dict[str, str],
     artifacts: dict[str, Any] | None = None,
 ) -> str:
-    """Log a run with the booster and register it as a new version; returns the version."""
+    """Log a run with the booster and register it as a new version; returns the version.
+
+    The run (model file, metrics, artifacts) is logged first; the version is then created
+    together with all its tags in one registry transaction, so a crash at any point leaves
+    either no version or a complete one (at worst an orphan run that no version points at).
+    """
     _mlflow()
     import mlflow
     import mlflow.lightgbm
 
+    checkpoint("register_start")
     tags = {**lineage, "git_commit": git_commit(), "feature_service": spec.feature_service}
     with mlflow.start_run(experiment_id=experiment_id(), run_name=lineage.get("run_name")) as run:
         mlflow.log_params({k: v for k, v in hyper_params.items() if not isinstance(v, (list, dict))})
@@ -115,14 +122,12 @@ def register(
         mlflow.log_dict(spec.to_dict(), "matrix_spec.json")
         for name, body in (artifacts or {}).items():
             mlflow.log_dict(body, name)
-        info = mlflow.lightgbm.log_model(booster, name="model", registered_model_name=model_name())
+        info = mlflow.lightgbm.log_model(booster, name="model")
         run_id = run.info.run_id
-    version = str(info.registered_model_version)
-    client = _client()
-    for key, value in {**tags, "matrix_spec": json.dumps(spec.to_dict()), "run_id": run_id}.items():
-        client.set_model_version_tag(model_name(), version, key, str(value))
-    client.set_model_version_tag(model_name(), version, "complete", "true")
-    return version
+    checkpoint("register_logged")
+    version_tags = {**tags, "matrix_spec": json.dumps(spec.to_dict()), "run_id": run_id, "complete": "true"}
+    mv = mlflow.register_model(info.model_uri, model_name(), tags={k: str(v) for k, v in version_tags.items()})
+    return str(mv.version)
 
 
 def version_info(ref: str) -> dict[str, Any] | None:
@@ -220,6 +225,7 @@ def set_champion(version: str) -> str | None:
     current = champion_version()
     if current == version:
         return current
+    checkpoint("promote_start")
     if current:
         client.set_registered_model_alias(model_name(), PREVIOUS, current)
         client.set_model_version_tag(model_name(), version, "promoted_from", current)

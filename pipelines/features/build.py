@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 from pipelines import db
 from pipelines.config import get_settings
 from pipelines.errors import NewsrecError
+from pipelines.faults import checkpoint
 from pipelines.features import partitions
 from pipelines.features.definitions import VIEWS
 from pipelines.features.transforms import WINDOW_DAYS
@@ -128,7 +132,8 @@ def build(
         dsn = db.database_url()
         options = etl.pipeline_options(runner or settings.beam_runner, beam_args)
         events_read = etl.run_partials(need, dsn, shards, options)
-        staging = partitions.root() / ".staging" / f"{day.isoformat()}-{uuid.uuid4().hex[:8]}"
+        staging = partitions.root() / ".staging" / f"{day.isoformat()}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        _remove_stale_staging(staging.parent)
         staging.mkdir(parents=True)
         try:
             etl.run_features(day, dsn, shards, staging, options)
@@ -137,6 +142,7 @@ def build(
             if missing:
                 raise NewsrecError(f"the ETL did not produce view(s) {', '.join(missing)} for {day}")
             rows = {view: _rows(path) for view, path in staged.items()}
+            checkpoint("features_staged")
             if rows["article_engagement"] == 0:
                 warnings.append(f"no events on {day}: engagement views are empty")
             if rows["article_attributes"] == 0:
@@ -148,6 +154,27 @@ def build(
             log.warning(w)
         run.details.update(rows=rows, events_read=events_read, warnings=warnings, partial_days=len(need))
     return BuildResult(day, rows, events_read, len(need), time.perf_counter() - t0, warnings)
+
+
+_HOST = socket.gethostname().replace(".", "_")
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Remove staging folders that builds killed on this host left behind (their process is
+    gone); the ``finally`` that normally removes them never ran. Nothing reads them."""
+    if not folder.exists():
+        return
+    for path in folder.iterdir():
+        parts = path.name.split(".")
+        if len(parts) != 4 or parts[1] != _HOST or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            log.warning("removing %s, left by a killed feature build", path)
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _rows(path) -> int:

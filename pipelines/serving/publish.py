@@ -30,6 +30,7 @@ import pandas as pd
 
 from pipelines import db
 from pipelines.errors import DataError, NewsrecError
+from pipelines.faults import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ def publish_batch(
                 _mark_failed(conn, batch_id)
                 raise
             _before_switch(batch_id)
+            checkpoint("publish_before_switch")
             previous = _switch(conn, batch_id)
             retired: list[int] = []
             try:  # the batch is live now: a cleanup problem must not report the publish failed

@@ -163,6 +163,8 @@ def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -
     table = evaluate.evaluate(splits.test, model.predict(to_matrix(splits.test.rows, model.spec)),
                               seed=int(params("training").get("seed", 13)))  # fmt: skip
     earlier = promotion.latest_decision(version)
+    if earlier is None:  # the run that registered it was killed before recording its gate decision
+        earlier = _gate_unrecorded(day, version, model, splits, table)
     reasons = [f"version {version} was already trained on this date and data; reused"]
     decision = promotion.Decision(
         promoted=bool(earlier and earlier.promoted),
@@ -173,6 +175,28 @@ def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -
     rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
     search = ranker.SearchResult({}, float("nan"), 0, 0, 0.0)
     return TrainResult(day, version, table, search, decision, data_hash, time.perf_counter() - t0, rows)
+
+
+def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table: dict[str, Any]) -> promotion.Decision:
+    """Pass a registered version through the promotion gate as its killed run would have, and
+    record the decision. A version that is champion already (killed after the alias moved)
+    stays so; one trained for an older date than the champion's is never promoted over it."""
+    current = registry.champion_version()
+    if current == version:
+        before = (registry.version_info(version) or {}).get("tags", {}).get("promoted_from")
+        decision = promotion.Decision(True, version, before, ["promoted before its run was killed"])
+    else:
+        tests = promotion.model_tests(model.predict, splits.spec, splits.test.rows)
+        champion, champion_ndcg = champion_ndcg_on(splits.test)
+        decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
+        newer = (registry.version_info(current) or {}).get("tags", {}).get("logical_date", "") if current else ""
+        if decision.promoted and newer > day.isoformat():
+            decision.promoted = False
+            decision.reasons.append(f"champion {current} was trained for a later date ({newer})")
+        if decision.promoted:
+            registry.set_champion(version)
+    promotion.record(decision, day)
+    return decision
 
 
 def _jsonable(value: Any) -> Any:

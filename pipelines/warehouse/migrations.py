@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines import db
 from pipelines.config import get_settings
 from pipelines.errors import NewsrecError
+from pipelines.faults import checkpoint
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 72061  # arbitrary, constant advisory-lock key for migrations
@@ -82,6 +83,7 @@ def migrate(directory: Path | None = None) -> list[str]:
                         )
                     continue
                 cur.execute(migration.sql)
+                checkpoint(f"migration:{migration.version}")  # executed, not yet recorded or committed
                 cur.execute(
                     "INSERT INTO ops.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),
