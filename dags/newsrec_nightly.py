@@ -63,8 +63,14 @@ def newsrec_nightly():
 
         return nightly.ingest(_day(context), params["ingest"])
 
+    @task(retries=0)
+    def raw_gate(ingested: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.quality(_day(context), "raw")
+
     @task(outlets=[FEATURES])
-    def features(ingested: dict, **context) -> dict:
+    def features(passed_raw: dict, **context) -> dict:
         from pipelines import nightly
 
         return nightly.features(_day(context))
@@ -73,7 +79,7 @@ def newsrec_nightly():
     def quality_gate(built: dict, **context) -> dict:
         from pipelines import nightly
 
-        return nightly.quality(_day(context))
+        return nightly.quality(_day(context), "features")
 
     @task
     def materialize(built: dict, **context) -> dict:
@@ -116,9 +122,9 @@ def newsrec_nightly():
 
         return nightly.report(_day(context))
 
-    built = features(ingest())
+    built = features(raw_gate(ingest()))
     passed = quality_gate(built)
-    online = materialize(built)
+    online = materialize(passed)
     branch = retrain_checker(drift_check(passed))
     trained, skipped = train(), skip_training()
     branch >> [trained, skipped]

@@ -3,14 +3,20 @@
 Airflow tasks, ``newsrec run-day`` / ``newsrec backfill`` and the tests all call these, with
 the logical date as an ISO string or a date. Each returns a small JSON-able dict (it travels
 through XCom) and writes its real outputs to the database or the feature store.
+
+Every stage runs under the nightly run lock (:func:`pipelines.ops.run_lock`): a backfill and
+the nightly DAG started together take turns stage by stage (``run_day`` holds the lock for a
+whole date), so they never interleave writes of the same day or read a day half-rewritten.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pipelines.errors import NewsrecError
 
@@ -21,6 +27,25 @@ def _date(day: str | date) -> date:
     return day if isinstance(day, date) else date.fromisoformat(day)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(stage: F) -> F:
+    """Run the stage under the nightly run lock (free when ``run_day`` already holds it)."""
+
+    @functools.wraps(stage)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pipelines.faults import checkpoint
+        from pipelines.ops import run_lock
+
+        checkpoint(f"stage:{stage.__name__}")
+        with run_lock(stage.__name__):
+            return stage(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_locked
 def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
     """Bring day D into the warehouse: simulate it, or check that an upstream load landed."""
     d = _date(day)
@@ -44,6 +69,7 @@ def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
     raise NewsrecError(f"unknown ingest source {source!r} (simulate or warehouse)")
 
 
+@_locked
 def features(day: str | date, runner: str | None = None) -> dict[str, Any]:
     from pipelines.features.build import build
 
@@ -51,6 +77,7 @@ def features(day: str | date, runner: str | None = None) -> dict[str, Any]:
     return {"day": result.day.isoformat(), "rows": result.rows, "warnings": result.warnings}
 
 
+@_locked
 def materialize(day: str | date) -> dict[str, Any]:
     from pipelines.features.store import materialize as run
 
@@ -58,19 +85,29 @@ def materialize(day: str | date) -> dict[str, Any]:
 
 
 class GateFailed(NewsrecError):
-    """A critical quality check failed: nothing downstream may run."""
+    """A critical quality check failed: nothing downstream may run. The message is one line
+    (the failing checks and the report); the full verdict is logged and stored in ops."""
 
 
-def quality(day: str | date) -> dict[str, Any]:
-    """Both quality stages; raises :class:`GateFailed` on a critical failure."""
+@_locked
+def quality(day: str | date, stage: str = "all") -> dict[str, Any]:
+    """Quality stages ("raw" before the features are built, "features" after, or "all");
+    raises :class:`GateFailed` on a critical failure, at the first stage that fails."""
     from pipelines.quality import check_quality
 
-    results = check_quality(_date(day), "all")
-    for result in results:
+    results = []
+    for name in ("raw", "features") if stage == "all" else (stage,):
+        try:
+            (result,) = check_quality(_date(day), name)
+        except GateFailed:
+            raise
+        except NewsrecError as exc:  # e.g. a table or column renamed upstream: too broken to validate
+            raise GateFailed(f"quality {name} {_date(day)}: FAILED: {exc}") from exc
+        results.append(result)
+        if not result.passed:
+            log.info(result.render())
+            raise GateFailed(result.headline())
         log.info(result.render())
-    failed = [r for r in results if not r.passed]
-    if failed:
-        raise GateFailed("\n".join(r.render() for r in failed))
     return {
         "passed": True,
         "warnings": sum(r.counts["warning_failed"] for r in results),
@@ -91,6 +128,7 @@ def drift_reference(day: date) -> list[date]:
     return drift_check.default_reference_days(day)
 
 
+@_locked
 def drift(day: str | date) -> dict[str, Any]:
     """Feature and target drift against the champion's training window (informs retraining)."""
     from pipelines import drift as drift_check
@@ -125,6 +163,7 @@ def report(day: str | date) -> dict[str, Any]:
     return {"report": str(path)}
 
 
+@_locked
 def decide_retrain(day: str | date, drift_share: float | None = None, force: bool = False) -> dict[str, Any]:
     from pipelines import retrain
 
@@ -133,6 +172,7 @@ def decide_retrain(day: str | date, drift_share: float | None = None, force: boo
     return decision.to_dict()
 
 
+@_locked
 def train(day: str | date, trials: int | None = None, minutes: float | None = None) -> dict[str, Any]:
     from pipelines.training.train import train as run
 
@@ -147,6 +187,7 @@ def train(day: str | date, trials: int | None = None, minutes: float | None = No
     }
 
 
+@_locked
 def score_and_publish(day: str | date, dry_run: bool = False) -> dict[str, Any]:
     from pipelines.scoring import score_and_publish as run
 
@@ -181,17 +222,28 @@ def run_day(
     minutes: float | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """All stages of one date in DAG order, without Airflow (backfills, the CLI, tests)."""
-    d = _date(day)
+    """All stages of one date in DAG order, without Airflow (backfills, the CLI, tests),
+    holding the nightly run lock throughout."""
+    from pipelines.ops import run_lock
+
+    with run_lock(f"run-day {day}"):
+        return _run_day(_date(day), ingest_source, force_retrain, trials, minutes, dry_run)
+
+
+def _run_day(
+    d: date, ingest_source: str, force_retrain: bool, trials: int | None, minutes: float | None, dry_run: bool
+) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     t0 = time.perf_counter()
     current = "ingest"
     try:
         steps["ingest"] = ingest(d, ingest_source)
+        current = "quality_raw"  # a bad day stops here, before any feature of it is written
+        steps["quality_raw"] = quality(d, "raw")
         current = "features"
         steps["features"] = features(d)
         current = "quality"
-        steps["quality"] = quality(d)
+        steps["quality"] = quality(d, "features")
         current = "materialize"
         steps["materialize"] = materialize(d)
         current = "drift"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -28,6 +29,7 @@ def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
             (stage, logical_date),
         )
         record = RunRecord(cur.fetchone()[0])
+    record.details["pid"] = os.getpid()  # which process ran it (a killed one stays 'running')
     status = "failed"
     try:
         yield record
@@ -41,3 +43,73 @@ def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
                 "UPDATE ops.runs SET status = %s, finished_at = now(), details = %s WHERE run_id = %s",
                 (status, json.dumps(record.details, default=str), record.run_id),
             )
+
+
+# --------------------------------------------------------------------------------------
+# One nightly run at a time
+# --------------------------------------------------------------------------------------
+
+RUN_LOCK = 72063  # advisory-lock key of nightly runs (migrations use 72061, publishing 72062)
+_held: dict[str, Any] = {"depth": 0, "conn": None}
+
+
+def _lock_connection(wait_s: float, what: str) -> Any:
+    """A new connection holding the session advisory lock ``RUN_LOCK`` (waits up to ``wait_s``)."""
+    from psycopg2 import errors
+
+    from pipelines.errors import NewsrecError
+
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, int(wait_s * 1000))}ms",))
+            try:
+                cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK,))
+            except errors.LockNotAvailable:
+                raise NewsrecError(
+                    f"another nightly run has held the run lock for over {wait_s:.0f} s; {what} did not start"
+                ) from None
+            cur.execute("SELECT set_config('lock_timeout', '0', false)")
+        conn.commit()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _lock_alive(conn: Any) -> bool:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        conn.rollback()
+        return True
+    except Exception:  # noqa: BLE001 - a dead connection (e.g. the server restarted) lost the lock
+        return False
+
+
+@contextlib.contextmanager
+def run_lock(what: str) -> Iterator[None]:
+    """Hold the nightly run lock: stages of different runs (a backfill and the nightly DAG,
+    two CLI runs) never interleave, because day D reads what the runs of earlier days wrote
+    (partials, the champion, the live batch). Re-entrant within a process: ``run_day`` holds
+    it for the whole date and each stage inside takes it again for free; an Airflow task
+    takes it for its own stage. If the server restarted since the lock was taken, the lost
+    lock is taken again before the next stage runs."""
+    from pipelines.config import params
+
+    wait_s = float(params().get("nightly", {}).get("lock_wait_seconds", 3 * 3600))
+    if _held["depth"] and not _lock_alive(_held["conn"]):
+        with contextlib.suppress(Exception):
+            _held["conn"].close()
+        _held["conn"] = _lock_connection(wait_s, what)
+    if not _held["depth"]:
+        _held["conn"] = _lock_connection(wait_s, what)
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if not _held["depth"]:
+            conn, _held["conn"] = _held["conn"], None
+            with contextlib.suppress(Exception):
+                conn.close()  # closing the session releases the advisory lock

@@ -16,7 +16,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 PREFIX = "/newsrec"
-TASK_REPORTS = {"quality_gate": "quality", "drift_check": "drift"}
+TASK_REPORTS = {"raw_gate": "quality", "quality_gate": "quality", "drift_check": "drift"}
 
 app = FastAPI(title="newsrec reports", docs_url=None, redoc_url=None)
 

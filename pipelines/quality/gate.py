@@ -45,7 +45,7 @@ class CheckOutcome:
     examples: list[Any] = field(default_factory=list)
     error: str | None = None
 
-    def describe(self) -> str:
+    def describe(self, examples: bool = True) -> str:
         """One line for the CLI and logs."""
         parts = []
         if self.error:
@@ -58,7 +58,7 @@ class CheckOutcome:
             parts.append(f"observed {_short(self.observed)}")
         if self.expected:
             parts.append("expected " + ", ".join(f"{k}={_short(v)}" for k, v in self.expected.items()))
-        if self.examples:
+        if self.examples and examples:
             parts.append("e.g. " + "; ".join(_short(e) for e in self.examples))
         return f"{self.name}: " + "; ".join(parts)
 
@@ -98,6 +98,17 @@ class GateResult:
         data["report_path"] = str(self.report_path) if self.report_path else None
         data["counts"] = self.counts
         return json_safe(data)
+
+    def headline(self) -> str:
+        """The verdict in one line: what failed (critical first, at most three) and where the
+        report is; for error messages and alerts (``render`` has every failure and examples)."""
+        c = self.counts
+        failed = self.failed("critical") or self.failed()
+        shown = "; ".join(o.describe(examples=False) for o in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        verdict = "PASSED" if self.passed else f"FAILED ({c['critical_failed']} critical check(s))"
+        report = f"; report: {self.report_path}" if self.report_path else ""
+        return f"quality {self.stage} {self.day}: {verdict}" + (f": {shown}{more}" if failed else "") + report
 
     def render(self) -> str:
         c = self.counts
