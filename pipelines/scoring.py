@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines import registry
 from pipelines.config import params
-from pipelines.features.matrix import check_signature, to_matrix
+from pipelines.features.matrix import check_signature, to_array
 from pipelines.features.transforms import end_of_day
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class ScoreResult:
     fallback: pd.DataFrame
     seconds: float
     predict_seconds: float
+    engine: str = "lightgbm"
+    compile_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -57,15 +59,20 @@ class ScoreResult:
             "seconds": round(self.seconds, 1),
             "candidates_per_s": round(self.candidates / self.seconds) if self.seconds else None,
             "predict_seconds": round(self.predict_seconds, 1),
+            "engine": self.engine,
+            "compile_seconds": round(self.compile_seconds, 1),
         }
 
 
-def score(day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None = None) -> ScoreResult:
+def score(
+    day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None = None, engine: str | None = None
+) -> ScoreResult:
     """Rank every active user's candidates with the model; top k per user plus fallback lists."""
     from tqdm.auto import tqdm
 
     from pipelines.features.retrieval import OfflineFeatures
     from pipelines.serving.candidates import iter_candidate_chunks
+    from pipelines.serving.predictor import Predictor
     from pipelines.serving.selection import fallback_lists, select_top
 
     sel = params("serving").get("selection", {})
@@ -73,6 +80,7 @@ def score(day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None
     chunk_users = int(chunk_users or params("serving").get("candidates", {}).get("chunk_users", 50_000))
     t0 = time.perf_counter()
     model = load_for_scoring(model_ref)
+    predict = Predictor(model, engine)
     features = OfflineFeatures(day)
     when = request_time(day)
     parts: list[pd.DataFrame] = []
@@ -83,9 +91,10 @@ def score(day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None
             if chunk.empty:
                 continue
             rows = features.rows(chunk[["user_id", "article_id"]].assign(event_timestamp=when))
-            X = to_matrix(rows, model.spec)
+            X = to_array(rows, model.spec, predict.dtype)
+            del rows
             t1 = time.perf_counter()
-            scores = model.predict(X)
+            scores = predict(X)
             predict_s += time.perf_counter() - t1
             parts.append(select_top(chunk.assign(score=scores), k=k, max_per_category=cap))
             n_users = chunk["user_id"].nunique()
@@ -95,7 +104,7 @@ def score(day: date, model_ref: str = registry.CHAMPION, chunk_users: int | None
     recommendations = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     fallback = fallback_lists(day, k=k)
     return ScoreResult(day, model.version, users, candidates, recommendations, fallback,
-                       time.perf_counter() - t0, predict_s)  # fmt: skip
+                       time.perf_counter() - t0, predict_s, predict.engine, predict.compile_seconds)  # fmt: skip
 
 
 def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registry.CHAMPION) -> dict[str, Any]:

@@ -98,25 +98,48 @@ def check_signature(spec: MatrixSpec) -> None:
 
 def to_matrix(rows: pd.DataFrame, spec: MatrixSpec) -> pd.DataFrame:
     """Model input for ``rows`` (feature columns + ``event_timestamp`` = request time)."""
+    block = to_array(rows, spec)
+    return pd.DataFrame(block, columns=list(spec.feature_names), index=rows.index, copy=False)
+
+
+def to_array(rows: pd.DataFrame, spec: MatrixSpec, dtype: Any = None) -> np.ndarray:
+    """:func:`to_matrix` as a bare C-ordered array; ``dtype`` widens the spec's dtype for
+    engines that take float64 (the float32 values convert exactly, as LightGBM's own do).
+
+    Scoring calls this on ~10M rows a chunk, so nothing here may loop in Python per row."""
     missing = [c for c in SOURCE_COLUMNS if c not in rows.columns and c not in ("user_declared_interests",)]
     if missing:
         raise NewsrecError(f"feature rows lack column(s): {', '.join(missing)}")
     out: dict[str, np.ndarray] = {}
     for name in PASSTHROUGH:
-        out[name] = pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+        out[name] = _numeric(rows[name])
     for name in ZERO_IF_MISSING:
-        values = pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
-        out[name] = np.nan_to_num(values, nan=0.0)
-    request_s = pd.to_datetime(rows[TIMESTAMP], utc=True).astype("int64").to_numpy() / _ns_per_s(rows[TIMESTAMP])
+        out[name] = np.nan_to_num(_numeric(rows[name]), nan=0.0)
+    request = pd.to_datetime(rows[TIMESTAMP], utc=True)
+    request_s = request.astype("int64").to_numpy() / _ns_per_s(request)
     published = pd.to_numeric(rows["article_published_ts"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
     out["article_age_h"] = ((request_s - published) / 3600.0).astype(np.float32)
-    out["declared_interest_match"] = _declared_match(rows).astype(np.float32)
+    out["declared_interest_match"] = _declared_match(rows)
     for name in CATEGORICAL:
-        vocab = {v: i for i, v in enumerate(spec.categorical.get(name, ()))}
-        codes = rows[name].map(vocab)
-        out[name] = pd.to_numeric(codes, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
-    matrix = pd.DataFrame({name: out[name] for name in spec.feature_names}, index=rows.index)
-    return matrix.astype(spec.dtype)
+        out[name] = _codes(rows[name], spec.categorical.get(name, ()))
+    columns = [out[name].astype(spec.dtype, copy=False) for name in spec.feature_names]
+    if not columns:
+        return np.empty((len(rows), 0), dtype=dtype or spec.dtype)
+    return np.stack(columns, axis=1, dtype=dtype or spec.dtype)
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    if column.dtype.kind in "fiub":
+        return column.to_numpy(dtype=np.float32, na_value=np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def _codes(column: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Vocabulary positions of the values (NaN when missing or unseen in training)."""
+    codes, uniques = pd.factorize(column)
+    known = {v: i for i, v in enumerate(vocabulary)}
+    lookup = np.array([known.get(str(u), np.nan) for u in uniques] + [np.nan], dtype=np.float32)
+    return lookup[codes]  # code -1 (missing) picks the trailing NaN
 
 
 def _ns_per_s(column: pd.Series) -> float:
@@ -125,13 +148,17 @@ def _ns_per_s(column: pd.Series) -> float:
 
 
 def _declared_match(rows: pd.DataFrame) -> np.ndarray:
+    """1 when the article's category is among the user's declared interests (a comma list).
+
+    Decided once per distinct (interest list, category) pair: few of those, many rows."""
     interests = rows.get("user_declared_interests")
     if interests is None:
-        return np.zeros(len(rows))
-    cats = rows["article_category"].fillna("").astype(str).to_numpy()
-    lists = interests.fillna("").astype(str).to_numpy()
-    return np.fromiter(
-        (bool(c) and c in lst.split(",") for c, lst in zip(cats, lists, strict=True)),
-        dtype=bool,
-        count=len(rows),
-    )
+        return np.zeros(len(rows), dtype=np.float32)
+    cat_codes, cats = pd.factorize(rows["article_category"])
+    list_codes, lists = pd.factorize(interests)
+    table = np.zeros((len(lists) + 1, len(cats) + 1), dtype=np.float32)  # last row/column: missing
+    for i, declared in enumerate(lists):
+        names = set(str(declared).split(","))
+        for j, cat in enumerate(cats):
+            table[i, j] = bool(cat) and str(cat) in names
+    return table[list_codes, cat_codes]

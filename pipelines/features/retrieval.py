@@ -57,55 +57,58 @@ class OfflineFeatures:
         partitions.require_day(day)
         self.day = day
         user = pd.read_parquet(partitions.view_path("user_activity", day)).drop(columns=[TIMESTAMP])
-        self.user = user.set_index("user_id")
+        self.user = _Table(user, "user_id")
         engagement = pd.read_parquet(partitions.view_path("article_engagement", day)).drop(columns=[TIMESTAMP])
-        self.engagement = engagement.set_index("article_id")
-        self.attributes = _article_attributes(day, articles).set_index("article_id")
+        self.engagement = _Table(engagement, "article_id")
+        self.attributes = _Table(_article_attributes(day, articles), "article_id")
         uc = pd.read_parquet(partitions.view_path("user_category", day)).drop(columns=[TIMESTAMP])
         self.categories = {c: i for i, c in enumerate(sorted(uc["category"].unique()))}
-        self.uc_index = pd.Index(
-            uc["user_id"].to_numpy(np.int64) * 1024 + uc["category"].map(self.categories).to_numpy()
-        )
-        self.uc = uc.drop(columns=["user_id", "category"]).reset_index(drop=True)
+        keys = uc["user_id"].to_numpy(np.int64) * 1024 + uc["category"].map(self.categories).to_numpy()
+        self.uc = _Table(uc.drop(columns=["user_id", "category"]).assign(_key=keys), "_key")
 
     def rows(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """Feature rows for the pairs, in their order, with their request time."""
-        out = {
-            "user_id": pairs["user_id"].to_numpy(np.int64),
-            "article_id": pairs["article_id"].to_numpy(np.int64),
-            TIMESTAMP: pd.to_datetime(pairs[TIMESTAMP], utc=True).to_numpy(),
+        users = pairs["user_id"].to_numpy(np.int64)
+        articles = pairs["article_id"].to_numpy(np.int64)
+        out: dict[str, object] = {
+            "user_id": users,
+            "article_id": articles,
+            TIMESTAMP: pd.to_datetime(pairs[TIMESTAMP], utc=True).array,  # stays datetime64, not objects
         }
-        frames = [pd.DataFrame(out, index=pairs.index)]
-        frames.append(_take(self.attributes, out["article_id"], pairs.index))
-        category = frames[-1]["article_category"]
-        frames.append(_take(self.user, out["user_id"], pairs.index))
-        frames.append(_take(self.engagement, out["article_id"], pairs.index))
-        codes = category.map(self.categories)
-        keys = out["user_id"] * 1024 + codes.fillna(-1).to_numpy(np.int64)
-        pos = self.uc_index.get_indexer(keys)
-        pos[codes.isna().to_numpy()] = -1
-        frames.append(_take_positions(self.uc, pos, pairs.index))
-        result = pd.concat(frames, axis=1)
-        result["category"] = category
-        return result
+        out.update(self.attributes.take(articles))
+        out.update(self.user.take(users))
+        out.update(self.engagement.take(articles))
+        category = pd.Series(out["article_category"], copy=False)
+        codes = category.map(self.categories).to_numpy(np.float64, na_value=np.nan)
+        keys = np.where(np.isnan(codes), -1, users * 1024 + np.nan_to_num(codes, nan=0).astype(np.int64))
+        out.update(self.uc.take(keys))
+        out["category"] = out["article_category"]
+        return pd.DataFrame(out, index=pairs.index, copy=False)  # no block consolidation: ~40 s per 20M rows
 
 
-def _take(table: pd.DataFrame, keys: np.ndarray, index: pd.Index) -> pd.DataFrame:
-    return _take_positions(table.reset_index(drop=True), table.index.get_indexer(keys), index)
+class _Table:
+    """A feature table held as numpy columns with a hash index on its key, for bulk takes."""
 
+    def __init__(self, frame: pd.DataFrame, key: str) -> None:
+        self.index = pd.Index(frame[key].to_numpy())
+        self.columns = {c: frame[c].to_numpy() for c in frame.columns if c != key}
 
-def _take_positions(table: pd.DataFrame, pos: np.ndarray, index: pd.Index) -> pd.DataFrame:
-    """Rows of ``table`` at ``pos`` (-1 = missing -> NaN/None), one per key."""
-    missing = pos < 0
-    taken = table.take(np.where(missing, 0, pos)) if len(table) else table.reindex(range(len(pos)))
-    taken = taken.reset_index(drop=True)
-    if missing.any():
-        taken = taken.astype(
-            {c: ("float64" if taken[c].dtype.kind in "iub" else taken[c].dtype) for c in taken.columns}
-        )
-        taken.loc[missing, :] = None
-    taken.index = index
-    return taken
+    def take(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """Column values at ``keys``, in their order; NaN (numbers) or None where a key is unknown."""
+        pos = self.index.get_indexer(keys)
+        missing = pos < 0
+        if not len(self.index):
+            return {c: np.full(len(keys), None if v.dtype == object else np.nan) for c, v in self.columns.items()}
+        safe = np.where(missing, 0, pos)
+        out = {}
+        for name, values in self.columns.items():
+            taken = values.take(safe)
+            if missing.any():
+                if taken.dtype.kind in "iub":
+                    taken = taken.astype(np.float64)
+                taken[missing] = {"O": None, "M": np.datetime64("NaT")}.get(taken.dtype.kind, np.nan)
+            out[name] = taken
+        return out
 
 
 def _article_attributes(day: date, article_ids) -> pd.DataFrame:
