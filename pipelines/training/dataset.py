@@ -49,6 +49,12 @@ class Split:
     def n_groups(self) -> int:
         return len(self.groups)
 
+    @property
+    def positions(self) -> np.ndarray:
+        """Logged slate positions, for position-debiased training only (never a feature);
+        an impression logged without a position gets its own bucket, -1."""
+        return pd.to_numeric(self.rows["position"], errors="coerce").fillna(-1).to_numpy(np.int32)
+
 
 def grade(dwell: np.ndarray, is_read: np.ndarray, bands: list[float]) -> np.ndarray:
     """0 = not read; 1 + the number of dwell band edges the read's dwell reaches."""
@@ -77,6 +83,20 @@ def impressions(first: date, last: date) -> pd.DataFrame:
     return frame
 
 
+def tie_order(event_id: np.ndarray | pd.Series) -> np.ndarray:
+    """A fixed pseudo-random order of impressions (a multiplicative hash of the event id).
+
+    Rows within a query group are kept, and score ties are broken, in this order. Position
+    order (and event-id order, which follows the slate) would leak the logging policy: LightGBM's
+    NDCG breaks ties in row order, so with rows in position order a model whose early trees
+    tie many items scored the logged, position-biased reads on top and early stopping kept
+    one tree.
+    """
+    ids = np.asarray(event_id, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        return ((ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)).astype(np.int64)
+
+
 def sample_groups(frame: pd.DataFrame, max_groups: int | None, seed: int) -> pd.DataFrame:
     """Keep (user, day) groups with at least one read; sample at most ``max_groups`` of them."""
     has_read = frame.groupby(["user_id", "day"])["is_read"].transform("max").astype(bool)
@@ -85,7 +105,9 @@ def sample_groups(frame: pd.DataFrame, max_groups: int | None, seed: int) -> pd.
     if max_groups and len(keys) > max_groups:
         keys = keys.sample(n=max_groups, random_state=seed)
         frame = frame.merge(keys, on=["user_id", "day"])
-    return frame.sort_values(["day", "user_id", "position", "event_id"], kind="stable").reset_index(drop=True)
+    frame = frame.assign(_tie=tie_order(frame["event_id"].to_numpy()))
+    frame = frame.sort_values(["day", "user_id", "_tie"], kind="stable").drop(columns="_tie")
+    return frame.reset_index(drop=True)
 
 
 def require_features(days: list[date]) -> None:
@@ -126,10 +148,11 @@ def load_split(
 
 
 def snapshot(split: Split, path: Path) -> str:
-    """Write the training rows (keys, labels, matrix) and return their md5, as DVC hashes files."""
+    """Write the training rows (keys, labels, positions, matrix) and return their md5, as DVC hashes files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = pd.concat(
         [split.rows[["event_id", "user_id", "article_id", "day", "label"]].reset_index(drop=True),
+         pd.DataFrame({"position": split.positions}),  # the debiased objective trains on it (never a feature)
          split.X.reset_index(drop=True)],
         axis=1,
     )  # fmt: skip

@@ -60,47 +60,47 @@ def export(day: date, out: Path) -> dict[str, Any]:
 def _load(path: Path, spec: MatrixSpec) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame]:
     frame = pd.read_parquet(path)
     groups = frame.groupby(["day", "user_id"], sort=False).size().to_numpy()
-    return frame[list(spec.feature_names)], frame["label"].to_numpy(np.int32), groups, frame[KEYS]
+    keys = frame[[*KEYS, "position"]] if "position" in frame else frame[KEYS]
+    return frame[list(spec.feature_names)], frame["label"].to_numpy(np.int32), groups, keys
 
 
 def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str, Any]:
     """Retrain deterministically; parameters of a registered version, or params.yaml's."""
     import lightgbm as lgb
 
-    from pipelines.training.ranker import lgb_params
+    from pipelines.training.ranker import default_objective, lgb_params
 
     meta = json.loads((data / "meta.json").read_text())
     spec = MatrixSpec.from_dict(meta["spec"])
-    X, y, groups, _ = _load(data / "train.parquet", spec)
+    X, y, groups, keys = _load(data / "train.parquet", spec)
     Xv, yv, gv, _ = _load(data / "valid.parquet", spec)
     overrides: dict[str, Any] = {}
+    objective = default_objective()
     if params_from != "params":
         from pipelines import registry
 
         info = registry.version_info(params_from)
-        if info is None:
-            raise NewsrecError(f"no registered model {params_from!r} to take parameters from")
-        from mlflow import MlflowClient
-
-        registry._mlflow()
-        logged = MlflowClient().get_run(info["run_id"]).data.params
-        overrides = _numeric_overrides(logged, lgb_params())
-    p = lgb_params(overrides)
+        objective = (info or {}).get("tags", {}).get("objective", "plain")
+        overrides = registered_params(params_from, lgb_params(objective=objective))
+    p = lgb_params(overrides, objective)
     rounds = int(p.pop("num_boost_round", 300))
     patience = int(p.pop("early_stopping_rounds", 20))
     categorical = list(spec.categorical)
-    dtrain = lgb.Dataset(X, y, group=groups, categorical_feature=categorical, free_raw_data=False)
+    # the debiased objective learns from the logged positions, which the snapshot keeps next to the keys
+    position = keys["position"].to_numpy(np.int32) if objective == "debiased" and "position" in keys else None
+    dtrain = lgb.Dataset(X, y, group=groups, categorical_feature=categorical, free_raw_data=False, position=position)
     dvalid = lgb.Dataset(Xv, yv, group=gv, categorical_feature=categorical, reference=dtrain)
     booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(patience, verbose=False)])  # fmt: skip
     model_out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_out))
-    return {"best_iteration": booster.best_iteration, "params_from": params_from}
+    return {"best_iteration": booster.best_iteration, "params_from": params_from, "objective": objective}
 
 
 def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) -> dict[str, Any]:
     import lightgbm as lgb
 
+    from pipelines.training.dataset import tie_order
     from pipelines.training.metrics import ranking_metrics
 
     meta = json.loads((data / "meta.json").read_text())
@@ -110,7 +110,7 @@ def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) 
     scores = booster.predict(X)
     rows = keys.merge(pd.read_parquet(data / "test_slices.parquet"), on="event_id", how="left")
     gids = rows.groupby(["day", "user_id"], sort=False).ngroup().to_numpy()
-    tie = rows["event_id"].to_numpy()
+    tie = tie_order(rows["event_id"].to_numpy())  # as in training's evaluation: not the slate order
     metrics = {"model": ranking_metrics(gids, y, scores, tie)}
     metrics["recency"] = ranking_metrics(gids, y, rows["article_published_ts"].to_numpy(np.float64), tie)
     table = []
@@ -122,6 +122,20 @@ def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) 
     slices_out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(table).to_csv(slices_out, index=False, float_format="%.6f")
     return metrics
+
+
+def registered_params(ref: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The numeric LightGBM parameters logged with a registered version (number or alias):
+    what DVC's ``fit`` and a warm start reuse instead of searching again."""
+    from mlflow import MlflowClient
+
+    from pipelines import registry
+
+    info = registry.version_info(ref)
+    if info is None:
+        raise NewsrecError(f"no registered model {ref!r} to take parameters from")
+    registry._mlflow()
+    return _numeric_overrides(MlflowClient().get_run(info["run_id"]).data.params, base)
 
 
 def _numeric_overrides(logged: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:

@@ -79,3 +79,13 @@ def auc(positive: np.ndarray, scores: np.ndarray) -> float:
 
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def truth_ndcg(groups: np.ndarray, gain: np.ndarray, scores: np.ndarray, tiebreak: np.ndarray | None = None) -> float:
+    """NDCG@10 whose gains are a latent truth (non-negative reals) instead of logged labels.
+
+    Logged labels carry the logging policy's position bias; on the simulator the truth does
+    not. Labels log2(1 + gain) make the 2^label - 1 gain of :func:`ranking_metrics` equal ``gain``.
+    """
+    labels = np.log2(1.0 + np.maximum(np.asarray(gain, dtype=np.float64), 0.0))
+    return ranking_metrics(groups, labels, scores, tiebreak)["ndcg@10"]
