@@ -15,11 +15,25 @@ def train(
     trials: int = typer.Option(None, min=1, help="Search trials [params.yaml training.hpo.trials]."),
     minutes: float = typer.Option(None, min=0.1, help="Search time budget [params.yaml training.hpo.minutes]."),
     train_days: int = typer.Option(None, min=1, help="Days to train on [params.yaml training.train_days]."),
+    objective: str = typer.Option(
+        None, help="plain or debiased (position-aware LambdaRank) [params.yaml training.objective]."
+    ),
+    mode: str = typer.Option("full", help="full (search, from scratch) or warm (continue the champion)."),
+    compare_objectives: bool = typer.Option(
+        False, help="Fit plain and debiased with the same parameters and compare them; registers nothing."
+    ),
 ) -> None:
     """Train a challenger, evaluate it, register it, and promote it if it beats the champion."""
-    from pipelines.training.train import train as run
+    from pipelines.training import train as training
 
-    typer.echo(run(day.date(), trials, minutes, train_days).render())
+    if objective is not None and objective not in training.ranker.OBJECTIVES:
+        raise typer.BadParameter("choose plain or debiased", param_hint="'--objective'")
+    if mode not in training.MODES:
+        raise typer.BadParameter("choose full or warm", param_hint="'--mode'")
+    if compare_objectives:
+        typer.echo(training.render_comparison(training.compare_objectives(day.date(), train_days)))
+        return
+    typer.echo(training.train(day.date(), trials, minutes, train_days, objective, mode).render())
 
 
 def evaluate(
