@@ -173,13 +173,20 @@ def decide_retrain(day: str | date, drift_share: float | None = None, force: boo
 
 
 @_locked
-def train(day: str | date, trials: int | None = None, minutes: float | None = None) -> dict[str, Any]:
+def train(
+    day: str | date, trials: int | None = None, minutes: float | None = None, mode: str | None = None
+) -> dict[str, Any]:
+    """Train in the mode the retrain checker recorded for the day (warm or full) unless told."""
+    from pipelines.retrain import recorded_mode
     from pipelines.training.train import train as run
 
-    result = run(_date(day), trials=trials, minutes=minutes)
+    d = _date(day)
+    result = run(d, trials=trials, minutes=minutes, mode=mode or recorded_mode(d))
     log.info(result.render())
     return {
         "trained": True,
+        "mode": result.mode,
+        "warm_from": result.warm_from,
         "version": result.version,
         "promoted": result.decision.promoted,
         "reasons": result.decision.reasons,

@@ -68,12 +68,23 @@ def collect(day: date) -> list[Section]:
                                 [[*r[:5], ", ".join(r[5] or []), r[6]] for r in drift]))  # fmt: skip
         retrain = _query(
             cur,
-            "SELECT retrain, mode, champion_version, reasons FROM ops.retrain_decisions WHERE logical_date = %s "
-            "ORDER BY decision_id DESC LIMIT 1",
+            "SELECT retrain, mode, champion_version, reasons, evidence FROM ops.retrain_decisions "
+            "WHERE logical_date = %s ORDER BY decision_id DESC LIMIT 1",
             (day,),
         )
-        sections.append(Section("Retrain checker", ["retrain", "mode", "champion", "reasons"],
-                                [[r[0], r[1], r[2], "; ".join(r[3])] for r in retrain]))  # fmt: skip
+        sections.append(Section("Retrain checker", ["retrain", "mode", "champion", "reasons", "evidence"],
+                                [[r[0], r[1], r[2], "; ".join(r[3]), _evidence(r[4])] for r in retrain]))  # fmt: skip
+        training = _query(
+            cur,
+            "SELECT status, details->>'mode', details->>'objective', details->>'warm_from', details->>'version', "
+            "details->>'reused', details->>'promoted', details->>'ndcg', "
+            "round(extract(epoch FROM finished_at - started_at)::numeric, 1) "
+            "FROM ops.runs WHERE logical_date = %s AND stage = 'train' ORDER BY run_id DESC LIMIT 1",
+            (day,),
+        )
+        sections.append(Section("Training", ["status", "mode", "objective", "warm from", "version", "reused",
+                                             "promoted", "NDCG@10", "seconds"],
+                                [list(r) for r in training]))  # fmt: skip
         models = _query(
             cur,
             "SELECT kind, challenger_version, champion_version, promoted, reasons, "
@@ -100,6 +111,18 @@ def collect(day: date) -> list[Section]:
         )
         sections.append(Section("Alerts", ["raised", "source", "task", "error"], [list(r) for r in alerts]))
     return sections
+
+
+def _evidence(evidence: dict[str, Any] | None) -> str:
+    """The checker's numbers in one short cell (drift share, champion age, decay)."""
+    parts = []
+    for key, label in (("drift_share", "drift share"), ("champion_age_days", "champion age (days)"),
+                       ("champion_ndcg_at_registration", "champion NDCG@10 then"),
+                       ("champion_ndcg_today", "champion NDCG@10 now")):  # fmt: skip
+        value = (evidence or {}).get(key)
+        if value is not None:
+            parts.append(f"{label} {value:.4g}" if isinstance(value, float) else f"{label} {value}")
+    return ", ".join(parts)
 
 
 def _cell(value: Any) -> str:

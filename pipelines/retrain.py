@@ -2,8 +2,12 @@
 
 Retrain when there is no champion, feature drift passes its threshold, the champion's metric
 on the newest labels decayed by more than a margin, the feature set changed, the champion is
-older than N days, or somebody forces it. The decision and all reasons go to
-``ops.retrain_decisions``; the DAG branches on the returned object.
+older than N days, or somebody forces it: those give a ``full`` retrain (search, fit from
+scratch). When none holds, ``retrain.warm_start`` makes it a ``warm`` retrain (continue the
+champion on the days it has not seen, with its parameters: minutes instead of the night's
+search budget); without it the night keeps the champion (``none``). The decision and all
+reasons go to ``ops.retrain_decisions``; the DAG branches on the returned object and the
+train task reads the mode back (:func:`recorded_mode`).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def champion_decay(day: date, version: str) -> tuple[float | None, float | None]
         log.warning("cannot measure the champion on %s: %s", day, exc)
         return None, None
     scores = model.predict(to_matrix(split.rows, model.spec))
-    now = ranking_metrics(evaluate.group_ids(split.rows), split.y, scores, split.rows["event_id"].to_numpy())["ndcg@10"]
+    now = ranking_metrics(evaluate.group_ids(split.rows), split.y, scores, evaluate.tiebreak(split.rows))["ndcg@10"]
     at_registration = registry.run_metrics(model.run_id).get("ndcg_at_10")
     return at_registration, now
 
@@ -100,11 +104,25 @@ def decide(day: date, drift_share: float | None = None, force: bool = False) -> 
                 reasons.append(f"the champion's NDCG@10 decayed from {before:.4f} to {now:.4f} (margin {margin})")
     retrain = bool(reasons)
     mode = "full" if retrain else "none"
-    if not retrain:
+    if not retrain and cfg.get("warm_start", True):
+        retrain, mode = True, "warm"
+        reasons.append(f"warm start from champion {champion}: fresh, no drift, no decay, same features")
+    elif not retrain:
         reasons.append("champion is fresh, no drift, no decay, same features")
     decision = RetrainDecision(day, retrain, mode, champion, reasons, evidence)
     _record(decision)
     return decision
+
+
+def recorded_mode(day: date) -> str:
+    """The training mode the checker chose for ``day`` ("full" when it never ran: an explicit
+    or forced training run with no decision on record trains from scratch)."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT mode FROM ops.retrain_decisions WHERE logical_date = %s ORDER BY decision_id DESC LIMIT 1", (day,)
+        )
+        row = cur.fetchone()
+    return "warm" if row and row[0] == "warm" else "full"
 
 
 def _record(decision: RetrainDecision) -> None:
