@@ -1,0 +1,56 @@
+"""Fixtures of the fault, concurrency and bad-data tests: a PostgreSQL server of their own,
+a nightly world built on it once per session, and the result of an undisturbed run of D."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import nightly_world as nw
+
+_clones = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def rel_server() -> Iterator[nw.Server]:
+    server = nw.Server()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def nightly_template(rel_server, tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("rel_template")
+    nw.build_template(rel_server, "reltpl", home)
+    return {"name": "reltpl", "home": home}
+
+
+@pytest.fixture(scope="session")
+def make_world(rel_server, nightly_template, tmp_path_factory):
+    """Clone the template: returns (url, home) of a new world (the caller points at it)."""
+
+    def make(label: str) -> tuple[str, Path]:
+        name = f"rel_{label}_{os.getpid()}_{next(_clones)}"
+        home = tmp_path_factory.mktemp(name) / "home"
+        return nw.clone(rel_server, nightly_template["name"], nightly_template["home"], name, home), home
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def reference(make_world) -> dict:
+    """What an undisturbed nightly run of D leaves: the state every disturbed run must reach."""
+    from pipelines import nightly
+
+    url, home = make_world("reference")
+    with nw.pointed_at(url, home):
+        before = nw.snapshot()
+        nightly.run_day(nw.D, force_retrain=True, **nw.RUN)
+        after = nw.snapshot()
+    assert after["live_batch"][0] == nw.D and after["live"] and after["live"] != before["live"]
+    assert after["registry"]["champion"] != before["registry"]["champion"], "the reference run must promote"
+    return {"before": before, "after": after}

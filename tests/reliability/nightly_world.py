@@ -1,0 +1,231 @@
+"""A small simulated service for the fault, concurrency and bad-data tests, on a PostgreSQL
+server of their own (so a test may restart it), built once and cloned per test.
+
+The template holds seven days of history with their features, one nightly run of D0 (a
+champion and a live batch), and day D simulated. A clone copies the three databases (main,
+MLflow, Optuna) with ``CREATE DATABASE ... TEMPLATE`` and the home folder (features,
+artifacts, serving exports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, admin_sql, query, use_database
+
+START = date(2026, 7, 1)
+HISTORY = 7
+D0 = START + timedelta(days=HISTORY)  # run once in the template: champion v1, live batch 1
+D = D0 + timedelta(days=1)  # the date the tests run (simulated in the template, nothing else)
+SIM = {"users": 400, "articles_per_day": 160, "start": START, "seed": 8}
+RUN = {"trials": 1, "minutes": 1}
+RUN_ARGS = ["--trials", "1", "--minutes", "1"]
+SIDE_DATABASES = ("", "_mlflow", "_optuna")
+
+
+class Server:
+    """A throwaway embedded PostgreSQL that tests may stop and start."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self.folder = Path(tempfile.mkdtemp(prefix="nrrel", dir="/tmp"))
+        self.server = pgserver.get_server(self.folder / "pg", cleanup_mode="delete")
+        self.server.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off;")
+        self.server.psql("SELECT pg_reload_conf();")
+        self.socket_dir = self.server.get_postmaster_info().socket_dir
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres:@/{database}?host={self.socket_dir}"
+
+    @property
+    def base(self) -> str:
+        return f"postgresql://postgres:@/{{db}}?host={self.socket_dir}"
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every open connection is cut, the data stays."""
+        import pgserver
+
+        pgserver.pg_ctl(
+            ["-w", "-m", "fast", "restart"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
+        )
+
+    def disconnect(self, database: str) -> None:
+        """End every session on ``database`` (a template must have none)."""
+        admin_sql(
+            self.base,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' "
+            "AND pid <> pg_backend_pid()",
+        )
+
+    def databases(self) -> set[str]:
+        import psycopg2
+
+        conn = psycopg2.connect(self.url("postgres"))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT datname FROM pg_database")
+                return {r[0] for r in cur.fetchall()}
+        finally:
+            conn.close()
+
+    def cleanup(self) -> None:
+        self.server.cleanup()
+
+
+def build_template(server: Server, name: str, home: Path) -> None:
+    """History, features, one nightly run of D0, and day D simulated."""
+    from pipelines import nightly
+    from pipelines.features.build import backfill
+    from pipelines.warehouse import simulator
+    from pipelines.warehouse.migrations import migrate
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, server.url(name), home)
+        migrate()
+        simulator.seed(simulator.SimConfig.from_params(**SIM), HISTORY)
+        backfill(START, D0 - timedelta(days=1))
+        nightly.run_day(D0, **RUN)
+        simulator.simulate_day(D)
+    from pipelines.config import reset_caches
+
+    reset_caches()
+    for suffix in SIDE_DATABASES:
+        server.disconnect(name + suffix)
+
+
+def clone(server: Server, template: str, template_home: Path, name: str, home: Path) -> str:
+    """A copy of the template's databases and home; returns the main database URL."""
+    existing = server.databases()
+    for suffix in SIDE_DATABASES:
+        if template + suffix in existing:
+            server.disconnect(template + suffix)
+            admin_sql(server.base, f"CREATE DATABASE {name}{suffix} TEMPLATE {template}{suffix}")
+    shutil.copytree(template_home, home, symlinks=True)
+    # The Feast registry names the template's feature folder: let the clone apply its own.
+    (home / "feast" / "registry.db").unlink(missing_ok=True)
+    return server.url(name)
+
+
+@contextlib.contextmanager
+def pointed_at(url: str, home: Path) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, url, home)
+        yield
+    from pipelines.config import reset_caches
+
+    reset_caches()
+
+
+# --------------------------------------------------------------------------------------
+# What the tests compare
+# --------------------------------------------------------------------------------------
+
+
+def live_rows() -> list[tuple]:
+    return query(
+        "SELECT r.user_id, r.rank, r.article_id, round(r.score::numeric, 5), r.reason FROM serving.recommendations r "
+        "JOIN serving.live l USING (batch_id) ORDER BY 1, 2"
+    )
+
+
+def live_batch() -> tuple | None:
+    rows = query(
+        "SELECT b.batch_id, b.data_date, b.model_version, b.status, b.n_users, b.n_rows FROM serving.live l "
+        "JOIN serving.batches b USING (batch_id)"
+    )
+    return rows[0] if rows else None
+
+
+def live_is_complete() -> bool:
+    """The live batch is 'complete' and holds exactly the rows its bookkeeping says."""
+    batch = live_batch()
+    if batch is None:
+        return False
+    batch_id, _, _, status, n_users, n_rows = batch
+    counted = query(
+        "SELECT count(DISTINCT user_id), count(*) FROM serving.recommendations WHERE batch_id = %s", (batch_id,)
+    )[0]
+    fallback = query("SELECT count(*) FROM serving.fallback_recommendations WHERE batch_id = %s", (batch_id,))[0][0]
+    return status == "complete" and counted == (n_users, n_rows) and n_rows > 0 and fallback > 0
+
+
+def registry_state() -> dict:
+    """Champion and every version with what identifies its training."""
+    from pipelines import registry
+
+    versions = {
+        v["version"]: (v["tags"].get("logical_date"), v["tags"].get("dvc_data_hash"), v["tags"].get("complete"))
+        for v in registry.list_versions()
+    }
+    return {"champion": registry.champion_version(), "versions": versions}
+
+
+def snapshot() -> dict:
+    from pipelines.features import partitions
+
+    batch = live_batch()
+    return {
+        "live": live_rows(),
+        "live_batch": batch[1:3] if batch else None,  # date and model version
+        "registry": registry_state(),
+        "manifests": sorted(p.stem for p in (partitions.root() / "_manifests").glob("*.json")),
+        "decisions": query(
+            "SELECT logical_date, challenger_version, champion_version, promoted FROM ops.model_decisions "
+            "WHERE kind = 'promotion' ORDER BY decision_id"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Running stages in a process of their own
+# --------------------------------------------------------------------------------------
+
+
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A process with the test's environment plus ``env``; its output goes to ``log``."""
+    with open(log, "w") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+
+
+def cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """The real ``newsrec`` entry point."""
+    return spawn([sys.executable, "-m", "pipelines.cli", *args], env, log)
+
+
+def stage(code: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """One stage function called in a fresh Python (``python -c``)."""
+    return spawn([sys.executable, "-c", code], env, log)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    """Wait until a paused process has written its marker file."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            tail = log.read_text()[-3000:]
+            raise AssertionError(f"the process ended ({proc.returncode}) before {path.name}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the process never reached {path.name}")
+        time.sleep(0.1)
