@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down soak
+.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down soak bench
 
 venv: $(STAMP)
 
@@ -36,6 +36,12 @@ airflow: venv
 
 airflow-down: venv
 	$(BIN)/newsrec airflow down
+
+# The whole nightly cycle at seed scale (521k users, 144k articles a day, 7 days) in its own
+# home .newsrec-bench/, then the references; results in bench/results/nightly.{json,md,png}.
+# Smaller: make bench BENCH_ARGS="--users 20000 --articles-per-day 5000".
+bench: venv
+	$(BIN)/newsrec bench nightly $(BENCH_ARGS)
 
 # The reader under load (60 s, 32 connections) while batches go live, in its own database
 # <main>_soak; fails unless every response is a complete list from one batch. bench/results/soak.{json,md}.

@@ -122,9 +122,11 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
 
             registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
+            t0 = time.perf_counter()
             summary["batch_id"] = publish_batch(
                 day, result.model_version, result.recommendations, result.fallback, keep
             )
+            summary["publish_seconds"] = round(time.perf_counter() - t0, 2)
             summary["published"] = True
         run.details.update(summary)
     return summary

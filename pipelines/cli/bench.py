@@ -70,3 +70,25 @@ def scoring(
     from pipelines.bench.scoring import run
 
     typer.echo(run(day.date(), results, publish).render())
+
+
+@app.command()
+def nightly(
+    users: int = typer.Option(521_000, min=100, help="Users of the simulated world (seed scale: 521,000)."),
+    articles_per_day: int = typer.Option(144_000, min=50, help="New articles a day (seed scale: 144,000)."),
+    days: int = typer.Option(7, min=2, max=60, help="Days of history; the cycle runs for the last one."),
+    trials: int = typer.Option(1, min=1, help="Training budget: search trials."),
+    train_days: int = typer.Option(2, min=1, help="Training budget: days trained on."),
+    reader_seconds: int = typer.Option(15, min=1, max=600, help="Reader load per case, seconds."),
+    profile: bool = typer.Option(False, help="Profile every stage (pyinstrument); keep the slowest one's."),
+    reuse_world: bool = typer.Option(False, help="Reuse a world of the same size already in --home."),
+    home: Path = typer.Option(Path(".newsrec-bench"), help="The bench's own NEWSREC_HOME (own embedded database)."),
+    results: Path = typer.Option(Path("bench/results"), help="Folder for nightly.{json,md,png} and the rest."),
+) -> None:
+    """The whole nightly cycle at seed scale, per stage, next to what this machine can do."""
+    from pipelines.bench.nightly import BenchConfig, render, run
+
+    cfg = BenchConfig(users=users, articles_per_day=articles_per_day, days=days, trials=trials,
+                      train_days=train_days, reader_seconds=reader_seconds, profile=profile,
+                      reuse_world=reuse_world)  # fmt: skip
+    typer.echo(render(run(cfg, home, results, say=typer.echo)))
