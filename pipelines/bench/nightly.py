@@ -98,7 +98,8 @@ def _in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> di
 def seed_world(users: int, articles_per_day: int, start: str, days: int) -> dict[str, Any]:
     from pipelines.warehouse import simulator
 
-    cfg = simulator.SimConfig.from_params(users=users, articles_per_day=articles_per_day, start=date.fromisoformat(start))
+    start_day = date.fromisoformat(start)
+    cfg = simulator.SimConfig.from_params(users=users, articles_per_day=articles_per_day, start=start_day)
     results = simulator.seed(cfg, days)
     return {"impressions": sum(r.impressions for r in results), "reads": sum(r.reads for r in results)}
 
@@ -324,9 +325,10 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
     if cfg.reuse_world and _world_matches(cfg):
         say("[bench] reusing the world already built in this home")
     else:
-        stage("seed warehouse", seed_world, cfg.users, cfg.articles_per_day, cfg.start.isoformat(), cfg.days, into=setup)
+        first = cfg.start.isoformat()
+        stage("seed warehouse", seed_world, cfg.users, cfg.articles_per_day, first, cfg.days, into=setup)
         if cfg.days > 1:
-            stage("backfill features", backfill_features, cfg.start.isoformat(),
+            stage("backfill features", backfill_features, first,
                   (cfg.day - timedelta(days=1)).isoformat(), into=setup)  # fmt: skip
     events = _count(
         "SELECT count(*) FROM warehouse.events WHERE event_ts >= %s AND event_ts < %s",
