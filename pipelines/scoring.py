@@ -133,7 +133,8 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
 
 
 def score_drift_against_live(day: date, recommendations: pd.DataFrame) -> dict[str, Any] | None:
-    """Drift of the new batch's scores against the live batch's (Evidently), before the switch.
+    """Drift of the new batch's scores against the newest batch of an earlier date (what readers
+    saw the day before; a re-run of a day compares with the same batch), before the switch.
 
     Informational: it is stored in ``ops.drift_results`` and never blocks publishing."""
     from pipelines import db
@@ -143,16 +144,18 @@ def score_drift_against_live(day: date, recommendations: pd.DataFrame) -> dict[s
     if recommendations.empty:
         return None
     with db.transaction() as conn:
-        live = db.read_frame(
+        before = db.read_frame(
             conn,
-            "SELECT r.score FROM serving.recommendations r JOIN serving.live l USING (batch_id) "
-            "WHERE r.user_id % 10 = 0 LIMIT 50000",
+            "SELECT r.score FROM serving.recommendations r WHERE r.batch_id = (SELECT max(batch_id) "
+            "FROM serving.batches WHERE data_date < %s AND status IN ('complete', 'retired')) "
+            "AND r.user_id %% 10 = 0 LIMIT 50000",
+            (day,),
         )
-    if live.empty:
+    if before.empty:
         return None
     current = recommendations.loc[recommendations["user_id"] % 10 == 0, "score"].head(50_000)
     try:
-        result = check_score_drift(day, current.to_numpy(), live["score"].to_numpy())
+        result = check_score_drift(day, current.to_numpy(), before["score"].to_numpy())
     except NewsrecError as exc:
         log.warning("score drift not measured: %s", exc)
         return None
