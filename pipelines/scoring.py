@@ -114,7 +114,7 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
     with record_run("score_publish", day) as run:
         result = score(day, model_ref)
         summary = result.summary()
-        summary["score_drift"] = score_drift_against_live(day, result.recommendations)
+        summary["score_drift"] = score_drift_against_previous(day, result.recommendations)
         if dry_run:
             summary["published"] = False
         else:
@@ -132,7 +132,7 @@ def score_and_publish(day: date, dry_run: bool = False, model_ref: str = registr
     return summary
 
 
-def score_drift_against_live(day: date, recommendations: pd.DataFrame) -> dict[str, Any] | None:
+def score_drift_against_previous(day: date, recommendations: pd.DataFrame) -> dict[str, Any] | None:
     """Drift of the new batch's scores against the newest batch of an earlier date (what readers
     saw the day before; a re-run of a day compares with the same batch), before the switch.
 
