@@ -31,7 +31,7 @@ class BenchConfig:
     users: int = SEED_SCALE["users"]
     articles_per_day: int = SEED_SCALE["articles_per_day"]
     days: int = SEED_SCALE["days"]
-    trials: int = 1  # the small fixed training budget
+    trials: int = 0  # the small fixed training budget: no search, params.yaml's parameters
     train_days: int = 2
     hpo_minutes: float = 5.0
     reader_seconds: int = 15
