@@ -58,3 +58,12 @@ def test_no_literal_secrets():
         if re.search(r"(PASSWORD|SECRET)\w*:\s*\S", line) and "${" not in line and "_FILE:" not in line:
             raise AssertionError(f"literal secret in docker-compose.yml: {line.strip()}")
     assert (ROOT / ".env.example").exists()
+
+
+def test_the_reader_gets_only_the_read_only_role():
+    reader = _compose()["services"]["reader"]
+    env = reader["environment"]
+    assert "NEWSREC_DATABASE_URL" not in env
+    assert env["NEWSREC_READER_DATABASE_URL"].startswith("postgresql://newsrec_reader:")
+    assert "POSTGRES_PASSWORD" not in str(reader)
+    assert all(v.endswith(":ro") for v in reader.get("volumes", []))
