@@ -577,13 +577,16 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[at]
 
 
-async def _python_load(base: str, paths: Sequence[str], key: str, connections: int, seconds: float) -> dict:
+async def closed_loop(
+    base: str, key: str, paths: Sequence[str], connections: int, seconds: float, on_response: Any
+) -> tuple[dict[str, int], float]:
+    """``connections`` clients over one httpx client, each sending its next request as soon as
+    the last one answered, for ``seconds``. ``on_response(path index, start offset, seconds,
+    response)`` records what the caller needs; transport failures are counted here by kind.
+    Returns those counts and the seconds the load ran."""
     import httpx
 
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
     errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
-    sizes = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(
         base_url=base, headers={"X-API-Key": key}, limits=limits, timeout=REQUEST_TIMEOUT_S
@@ -592,13 +595,12 @@ async def _python_load(base: str, paths: Sequence[str], key: str, connections: i
         deadline = t0 + seconds
 
         async def worker(offset: int) -> None:
-            nonlocal sizes
             i = offset
-            while time.perf_counter() < deadline:
+            while (start := time.perf_counter()) < deadline:
                 i += 1
-                start = time.perf_counter()
+                at = i % len(paths)
                 try:
-                    r = await client.get(paths[i % len(paths)])
+                    r = await client.get(paths[at])
                 except httpx.TimeoutException:
                     errors["timeout"] += 1
                     continue
@@ -608,12 +610,24 @@ async def _python_load(base: str, paths: Sequence[str], key: str, connections: i
                 except httpx.TransportError:
                     errors["read"] += 1
                     continue
-                latencies.append(time.perf_counter() - start)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                sizes += len(r.content)
+                on_response(at, start - t0, time.perf_counter() - start, r)
 
         await asyncio.gather(*(worker(w * 7919) for w in range(connections)))
-        took = time.perf_counter() - t0
+        return errors, time.perf_counter() - t0
+
+
+async def _python_load(base: str, paths: Sequence[str], key: str, connections: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sizes = 0
+
+    def record(at: int, started: float, took: float, r: Any) -> None:
+        nonlocal sizes
+        latencies.append(took)
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        sizes += len(r.content)
+
+    errors, took = await closed_loop(base, key, paths, connections, seconds, record)
     return {"latencies": latencies, "statuses": statuses, "errors": errors, "bytes": sizes, "seconds": took}
 
 

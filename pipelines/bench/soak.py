@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench.reader import REQUEST_TIMEOUT_S, ROUTE, _machine_busy_pct, serving
+from pipelines.bench.reader import ROUTE, _machine_busy_pct, closed_loop, serving
 
 SEED = 20_261_125
 ARTICLE_POOL = 120  # articles a batch draws each user's list from
@@ -301,52 +301,27 @@ def targets(batches: Batches, k: int) -> list[Target]:
 
 
 async def _load(base: str, key: str, plan: Sequence[Target], connections: int, seconds: float, k: int) -> dict:
-    import httpx
-
     outcomes: Counter = Counter()  # (target index, batch id, version, fallback, n items, ranks ok, items)
     statuses: Counter = Counter()
-    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "other": 0}
     latencies: list[tuple[float, float]] = []  # (start, seconds)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": key}, limits=limits, timeout=REQUEST_TIMEOUT_S
-    ) as client:
-        t0 = time.perf_counter()
-        deadline = t0 + seconds
 
-        async def worker(offset: int) -> None:
-            i = offset
-            while (start := time.perf_counter()) < deadline:
-                i += 1
-                at = i % len(plan)
-                try:
-                    r = await client.get(plan[at].path)
-                    body = r.content
-                except httpx.TimeoutException:
-                    errors["timeout"] += 1
-                    continue
-                except httpx.ConnectError:
-                    errors["connect"] += 1
-                    continue
-                except httpx.TransportError:
-                    errors["read"] += 1
-                    continue
-                latencies.append((start - t0, time.perf_counter() - start))
-                if r.status_code != 200:
-                    statuses[str(r.status_code)] += 1
-                    continue
-                try:
-                    data = json.loads(body)
-                    items = data["items"]
-                    outcome = (at, data["batch_id"], data["model_version"], data["fallback"], len(items),
-                               [it["rank"] for it in items] == list(range(1, len(items) + 1)),
-                               tuple(it["article_id"] for it in items))  # fmt: skip
-                except (ValueError, KeyError, TypeError):
-                    outcome = (at, None, None, None, 0, False, ())
-                outcomes[outcome] += 1
+    def record(at: int, started: float, took: float, r: Any) -> None:
+        latencies.append((started, took))
+        if r.status_code != 200:
+            statuses[str(r.status_code)] += 1
+            return
+        try:
+            data = json.loads(r.content)
+            items = data["items"]
+            outcome = (at, data["batch_id"], data["model_version"], data["fallback"], len(items),
+                       [it["rank"] for it in items] == list(range(1, len(items) + 1)),
+                       tuple(it["article_id"] for it in items))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            outcome = (at, None, None, None, 0, False, ())
+        outcomes[outcome] += 1
 
-        await asyncio.gather(*(worker(w * 7919) for w in range(connections)))
-        took = time.perf_counter() - t0
+    errors, took = await closed_loop(base, key, [t.path for t in plan], connections, seconds, record)
+    errors.setdefault("other", 0)
     return {"outcomes": outcomes, "statuses": statuses, "errors": errors, "latencies": latencies, "seconds": took}
 
 
