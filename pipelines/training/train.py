@@ -152,15 +152,21 @@ def train(
         lineage["hpo_study"] = study
         hyper = {**ranker.lgb_params(search.best_params, objective), "trials": trials, "minutes": minutes}
         result = _register_and_gate(day, booster, splits, hyper, lineage, search.best_value)
-        run.details.update(
-            version=result.version,
-            promoted=result.decision.promoted,
-            rows=result.rows,
-            ndcg=result.evaluation["overall"]["model"]["ndcg@10"],
-            mode="full",
-            objective=objective,
-        )
+        _record(run.details, result, "full", objective)
     return _result(result, search, data_hash, t0, "full", objective)
+
+
+def _record(details: dict[str, Any], result: _Gated, mode: str, objective: str, **extra: Any) -> None:
+    """What ``ops.runs`` keeps of a training run."""
+    details.update(
+        version=result.version,
+        promoted=result.decision.promoted,
+        rows=result.rows,
+        ndcg=result.evaluation["overall"]["model"]["ndcg@10"],
+        mode=mode,
+        objective=objective,
+        **extra,
+    )
 
 
 def train_warm(day: date) -> TrainResult:
@@ -208,15 +214,7 @@ def train_warm(day: date) -> TrainResult:
         hyper = {**ranker.lgb_params(overrides, objective), "warm_rounds": rounds}
         valid_ndcg = float(booster.best_score["valid"]["ndcg@10"])
         result = _register_and_gate(day, booster, splits, hyper, lineage, valid_ndcg)
-        run.details.update(
-            version=result.version,
-            promoted=result.decision.promoted,
-            rows=result.rows,
-            ndcg=result.evaluation["overall"]["model"]["ndcg@10"],
-            mode="warm",
-            warm_from=champion.version,
-            objective=objective,
-        )
+        _record(run.details, result, "warm", objective, warm_from=champion.version)
     out = _result(result, ranker.SearchResult({}, valid_ndcg, 0, 0, 0.0), data_hash, t0, "warm", objective)
     out.warm_from = champion.version
     return out
