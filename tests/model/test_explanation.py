@@ -53,11 +53,19 @@ def test_explanation_adds_up_to_the_published_score(published, monkeypatch):
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
-def test_score_drift_against_the_live_batch_is_measured(published, monkeypatch):
+def test_score_drift_is_measured_against_the_batch_of_an_earlier_date(published, monkeypatch):
+    from datetime import timedelta
+
+    from pipelines.scoring import score, score_drift_against_previous
     from tests.helpers import use_database
 
     use_database(monkeypatch, published["url"], published["home"])
-    again = score_and_publish(DAY, dry_run=True)  # same model, same day: same scores
+    again = score_and_publish(DAY, dry_run=True)
     assert again["published"] is False
-    assert again["score_drift"]["drifted"] is False and again["score_drift"]["score"] < 0.01
+    assert again["score_drift"] is None  # the only batch is DAY's own: nothing earlier to compare with
+    same = score(DAY).recommendations  # same model, same features: the next day sees DAY's batch unchanged
+    drift = score_drift_against_previous(DAY + timedelta(days=1), same)
+    assert drift["drifted"] is False and drift["score"] < 0.01
+    shifted = same.assign(score=same["score"] + 3 * same["score"].std())
+    assert score_drift_against_previous(DAY + timedelta(days=1), shifted)["drifted"] is True
     assert query("SELECT count(*) FROM ops.drift_results WHERE kind = 'scores'")[0][0] >= 1
