@@ -91,7 +91,9 @@ def _in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> di
     if profiler is not None:
         profiler.stop()
         Path(profile_to).write_text(profiler.output_html())
-        Path(profile_to).with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False))
+        flat = profiler.output_text(unicode=False, color=False, flat=True).splitlines()[:60]
+        tree = profiler.output_text(unicode=False, color=False)
+        Path(profile_to).with_suffix(".txt").write_text("\n".join(flat) + "\n\n" + tree)
     return {"out": out, "inner_seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -283,6 +285,30 @@ def _count(sql: str, args: tuple = ()) -> int:
         return int(cur.fetchone()[0])
 
 
+def _drop_models() -> None:
+    """Forget every registered model and search of the bench's home, as in a new world (an
+    identical model would otherwise be reused instead of trained)."""
+    import shutil
+
+    from psycopg2 import sql
+
+    from pipelines import db
+    from pipelines.config import get_settings
+
+    conn = db.connect("postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for suffix in ("mlflow", "optuna"):
+                name = sql.Identifier(f"{db.main_database_name()}_{suffix}")
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    finally:
+        conn.close()
+    settings = get_settings()
+    shutil.rmtree(settings.artifacts_dir, ignore_errors=True)
+    shutil.rmtree(settings.home / "serving" / "models", ignore_errors=True)
+
+
 def _world_matches(cfg: BenchConfig) -> bool:
     try:
         have = _count("SELECT count(*) FROM warehouse.users")
@@ -323,7 +349,8 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
 
     migrate()
     if cfg.reuse_world and _world_matches(cfg):
-        say("[bench] reusing the world already built in this home")
+        say("[bench] reusing the world already built in this home (its models are dropped: training runs anew)")
+        _drop_models()
     else:
         first = cfg.start.isoformat()
         stage("seed warehouse", seed_world, cfg.users, cfg.articles_per_day, first, cfg.days, into=setup)
@@ -373,6 +400,8 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
 
 
 def _keep_slowest_profile(stages: list[StageResult], folder: Path) -> str | None:
+    """The interactive (HTML) profile of the slowest stage; every stage keeps its text one
+    (self time per function, then the call tree)."""
     slowest = max(stages, key=lambda s: s.seconds).name
     kept = None
     for path in folder.glob("*.html"):
@@ -380,7 +409,6 @@ def _keep_slowest_profile(stages: list[StageResult], folder: Path) -> str | None
             kept = str(path)
         else:
             path.unlink()
-            path.with_suffix(".txt").unlink(missing_ok=True)
     return kept
 
 
@@ -514,5 +542,8 @@ def render(p: dict[str, Any]) -> str:
         "- Feature ETL and reader details: etl.md and reader.md next to this file (same run).",
     ]
     if p.get("profile"):
-        lines.append(f"- Profile of the slowest stage (pyinstrument): {Path(p['profile']).name} (+ .txt).")
+        lines.append(
+            f"- Profiles (pyinstrument): profiles/<stage>.txt for every stage, self time per function first; "
+            f"the slowest stage's interactive one: profiles/{Path(p['profile']).name} (not committed, it is large)."
+        )
     return "\n".join(lines)
