@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -336,7 +337,7 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
 
     def stage(name: str, fn: Callable[..., Any], *args: Any, into: list[StageResult] = stages) -> dict[str, Any]:
         say(f"[bench] {name} ...")
-        profile_to = profiles / f"{name}.html" if cfg.profile and into is stages else None
+        profile_to = profiles / f"{_slug(name)}.html" if cfg.profile and into is stages else None
         child, wall = _run(fn, *args, profile_to=profile_to)
         result = StageResult(name, wall, child["peak_rss_mb"], details=child["out"] or {})
         result.details["seconds_in_process"] = round(child["inner_seconds"], 2)
@@ -399,10 +400,14 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
     return payload
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def _keep_slowest_profile(stages: list[StageResult], folder: Path) -> str | None:
     """The interactive (HTML) profile of the slowest stage; every stage keeps its text one
     (self time per function, then the call tree)."""
-    slowest = max(stages, key=lambda s: s.seconds).name
+    slowest = _slug(max(stages, key=lambda s: s.seconds).name)
     kept = None
     for path in folder.glob("*.html"):
         if path.stem == slowest:
