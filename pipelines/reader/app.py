@@ -1,4 +1,5 @@
-"""The reader's FastAPI app: recommendations by user, health, Prometheus metrics, OpenAPI.
+"""The reader's FastAPI app: recommendations by user, the bulk export, health, Prometheus
+metrics, OpenAPI.
 
 Every error is a JSON body ``{"error": {"code", "message"}}``; bad input is a 4xx, a
 database problem a 503 whose body never carries SQL or driver text (that goes to the log).
@@ -235,6 +236,10 @@ def create_app(database_url: str | None = None, key_cache_seconds: float | None 
     from pipelines.reader.explanations import add_explanation_route
 
     add_explanation_route(app, require_key, ApiError, errors)
+
+    from pipelines.reader.export import add_export_route
+
+    add_export_route(app, require_key, ApiError, errors, p, metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

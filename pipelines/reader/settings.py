@@ -32,12 +32,19 @@ class ReaderParams:
     pool_min: int = 1
     pool_max: int = 10
     statement_timeout_ms: int = 2000
+    export_default_users: int = 10_000
+    export_max_users: int = 100_000
+    export_fetch_rows: int = 5_000
 
     @classmethod
     def from_params(cls) -> ReaderParams:
         made = cls(**known_fields(cls, params("serving").get("reader", {})))
         if not 1 <= made.default_limit <= made.max_limit <= 100:
             raise ConfigError("serving.reader: need 1 <= default_limit <= max_limit <= 100")
+        if not 1 <= made.export_default_users <= made.export_max_users or made.export_fetch_rows < 1:
+            raise ConfigError(
+                "serving.reader: need 1 <= export_default_users <= export_max_users and export_fetch_rows >= 1"
+            )
         return made
 
 
