@@ -1,10 +1,18 @@
-"""``newsrec serve``: the published recommendation batches (status, rollback)."""
+"""``newsrec serve``: the published recommendation batches (status, rollback, export)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="Published recommendation batches: status and rollback.", no_args_is_help=True)
+app = typer.Typer(help="Published recommendation batches: status, rollback and export.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    parquet = "parquet"
 
 
 @app.command()
@@ -39,3 +47,22 @@ def rollback(
 
     live = run(to)
     typer.echo(f"live batch is now {live}")
+
+
+@app.command()
+def export(
+    output: Path = typer.Option(..., "--output", "-o", help="File to write; replaced only once complete."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.jsonl, "--format", help="jsonl: one user a line, as the reader's export; parquet: one row a rank."
+    ),
+    batch_id: int = typer.Option(None, "--batch-id", min=1, help="A kept complete batch (default: the live one)."),
+) -> None:
+    """Write a whole batch to one file for bulk consumers (e.g. the e-mail sender)."""
+    from pipelines.serving.export import export_batch
+
+    r = export_batch(output, fmt.value, batch_id)
+    which = "live batch" if r.live else "batch"
+    typer.echo(
+        f"{which} {r.batch_id} (model {r.model_version}): {r.users:,} users, {r.rows:,} rows "
+        f"-> {r.path} ({fmt.value}, {r.size_bytes / 1e6:,.1f} MB, {r.seconds} s)"
+    )
