@@ -126,12 +126,13 @@ def to_array(rows: pd.DataFrame, spec: MatrixSpec, dtype: Any = None) -> np.ndar
                   np.dtype(dtype or spec.dtype))  # fmt: skip
 
 
-_BLOCK_ROWS = 16_384  # a block of rows x features fits in cache: ~8x faster than one np.stack here
+_BLOCK_ROWS = 16_384  # a block of rows x features stays in cache
 
 
 def _stack(columns: list[np.ndarray], n: int, dtype: np.dtype) -> np.ndarray:
-    """Columns side by side in a C-ordered array, a block of rows at a time (writing one
-    whole column at a time strides through memory; at 5M rows that took 70 s a night)."""
+    """Columns side by side in a C-ordered array, a block of rows at a time: writing one whole
+    column at a time strides through memory (4.3 s vs 0.5 s for 4.7M x 26 in a micro-benchmark;
+    in a whole scoring run most of that time is first-touch page faults of the new array)."""
     block = np.empty((n, len(columns)), dtype=dtype)
     if not columns:
         return block
