@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,10 @@ def simulated_world(pg_server: str, template: str, home: Path, name: str, days: 
     from pipelines.config import reset_caches
 
     reset_caches()
+
+
+def clone_database(pg_server: str, template: str, prefix: str) -> str:
+    """A new database copied from ``template`` (nobody may be connected to it); returns its URL."""
+    name = f"{prefix}{os.getpid()}_{time.monotonic_ns()}"
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return pg_server.format(db=name)

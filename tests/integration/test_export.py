@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import warnings
@@ -23,7 +22,7 @@ from pipelines.reader.export import BATCH_HEADER, NEXT_HEADER, ExportQueries, ex
 from pipelines.reader.keys import create_key
 from pipelines.reader.settings import ReaderParams, as_reader
 from pipelines.serving import publish
-from tests.helpers import admin_sql, query, run_cli, simulated_world, use_database
+from tests.helpers import clone_database, query, run_cli, simulated_world, use_database
 from tests.integration.test_publish import batch_frames
 
 with warnings.catch_warnings():
@@ -45,17 +44,12 @@ def export_template(pg_server, migrated_template, tmp_path_factory):
         return name
 
 
-def _clone(pg_server: str, template: str, prefix: str) -> str:
-    name = f"{prefix}{os.getpid()}_{time.monotonic_ns()}"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
-    return pg_server.format(db=name)
-
 
 @pytest.fixture(scope="module")
 def served(pg_server, export_template, tmp_path_factory):
     """Two complete batches: an older one kept for rollback and the live one (without
     UNKNOWN_USER), and an API key."""
-    url = _clone(pg_server, export_template, "ex")
+    url = clone_database(pg_server, export_template, "ex")
     home = tmp_path_factory.mktemp("export_served")
     with pytest.MonkeyPatch.context() as mp:
         use_database(mp, url, home)
@@ -186,7 +180,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -
 def test_a_publish_during_the_stream_does_not_mix_batches(pg_server, export_template, monkeypatch, tmp_path):
     """The page is open (the live batch read, no line yet); a publish switches the pointer
     and retires that batch (keep=1); the page's lines still come, whole, from the first batch."""
-    url = _clone(pg_server, export_template, "exmid")
+    url = clone_database(pg_server, export_template, "exmid")
     use_database(monkeypatch, url, tmp_path)
     first = publish.publish_batch(DAY, "first", *batch_frames(salt=0))
     expected = _batch_rows(first)
@@ -287,7 +281,7 @@ def test_cli_killed_before_the_rename_leaves_the_previous_file(in_served, tmp_pa
 
 
 def test_without_a_live_batch_both_refuse(pg_server, export_template, monkeypatch, tmp_path):
-    url = _clone(pg_server, export_template, "exnone")
+    url = clone_database(pg_server, export_template, "exnone")
     use_database(monkeypatch, url, tmp_path / "home")
     _, key = create_key("early")
     with TestClient(create_app(database_url=as_reader(url))) as c:

@@ -23,7 +23,7 @@ from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key, revoke_key
 from pipelines.reader.settings import as_reader
 from pipelines.serving import publish
-from tests.helpers import ROOT, admin_sql, query, run_cli, simulated_world, use_database
+from tests.helpers import ROOT, clone_database, query, run_cli, simulated_world, use_database
 from tests.integration.test_publish import batch_frames
 
 with warnings.catch_warnings():
@@ -46,16 +46,11 @@ def reader_template(pg_server, migrated_template, tmp_path_factory):
         return name
 
 
-def _clone(pg_server: str, template: str, prefix: str) -> str:
-    name = f"{prefix}{os.getpid()}_{time.monotonic_ns()}"
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
-    return pg_server.format(db=name)
-
 
 @pytest.fixture(scope="module")
 def served(pg_server, reader_template, tmp_path_factory):
     """A database with one live batch (all users but UNKNOWN_USER) and an API key."""
-    url = _clone(pg_server, reader_template, "rd")
+    url = clone_database(pg_server, reader_template, "rd")
     home = tmp_path_factory.mktemp("reader_served")
     with pytest.MonkeyPatch.context() as mp:
         use_database(mp, url, home)
@@ -198,7 +193,7 @@ def test_database_down_is_503_without_details():
 
 
 def test_no_live_batch_is_503(pg_server, reader_template, monkeypatch, tmp_path):
-    url = _clone(pg_server, reader_template, "rdempty")
+    url = clone_database(pg_server, reader_template, "rdempty")
     use_database(monkeypatch, url, tmp_path)
     _, key = create_key("empty")
     with TestClient(create_app(database_url=as_reader(url))) as c:
@@ -276,7 +271,7 @@ def test_keys_cli_create_list_revoke(client, in_served):
 
 
 def test_publish_and_rollback_while_reading_never_mix_batches(pg_server, reader_template, monkeypatch, tmp_path):
-    url = _clone(pg_server, reader_template, "rdlive")
+    url = clone_database(pg_server, reader_template, "rdlive")
     use_database(monkeypatch, url, tmp_path)
     lists = {}
     frames = [batch_frames(salt=s) for s in range(3)]
