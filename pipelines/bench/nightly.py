@@ -39,6 +39,17 @@ class BenchConfig:
     profile: bool = False
     reuse_world: bool = False  # keep a world already built with the same sizes (developer loop)
 
+    def validate(self) -> None:
+        """Training reads the features of the day before its first day, then trains on
+        ``train_days`` days and validates and tests on the last two."""
+        from pipelines.errors import ConfigError
+
+        if self.days < self.train_days + 3:
+            raise ConfigError(
+                f"--days {self.days} is too short for --train-days {self.train_days}: "
+                f"needs at least {self.train_days + 3} (features of a day before training, validation and test days)"
+            )
+
     @property
     def day(self) -> date:
         """The night under test: the last seeded day (yesterday)."""
@@ -87,10 +98,13 @@ def _in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> di
         profiler = Profiler(interval=0.01)
         profiler.start()
     t0 = time.perf_counter()
-    out = fn(*args)
+    try:
+        out = fn(*args)
+    finally:
+        if profiler is not None:
+            profiler.stop()
     seconds = time.perf_counter() - t0
     if profiler is not None:
-        profiler.stop()
         Path(profile_to).write_text(profiler.output_html())
         flat = profiler.output_text(unicode=False, color=False, flat=True).splitlines()[:60]
         tree = profiler.output_text(unicode=False, color=False)
@@ -324,6 +338,7 @@ def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], No
     """Build the world (unless reused), run the cycle and the references, write the results."""
     from pipelines.config import reset_caches
 
+    cfg.validate()
     os.environ["NEWSREC_HOME"] = str(home.resolve())
     os.environ.pop("NEWSREC_DATABASE_URL", None)  # the bench always uses its own embedded server
     reset_caches()

@@ -76,7 +76,7 @@ def scoring(
 def nightly(
     users: int = typer.Option(521_000, min=100, help="Users of the simulated world (seed scale: 521,000)."),
     articles_per_day: int = typer.Option(144_000, min=50, help="New articles a day (seed scale: 144,000)."),
-    days: int = typer.Option(7, min=2, max=60, help="Days of history; the cycle runs for the last one."),
+    days: int = typer.Option(7, min=3, max=60, help="Days of history (>= --train-days + 3); the cycle is the last."),
     trials: int = typer.Option(0, min=0, help="Training budget: search trials (0: params.yaml's LightGBM parameters)."),
     train_days: int = typer.Option(2, min=1, help="Training budget: days trained on."),
     reader_seconds: int = typer.Option(15, min=1, max=600, help="Reader load per case, seconds."),

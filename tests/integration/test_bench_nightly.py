@@ -1,0 +1,57 @@
+"""`newsrec bench nightly` at a tiny size: it builds its own world in its own home, runs every
+stage and the references, and writes results that add up. Nothing here depends on how fast
+this machine is (the seed-scale run is `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.helpers import run_cli
+
+STAGES = [
+    "quality (raw)", "features (Beam)", "quality (features)", "materialize (Feast online)", "drift",
+    "retrain decision", "train + evaluate + register", "score + publish", "report",
+]  # fmt: skip
+
+
+def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path):
+    home, results = tmp_path / "bench-home", tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k != "NEWSREC_DATABASE_URL"}
+    args = ["--users", "400", "--articles-per-day", "150", "--days", "4", "--train-days", "1", "--reader-seconds", "1"]
+    try:
+        proc = run_cli("bench", "nightly", *args, "--profile", "--home", str(home), "--results", str(results),
+                       env=env, timeout=900)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        run_cli("db", "stop", env={**env, "NEWSREC_HOME": str(home)})
+
+    data = json.loads((results / "nightly.json").read_text())
+    assert [s["name"] for s in data["stages"]] == STAGES
+    assert [s["name"] for s in data["setup"]] == ["seed warehouse", "backfill features"]
+    for stage in data["stages"]:
+        assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0, stage
+    by_name = {s["name"]: s for s in data["stages"]}
+    assert by_name["score + publish"]["details"]["published"] is True
+    assert by_name["score + publish"]["rows"] > 0 and by_name["features (Beam)"]["rows"] > 0
+    assert sum(s["seconds"] for s in data["stages"]) <= data["cycle"]["seconds"] + 1
+    refs = data["references"]
+    assert refs["copy"]["copy_in_rows_per_s"] > 0 and refs["predict"]["lleaves_rows_per_s"] > 0
+    assert refs["etl"]["beam_seconds"] > 0 and refs["reader"]["cases"]
+    measured = {r["stage"].split(",")[0] for r in data["ratios"]}
+    assert {"scoring every active user", "feature ETL (whole window)", "reader"} <= measured
+
+    md = (results / "nightly.md").read_text()
+    assert all(f"| {name} |" in md for name in STAGES)
+    assert (results / "nightly.png").read_bytes()[:4] == b"\x89PNG"
+    profiles = sorted(p.name for p in (results / "profiles").iterdir())
+    assert len([p for p in profiles if p.endswith(".txt")]) == len(STAGES)
+    assert len([p for p in profiles if p.endswith(".html")]) == 1  # the slowest stage's only
+
+
+def test_a_history_too_short_for_training_is_refused_before_anything_is_built(tmp_path):
+    proc = run_cli("bench", "nightly", "--days", "4", "--train-days", "2", "--home", str(tmp_path / "h"),
+                   "--results", str(tmp_path / "r"))  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("newsrec: error: --days 4 is too short for --train-days 2")
+    assert not (tmp_path / "h").exists() and not (tmp_path / "r").exists()
