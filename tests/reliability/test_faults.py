@@ -49,6 +49,13 @@ def _killed(proc, log: Path) -> None:
     assert code == KILLED, f"expected a SIGKILL, got exit code {code}:\n{log.read_text()[-3000:]}"
 
 
+def _kill_cli_at(world, tmp_path: Path, point: str, args: list[str]) -> None:
+    """Run ``newsrec ARGS`` until it SIGKILLs itself at crash point ``point``; nothing served changed."""
+    log = tmp_path / f"{args[0]}.log"
+    _killed(nw.cli(args, {"NEWSREC_FAULT": f"kill:{point}"}, log), log)
+    _nothing_served_changed(world)
+
+
 def _nothing_served_changed(world) -> None:
     """The live batch and the champion are those of before the night."""
     initial = world["initial"]
@@ -59,10 +66,7 @@ def _nothing_served_changed(world) -> None:
 
 
 def test_kill_while_registering_leaves_no_version(world, tmp_path):
-    log = tmp_path / "train.log"
-    proc = nw.cli(["train", "--date", str(nw.D), *nw.RUN_ARGS], {"NEWSREC_FAULT": "kill:register_logged"}, log)
-    _killed(proc, log)
-    _nothing_served_changed(world)
+    _kill_cli_at(world, tmp_path, "register_logged", ["train", "--date", str(nw.D), *nw.RUN_ARGS])
     # the run was logged (model file and all) but no version points at it
     from pipelines import registry
 
@@ -74,10 +78,7 @@ def test_kill_while_registering_leaves_no_version(world, tmp_path):
 
 
 def test_kill_before_promotion_leaves_the_champion(world, tmp_path):
-    log = tmp_path / "train.log"
-    proc = nw.cli(["train", "--date", str(nw.D), *nw.RUN_ARGS], {"NEWSREC_FAULT": "kill:promote_start"}, log)
-    _killed(proc, log)
-    _nothing_served_changed(world)
+    _kill_cli_at(world, tmp_path, "promote_start", ["train", "--date", str(nw.D), *nw.RUN_ARGS])
     # the challenger is registered completely (it passed the gate) but is not champion yet
     state = nw.registry_state()
     new = set(state["versions"]) - set(world["initial"]["registry"]["versions"])
@@ -106,10 +107,7 @@ def test_kill_while_publishing_features_leaves_no_partial_day(world, tmp_path):
     first, second = list(VIEWS)[:2]  # the order publish_day moves the views in
     inode = {v: partitions.view_path(v, nw.D).stat().st_ino for v in (first, second)}
     others = sorted(p.name for p in (partitions.root() / "_manifests").glob("*.json") if p.stem != str(nw.D))
-    log = tmp_path / "features.log"
-    proc = nw.cli(["features", "build", "--date", str(nw.D)], {"NEWSREC_FAULT": "kill:features_publish"}, log)
-    _killed(proc, log)
-    _nothing_served_changed(world)
+    _kill_cli_at(world, tmp_path, "features_publish", ["features", "build", "--date", str(nw.D)])
     # the day was half replaced (the first view's file is new, the second's is not)...
     assert partitions.view_path(first, nw.D).stat().st_ino != inode[first]
     assert partitions.view_path(second, nw.D).stat().st_ino == inode[second]
