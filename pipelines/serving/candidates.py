@@ -274,9 +274,19 @@ def _load_inputs(day: date, p: CandidateParams) -> _Inputs:
     return _Inputs(pool, users[["user_id", "region", "is_new"]], taste, interests, reads)
 
 
-def iter_candidate_chunks(day: date, chunk_users: int = 50_000) -> Iterator[pd.DataFrame]:
-    """Yield candidate frames (user_id, article_id, source, category, publication_id), one per
-    chunk of ``chunk_users`` active users, each user wholly inside one chunk.
+def user_partition(user_ids: np.ndarray, parts: int) -> np.ndarray:
+    """The scoring partition (0..parts-1) of each user: a fixed hash, so a user is always scored
+    by the same partition for a given partition count, and partitions come out even."""
+    return (_splitmix64(np.asarray(user_ids, dtype=np.int64)) % np.uint64(parts)).astype(np.int64)
+
+
+def iter_candidate_chunks(
+    day: date, chunk_users: int = 50_000, part: int = 0, parts: int = 1
+) -> Iterator[pd.DataFrame]:
+    """Yield candidate frames (user_id, article_id, source, category, publication_id, prior),
+    one per chunk of ``chunk_users`` active users, each user wholly inside one chunk; ``prior``
+    is the article's popularity prior (log1p dwell on D minus age). With ``parts`` > 1, only
+    the users of partition ``part`` (see :func:`user_partition`).
 
     Needs the feature partitions of ``day`` (user activity and user x category shares).
     """
@@ -284,12 +294,16 @@ def iter_candidate_chunks(day: date, chunk_users: int = 50_000) -> Iterator[pd.D
         day = day.date()
     if chunk_users < 1:
         raise ConfigError("chunk_users must be at least 1")
+    if not 0 <= part < parts:
+        raise ConfigError(f"partition {part} is not in 0..{parts - 1}")
     p = CandidateParams.from_params()
     inputs = _load_inputs(day, p)
     if inputs.pool.size == 0:
         log.warning("candidates %s: no unflagged articles in the last %s hours", day, p.window_hours)
         return
     users = inputs.users
+    if parts > 1:
+        users = users[user_partition(users["user_id"].to_numpy(np.int64), parts) == part]
     for lo in range(0, len(users), chunk_users):
         chunk = users.iloc[lo : lo + chunk_users]
         frame = _chunk_candidates(chunk, inputs, p)
@@ -470,6 +484,7 @@ def _chunk_candidates(chunk: pd.DataFrame, inputs: _Inputs, p: CandidateParams) 
             "source": _SOURCE_NAMES[source],
             "category": arts["category"].to_numpy(object)[item],
             "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
+            "prior": arts["prior"].to_numpy(np.float64)[item],
         },
         copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
     )

@@ -174,7 +174,8 @@ def publish_batch(
     """Write a new batch and make it live atomically; keep the newest ``keep`` complete
     batches for rollback. Returns the new batch id.
 
-    ``recommendations``: user_id, rank, article_id, score, reason (optional ``arm``);
+    ``recommendations``: user_id, rank, article_id, score, reason (optional ``arm`` and
+    ``model_version``: the experiment arm and the model that ranked the row);
     ``fallback``: region, rank, article_id, score, reason, with a GLOBAL list.
     """
     from pipelines.ops import record_run
@@ -270,6 +271,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
             **_list_columns(recs),
             "region": recs["region"].to_numpy(object),
             "arm": recs["arm"].to_numpy(object) if "arm" in recs.columns else None,
+            "model_version": recs["model_version"].to_numpy(object) if "model_version" in recs.columns else None,
         }
     ).sort_values(["user_id", "rank"], kind="stable")
     fb = pd.DataFrame(

@@ -127,8 +127,8 @@ def _reasons(source: np.ndarray, category: np.ndarray) -> np.ndarray:
 
 def select_top(scored: pd.DataFrame, k: int = 10, max_per_category: int = 3) -> pd.DataFrame:
     """Each user's top ``k`` by score, at most ``max_per_category`` per category, ranked 1..k,
-    with a reason per item: columns user_id, rank, article_id, score, reason (and ``arm``
-    when the input has it). Rows without a score are ignored; ties go to the lower article id.
+    with a reason per item: columns user_id, rank, article_id, score, reason (and ``arm`` and
+    ``model_version`` when the input has them). Rows without a score are ignored; ties go to the lower article id.
     """
     missing = [c for c in REQUIRED if c not in scored.columns]
     if missing:
@@ -143,8 +143,9 @@ def select_top(scored: pd.DataFrame, k: int = 10, max_per_category: int = 3) -> 
             "reason": _reasons(top["source"].to_numpy(object), top["category"].to_numpy(object)),
         }
     )
-    if "arm" in scored.columns:
-        out["arm"] = top["arm"].to_numpy(object)
+    for column in ("arm", "model_version"):
+        if column in scored.columns:
+            out[column] = top[column].to_numpy(object)
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.errors import ConfigError, NewsrecError
 from pipelines.serving import candidates, publish, selection
 from tests.helpers import admin_sql, query, use_database
 
@@ -63,7 +63,7 @@ def cands(world) -> pd.DataFrame:
 
 
 def test_columns_types_and_caps(in_world, cands):
-    assert list(cands.columns) == ["user_id", "article_id", "source", "category", "publication_id"]
+    assert list(cands.columns) == ["user_id", "article_id", "source", "category", "publication_id", "prior"]
     assert cands["user_id"].dtype == np.int64 and cands["article_id"].dtype == np.int64
     assert set(cands["source"]) == set(candidates.SOURCES)
     per_user = cands.groupby("user_id").size()
@@ -158,6 +158,18 @@ def test_chunking_does_not_change_the_result(in_world, cands):
     small = list(candidates.iter_candidate_chunks(DAY, chunk_users=13))
     owners = [set(c["user_id"]) for c in small]
     assert sum(len(o) for o in owners) == len(set().union(*owners))  # each user in exactly one chunk
+
+
+def test_user_partitions_split_the_users_without_changing_their_candidates(in_world, cands):
+    key = ["user_id", "article_id"]
+    parts = [pd.concat(candidates.iter_candidate_chunks(DAY, chunk_users=200, part=i, parts=3)) for i in range(3)]
+    users = [set(p["user_id"]) for p in parts]
+    assert all(len(u) > 50 for u in users)  # the hash spreads users over every partition
+    assert not (users[0] & users[1]) and not (users[0] & users[2]) and not (users[1] & users[2])
+    together = pd.concat(parts).sort_values(key).reset_index(drop=True)
+    assert together.equals(cands.sort_values(key).reset_index(drop=True))
+    with pytest.raises(ConfigError, match="partition 3 is not in 0..2"):
+        next(candidates.iter_candidate_chunks(DAY, part=3, parts=3))
 
 
 def test_missing_features_is_a_clear_error(in_world):

@@ -46,7 +46,6 @@ def reader_template(pg_server, migrated_template, tmp_path_factory):
         return name
 
 
-
 @pytest.fixture(scope="module")
 def served(pg_server, reader_template, tmp_path_factory):
     """A database with one live batch (all users but UNKNOWN_USER) and an API key."""
@@ -92,6 +91,26 @@ def test_known_user_gets_the_live_personal_list(client, served):
     assert first["title"] and first["url"].startswith("https://") and first["reason"] == "Because you read Tests"
     assert len(_get(client, user, served["key"], limit=3).json()["items"]) == 3
     assert len(_get(client, user, served["key"], limit=100).json()["items"]) == 10
+
+
+def test_each_user_gets_the_arm_and_the_model_that_ranked_the_list(pg_server, reader_template, tmp_path):
+    url = clone_database(pg_server, reader_template, "rdarm")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, url, tmp_path / "home")
+        recs, fallback = batch_frames()
+        users = recs["user_id"].drop_duplicates().tolist()
+        arm = {u: ("challenger" if i % 3 == 0 else "champion") for i, u in enumerate(users)}
+        version = {"challenger": "7", "champion": "5"}
+        recs = recs.assign(arm=recs["user_id"].map(arm), model_version=recs["user_id"].map(lambda u: version[arm[u]]))
+        publish.publish_batch(DAY, "5", recs, fallback)
+        _, key = create_key("arms")
+    with TestClient(create_app(database_url=as_reader(url), key_cache_seconds=1.0)) as c:
+        for user in users[:9]:
+            body = _get(c, int(user), key).json()
+            assert (body["arm"], body["model_version"]) == (arm[user], version[arm[user]])
+        fallback_body = _get(c, UNKNOWN_USER + 10**9, key).json()
+        assert fallback_body["fallback"] is True and fallback_body["arm"] is None
+        assert fallback_body["model_version"] == "5"  # the batch's (champion's) version
 
 
 def test_unknown_user_gets_the_fallback_of_a_region_or_global(client, served):
