@@ -19,6 +19,7 @@ from pipelines.cli import bench as bench_cli
 from pipelines.cli import check as check_cli
 from pipelines.cli import dataset as dataset_cli
 from pipelines.cli import db as db_cli
+from pipelines.cli import experiment as experiment_cli
 from pipelines.cli import features as features_cli
 from pipelines.cli import model as model_cli
 from pipelines.cli import reader as reader_cli
@@ -44,6 +45,7 @@ app.add_typer(reader_cli.app, name="reader")
 app.add_typer(airflow_cli.app, name="airflow")
 app.add_typer(model_cli.app, name="model")
 app.add_typer(dataset_cli.app, name="dataset")
+app.add_typer(experiment_cli.app, name="experiment")
 app.command("train")(model_cli.train)
 app.command("evaluate")(model_cli.evaluate)
 

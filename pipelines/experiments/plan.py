@@ -1,0 +1,125 @@
+"""Who sees which arm: the serving plan of the running experiment and its stable assignment.
+
+Assignment is a keyed hash, never stored per user: ``unit_hash(user_id, key)`` maps a user id
+and a text key to a number uniform in [0, 1) with two rounds of the splitmix64 finaliser on
+uint64 (vectorised numpy; Python's ``hash()`` is salted per process and would change on every
+run). Two independent hashes are used:
+
+* the cohort: a user belongs to the experiment's cohort when
+  ``unit_hash(user_id, salt + "/cohort") < cohort_share``. ``cohort_share`` is fixed when the
+  experiment is created (``cohort_size`` / the users known then, e.g. 15,000 pilot users), so
+  membership never changes afterwards and new users join the cohort with the same chance;
+* the arm: inside the cohort, ``unit_hash(user_id, salt + "/arm")`` falls in one arm's interval.
+  The non-champion arms take consecutive intervals from 0 in their position order, the
+  champion takes the rest. Users outside the cohort get the champion.
+
+The same user gets the same arm on every day and in every re-run, as long as the shares stay
+the same; a share step moves the interval boundaries (that is why the decision evidence of an
+arm restarts at each step, see :mod:`pipelines.experiments.decide`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+CHAMPION = "champion"
+KINDS = ("champion", "challenger", "popularity")
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a bijection of uint64 with full avalanche."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _key(text: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+
+
+def unit_hash(user_ids: np.ndarray, key: str) -> np.ndarray:
+    """A number in [0, 1) per user id, uniform and independent across keys; stable forever."""
+    ids = np.asarray(user_ids, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = _mix64(_mix64(ids ^ _key(key)) + _GOLDEN)
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str  # e.g. "champion", "challenger", "popularity"
+    kind: str  # "champion" | "challenger" | "popularity"
+    model_version: str | None  # registry version for challengers; None for champion and popularity
+    share: float  # share of the cohort's users
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    experiment_id: int
+    name: str
+    salt: str
+    arms: tuple[Arm, ...]
+    cohort_share: float = 1.0  # users whose cohort hash is below this are in the experiment
+
+    def in_cohort(self, user_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(user_ids, dtype=np.int64)
+        if self.cohort_share >= 1.0:
+            return np.ones(len(ids), dtype=bool)
+        return unit_hash(ids, f"{self.salt}/cohort") < self.cohort_share
+
+    def assign(self, user_ids: np.ndarray) -> np.ndarray:
+        """Arm name (object array) per user; users outside the cohort get "champion"."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        out = np.full(len(ids), CHAMPION, dtype=object)
+        inside = self.in_cohort(ids)
+        u = unit_hash(ids, f"{self.salt}/arm")
+        lo = 0.0
+        for arm in self.arms:
+            if arm.kind == "champion" or arm.share <= 0:
+                continue
+            hit = inside & (u >= lo) & (u < lo + arm.share)
+            out[hit] = arm.name
+            lo += arm.share
+        return out
+
+    def arm(self, name: str) -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(name)
+
+
+def serving_plan(day: date) -> ServingPlan | None:
+    """The experiment running for the publish of ``day``, None if none (everyone: champion).
+
+    An experiment serves from its ``started_on`` date on (or from the next publish when it has
+    none) until it is stopped, promoted or demoted; arms with share 0 (demoted) are left out.
+    """
+    from pipelines import db
+
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT experiment_id, name, salt, cohort_share FROM ops.experiments "
+            "WHERE status = 'running' AND (started_on IS NULL OR started_on <= %s)",
+            (day,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(
+            "SELECT arm, kind, model_version, share FROM ops.experiment_arms "
+            "WHERE experiment_id = %s AND share > 0 ORDER BY position",
+            (row[0],),
+        )
+        arms = tuple(Arm(name, kind, version, float(share)) for name, kind, version, share in cur.fetchall())
+    return ServingPlan(int(row[0]), row[1], row[2], arms, float(row[3]))

@@ -1,0 +1,68 @@
+"""``newsrec experiment create|show|stop`` through the real CLI, against the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from pipelines.experiments.plan import serving_plan
+from tests.helpers import query, run_cli
+
+DAY = date(2026, 1, 6)
+
+
+def _one_line_error(proc, fragment: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    # (MLflow may log its own migrations on first use; our error is exactly one line)
+    lines = [line for line in proc.stderr.strip().splitlines() if "mlflow" not in line]
+    assert len(lines) == 1 and lines[0].startswith("newsrec: error:") and fragment in lines[0], proc.stderr
+
+
+def test_create_show_stop(fresh_db):
+    from pipelines.warehouse import simulator
+
+    simulator.seed(simulator.SimConfig.from_params(users=1000, articles_per_day=50, start=DAY, seed=1), 1)
+    env = {"NEWSREC_DATABASE_URL": fresh_db}
+    proc = run_cli("experiment", "create", "pilot-pop", "--popularity-share", "0.2", "--cohort-size", "300", env=env)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "popularity" in proc.stdout and "0.20" in proc.stdout and "0.80" in proc.stdout
+        (users,) = query("SELECT count(*) FROM warehouse.users")[0]
+        assert query("SELECT status, cohort_size, cohort_share, salt FROM ops.experiments") == [
+            ("running", 300, 300 / users, "pilot-pop")
+        ]
+        plan = serving_plan(DAY)
+        assert plan is not None and [(a.name, a.share) for a in plan.arms] == [("popularity", 0.2), ("champion", 0.8)]
+        ids = np.arange(1, users + 1)
+        inside = plan.in_cohort(ids)
+        assert abs(inside.sum() - 300) < 4 * np.sqrt(users * 0.5 * 0.5)
+        assert (plan.assign(ids)[~inside] == "champion").all()
+
+        # a second running experiment, unknown versions and bad shares are refused in one line
+        _one_line_error(
+            run_cli("experiment", "create", "second", "--popularity-share", "0.1", env=env), "already running"
+        )
+        _one_line_error(
+            run_cli("experiment", "create", "ghost", "--challenger", "987", env=env), "unknown model version '987'"
+        )
+        _one_line_error(
+            run_cli("experiment", "create", "bad", "--popularity-share", "0.3", "--champion-share", "0.6", env=env),
+            "sum to 0.9, not 1",
+        )
+        assert query("SELECT count(*) FROM ops.experiments") == [(1,)]
+
+        shown = run_cli("experiment", "show", env=env)
+        assert shown.returncode == 0 and "pilot-pop" in shown.stdout and "running" in shown.stdout
+        assert "300 users asked" in shown.stdout
+    finally:
+        stopped = run_cli("experiment", "stop", "pilot-pop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert serving_plan(DAY) is None  # the next publish serves the champion to everyone
+    assert query("SELECT status, stop_reason FROM ops.experiments") == [("stopped", "stopped by hand")]
+    assert query("SELECT DISTINCT status FROM ops.experiment_arms") == [("ended",)]
+    _one_line_error(run_cli("experiment", "stop", "pilot-pop", env=env), "is not running (it is stopped)")
+    _one_line_error(run_cli("experiment", "show", "nope", env=env), "no experiment 'nope'")
+    shown = run_cli("experiment", "show", "pilot-pop", env=env)
+    assert "stopped" in shown.stdout
