@@ -1,18 +1,39 @@
-"""``newsrec serve``: the published recommendation batches (status, rollback, export)."""
+"""``newsrec serve``: scoring and the published recommendation batches (status, rollback, export)."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Published recommendation batches: status, rollback and export.", no_args_is_help=True)
+app = typer.Typer(
+    help="Batch scoring and the published recommendation batches: score, status, rollback, export.",
+    no_args_is_help=True,
+)
 
 
 class ExportFormat(StrEnum):
     jsonl = "jsonl"
     parquet = "parquet"
+
+
+@app.command()
+def score(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Logical date whose features rank."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Score and report, publish nothing."),
+    dask_address: str = typer.Option(
+        None, "--dask-address", help="Score on this Dask scheduler (default: NEWSREC_DASK_ADDRESS; unset: here)."
+    ),
+) -> None:
+    """Score every active user with the champion (and a running experiment's arms), then
+    publish the batch atomically."""
+    from pipelines.scoring import score_and_publish
+
+    summary = score_and_publish(day.date(), dry_run=dry_run, dask_address=dask_address)
+    typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command()
