@@ -197,6 +197,48 @@ def check_workers(
     return cluster_info(client)
 
 
+def _reach(dsn: str | None, marker: str | None) -> str:
+    """'' when this worker reaches the database and sees ``marker``; else what fails."""
+    from pathlib import Path as _Path
+
+    if dsn:
+        try:
+            import psycopg2
+
+            psycopg2.connect(dsn, connect_timeout=5).close()
+        except Exception as exc:  # noqa: BLE001
+            return f"cannot connect to the database ({str(exc).strip().splitlines()[0] if str(exc) else exc!r})"
+    if marker and not _Path(marker).exists():
+        return f"does not see {_Path(marker).parent} (the folder must be shared with this process)"
+    return ""
+
+
+_reach.__module__ = "__main__"
+
+
+def check_reach(client: Client, dsn: str | None, folder: Path | None) -> None:
+    """Every worker connects to the database at ``dsn`` and sees the files this process writes
+    into ``folder``: the ETL's workers read Postgres and read/write feature files themselves."""
+    import uuid
+
+    from pipelines.db import redact
+
+    marker = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / f".cluster-check-{uuid.uuid4().hex[:12]}"
+        marker.write_text("newsrec: can the Dask workers see this folder?\n")
+    try:
+        answers: dict[str, str] = client.run(_reach, dsn, str(marker) if marker else None)
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+    for worker, problem in sorted(answers.items()):
+        if problem:
+            where = redact(dsn) if problem.startswith("cannot connect") and dsn else ""
+            raise NewsrecError(f"Dask worker {worker} {problem}{' at ' + where if where else ''}")
+
+
 @contextmanager
 def client_for_stage(stage: str, address: str | None = None) -> Iterator[Client | None]:
     """The client a stage runs on, checked, or None (in-process) when no address is set.

@@ -17,6 +17,7 @@ import typer
 from pipelines.cli import airflow as airflow_cli
 from pipelines.cli import bench as bench_cli
 from pipelines.cli import check as check_cli
+from pipelines.cli import cluster as cluster_cli
 from pipelines.cli import dataset as dataset_cli
 from pipelines.cli import db as db_cli
 from pipelines.cli import experiment as experiment_cli
@@ -40,6 +41,7 @@ app.add_typer(warehouse_cli.app, name="warehouse")
 app.add_typer(features_cli.app, name="features")
 app.add_typer(check_cli.app, name="check")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(serve_cli.app, name="serve")
 app.add_typer(reader_cli.app, name="reader")
 app.add_typer(airflow_cli.app, name="airflow")
@@ -104,7 +106,17 @@ def demo() -> None:
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+    dask_address: str = typer.Option(
+        None,
+        "--dask-address",
+        help="Run the ETL and training on this Dask scheduler (tcp://host:8786) [NEWSREC_DASK_ADDRESS].",
+    ),
 ) -> None:
+    if dask_address:
+        from pipelines.config import reset_caches
+
+        os.environ["NEWSREC_DASK_ADDRESS"] = dask_address  # the one switch; workers of stages read it
+        reset_caches()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

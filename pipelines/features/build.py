@@ -100,12 +100,32 @@ def build(
 
     Re-running a day replaces it. Daily partials of earlier days in the 28-day window are
     reused when present (``refresh_window`` recomputes them from the warehouse).
+
+    With a Dask address configured (``NEWSREC_DASK_ADDRESS``) the pipelines run on Beam's
+    DaskRunner on that cluster, after the cluster was checked (workers, their packages, the
+    database and the features folder reachable from every worker): a bad cluster fails here,
+    before anything is read or written. Workers write only into the staging folder and the
+    daily partials; this process publishes the day, so a failed or killed run leaves the
+    published partitions and manifests of ``day`` as they were.
     """
+    from pipelines import cluster
+
+    t0 = time.perf_counter()
+    with cluster.client_for_stage("features") as client:
+        address = None
+        if client is not None:
+            address = client.scheduler.address
+            cluster.check_reach(client, db.database_url(), partitions.root())
+        return _build(day, runner, beam_args, refresh_window, address, t0)
+
+
+def _build(
+    day: date, runner: str | None, beam_args: Sequence[str], refresh_window: bool, dask_address: str | None, t0: float
+) -> BuildResult:
     from pipelines.features import etl
     from pipelines.ops import record_run
 
     settings = get_settings()
-    t0 = time.perf_counter()
     warnings: list[str] = []
     with record_run("features", day) as run:
         conn = db.connect()
@@ -130,7 +150,7 @@ def build(
             )
         ]
         dsn = db.database_url()
-        options = etl.pipeline_options(runner or settings.beam_runner, beam_args)
+        options = etl.pipeline_options(runner or settings.beam_runner, beam_args, dask_address)
         events_read = etl.run_partials(need, dsn, shards, options)
         staging = partitions.root() / ".staging" / f"{day.isoformat()}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         _remove_stale_staging(staging.parent)
@@ -153,6 +173,8 @@ def build(
         for w in warnings:
             log.warning(w)
         run.details.update(rows=rows, events_read=events_read, warnings=warnings, partial_days=len(need))
+        if dask_address:
+            run.details.update(dask_address=dask_address)
     return BuildResult(day, rows, events_read, len(need), time.perf_counter() - t0, warnings)
 
 

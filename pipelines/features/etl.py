@@ -8,7 +8,15 @@ never single rows: per-row Python would be ~100x slower.
 Two pipelines run per day: ``run_partials`` turns days of events into daily partial files,
 then ``run_features`` rolls the 28-day window up into the feature views and stages them for
 :func:`pipelines.features.partitions.publish_day`. File writes assume a filesystem that all
-workers share (local disk for in-process runners).
+workers share (local disk for in-process runners and a one-machine Dask cluster; a shared
+mount or object store for a cluster of many machines). Every write is a whole file renamed
+into place, so a task that a runner retries (a Dask worker killed mid-task) rewrites the same
+file instead of adding to it.
+
+With ``NEWSREC_DASK_ADDRESS`` set the same pipelines run on Beam's DaskRunner
+(:func:`pipeline_options`). That runner has no metrics (``result.metrics()`` raises), so the
+number of events read travels with the data: each day's article partial file carries it in
+its Parquet metadata.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import pandas as pd  # noqa: E402
 from apache_beam.metrics import Metrics  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
+from pipelines.faults import checkpoint  # noqa: E402
 from pipelines.features import partitions, transforms  # noqa: E402
 from pipelines.features.definitions import ENTITY_KEYS, VIEWS  # noqa: E402
 
@@ -111,31 +120,41 @@ class ReadDayPartials(_PostgresDoFn):
         super().__init__(dsn)
         self.events_read = Metrics.counter("etl", "events_read")
 
-    def process(self, element: tuple[str, int, int]) -> Iterable[tuple[tuple[str, str], pd.DataFrame]]:
+    def process(self, element: tuple[str, int, int]) -> Iterable[tuple[tuple[str, str], tuple[pd.DataFrame, int]]]:
         day_iso, lo, hi = element
         day = date.fromisoformat(day_iso)
         events = self.query(_EVENTS_SQL, {**_day_bounds(day), "lo": lo, "hi": hi}, _EVENT_TYPES)
         self.events_read.inc(len(events))
         uc, art = transforms.event_partials(events)
-        yield ("user_category", day_iso), uc
-        yield ("article", day_iso), art
+        yield ("user_category", day_iso), (uc, 0)
+        yield ("article", day_iso), (art, len(events))  # counted once, with the article partial
+
+
+EVENTS_READ_KEY = b"newsrec.events_read"
 
 
 class WritePartial(beam.DoFn):
-    """Merge the shard partials of one (kind, day) and write the day's partial file."""
+    """Merge the shard partials of one (kind, day) and write the day's partial file; the
+    article partial records how many events it was built from (runners without metrics)."""
 
     def __init__(self, features_root: str) -> None:
         self.features_root = features_root
 
-    def process(self, element: tuple[tuple[str, str], Iterable[pd.DataFrame]]) -> Iterable[tuple[str, str, int]]:
+    def process(
+        self, element: tuple[tuple[str, str], Iterable[tuple[pd.DataFrame, int]]]
+    ) -> Iterable[tuple[str, str, int]]:
         (kind, day_iso), parts = element
         parts = list(parts)
+        frames = [frame for frame, _ in parts]
         merged = (
-            transforms.merge_article_partials(parts) if kind == "article" else transforms.merge_user_partials(parts)
+            transforms.merge_article_partials(frames) if kind == "article" else transforms.merge_user_partials(frames)
         )
         path = Path(self.features_root) / "_daily" / kind / f"{day_iso}.parquet"
         columns = transforms.ARTICLE_PARTIAL_COLUMNS if kind == "article" else transforms.UC_PARTIAL_COLUMNS
-        partitions.write_parquet_atomic(merged, path, partitions.arrow_schema(columns))
+        schema = partitions.arrow_schema(columns)
+        if kind == "article":
+            schema = schema.with_metadata({EVENTS_READ_KEY: str(sum(n for _, n in parts)).encode()})
+        partitions.write_parquet_atomic(merged, path, schema)
         yield kind, day_iso, len(merged)
 
 
@@ -151,6 +170,7 @@ class BuildUserViews(_PostgresDoFn):
         import pyarrow.parquet as pq
 
         lo, hi = element
+        checkpoint("etl_user_views")  # reliability tests kill the worker here (pipelines.faults)
         day = date.fromisoformat(self.day_iso)
         users = self.query(_USERS_SQL, {"lo": lo, "hi": hi, "day": self.day_iso}, _USER_TYPES)
         partials: dict[date, pd.DataFrame] = {}
@@ -195,8 +215,62 @@ class StageView(beam.DoFn):
         yield view, len(frame)
 
 
-def pipeline_options(runner: str, beam_args: Sequence[str] = ()) -> PipelineOptions:
-    return PipelineOptions([f"--runner={runner}", *beam_args])
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# Runner names that mean "the default": a configured Dask address replaces them.
+_LOCAL_RUNNERS = {"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "DaskRunner", DASK_RUNNER}
+
+
+def pipeline_options(runner: str, beam_args: Sequence[str] = (), dask_address: str | None = None) -> PipelineOptions:
+    """Beam options for ``runner``; with ``dask_address`` the DaskRunner on that scheduler.
+
+    DaskRunner packs up to 128 created elements into one Dask partition (its default), which
+    would put all user ranges into one task on one worker: one element per partition instead,
+    so the ranges spread over the workers as they do on FnApiRunner.
+    """
+    if not dask_address:
+        return PipelineOptions([f"--runner={runner}", *beam_args])
+    if runner not in _LOCAL_RUNNERS:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(
+            f"NEWSREC_DASK_ADDRESS sends the ETL to Dask, but the Beam runner is {runner}; unset one of them"
+        )
+    args = [f"--runner={DASK_RUNNER}", f"--dask_client_address={dask_address}", "--dask_connection_timeout=10"]
+    if not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
+        args.append("--dask_partition_size=1")
+    return PipelineOptions([*args, *beam_args])
+
+
+def _run(pipeline: beam.Pipeline, what: str) -> Any:
+    """Run a pipeline to the end. A Dask worker that keeps dying is one line; the client that
+    the DaskRunner opened (it never closes it) is closed here."""
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    except Exception as exc:
+        if type(exc).__name__ == "KilledWorker":
+            from pipelines.errors import NewsrecError
+
+            raise NewsrecError(
+                f"the {what} failed: Dask workers died running it ({str(exc).splitlines()[0]}); nothing was published"
+            ) from None
+        raise
+    finally:
+        client = getattr(result, "client", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
+    return result
+
+
+def events_read(days: Sequence[date]) -> int:
+    """Events the article partials of ``days`` were built from (their Parquet metadata)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for day in days:
+        meta = pq.read_schema(partitions.partial_path("article", day)).metadata or {}
+        total += int(meta.get(EVENTS_READ_KEY, b"0"))
+    return total
 
 
 def run_partials(days: Sequence[date], dsn: str, shards: Sequence[tuple[int, int]], options: PipelineOptions) -> int:
@@ -211,10 +285,8 @@ def run_partials(days: Sequence[date], dsn: str, shards: Sequence[tuple[int, int
         | "by kind and day" >> beam.GroupByKey()
         | "write partials" >> beam.ParDo(WritePartial(root))
     )
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = result.metrics().query(beam.metrics.MetricsFilter().with_name("events_read"))["counters"]
-    return int(sum(c.committed or c.attempted or 0 for c in counters))
+    _run(pipeline, "ETL of the daily partials")
+    return events_read(days)
 
 
 def run_features(
@@ -239,4 +311,4 @@ def run_features(
         | "by view" >> beam.GroupByKey()
         | "stage" >> beam.ParDo(StageView(str(staging_dir)))
     )
-    pipeline.run().wait_until_finish()
+    _run(pipeline, f"ETL of the feature views of {day_iso}")

@@ -46,6 +46,8 @@ class TrainResult:
     mode: str = "full"
     objective: str = "plain"
     warm_from: str | None = None
+    engine: str = "local"  # or "dask": trained with DaskLGBMRanker on NEWSREC_DASK_ADDRESS
+    note: str | None = None  # why the objective differs from the one asked for
 
     def render(self) -> str:
         how = (
@@ -57,7 +59,9 @@ class TrainResult:
             [
                 f"trained model version {self.version} ({self.mode}, {self.objective}) for {self.day} in "
                 f"{self.seconds:.0f} s (train {self.rows['train']:,} rows, valid {self.rows['valid']:,}, "
-                f"test {self.rows['test']:,}; {how})",
+                f"test {self.rows['test']:,}; {how})"
+                + (" on the Dask cluster" if self.engine == "dask" else "")
+                + (f"\nnote: {self.note}" if self.note else ""),
                 "",
                 evaluate.render(self.evaluation),
                 "",
@@ -126,10 +130,24 @@ def train(
         raise NewsrecError(f"unknown training mode {mode!r} (full or warm)")
     if mode == "warm":
         return train_warm(day)
+    from pipelines import cluster
+
+    requested = ranker.check_objective(objective or ranker.default_objective())
+    # With NEWSREC_DASK_ADDRESS set the search and the final fit run on that cluster (checked
+    # here, before any data is read); the model is registered and gated exactly as a local one.
+    with cluster.client_for_stage("train") as client:
+        return _train_full(day, trials, minutes, train_days, requested, client)
+
+
+def _train_full(
+    day: date, trials: int | None, minutes: float | None, train_days: int | None, requested: str, client: Any
+) -> TrainResult:
     from pipelines.ops import record_run
 
     cfg = params("training")
-    objective = ranker.check_objective(objective or ranker.default_objective())
+    objective, why = ranker.objective_on(requested, client is not None)
+    if why:
+        log.warning("training on Dask with the %s objective instead of %s: %s", objective, requested, why)
     trials = int(trials if trials is not None else cfg.get("hpo", {}).get("trials", 8))
     minutes = float(minutes if minutes is not None else cfg.get("hpo", {}).get("minutes", 10))
     t0 = time.perf_counter()
@@ -137,8 +155,10 @@ def train(
         splits = load_splits(day, train_days)
         snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}.parquet"
         data_hash = dataset.snapshot(splits.train, snapshot)
+        # a cluster run reuses only a cluster-trained version (a local run reuses either)
+        engine = {"training_engine": "dask"} if client is not None else {}
         existing = registry.find_version(
-            logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full", objective=objective
+            logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full", objective=objective, **engine
         )
         if existing is not None:
             result = _reuse(day, existing["version"], splits, data_hash, t0)
@@ -146,14 +166,24 @@ def train(
             return result
         # the plain study keeps its earlier name, so a search interrupted before this change resumes
         study = f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if objective == "plain" else f"-{objective}")
-        search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, objective)
-        booster = ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, objective)
+        search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, objective, client)
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, objective, client=client)
         lineage = _lineage(day, splits, data_hash, snapshot, "full", objective)
         lineage["hpo_study"] = study
+        lineage["training_engine"] = "dask" if client is not None else "local"
+        if client is not None:
+            lineage["dask_workers"] = str(len(client.scheduler_info().get("workers", {})))
+        if why:
+            lineage.update(objective_requested=requested, objective_note=why)
         hyper = {**ranker.lgb_params(search.best_params, objective), "trials": trials, "minutes": minutes}
         result = _register_and_gate(day, booster, splits, hyper, lineage, search.best_value)
-        _record(run.details, result, "full", objective)
-    return _result(result, search, data_hash, t0, "full", objective)
+        _record(run.details, result, "full", objective, engine=lineage["training_engine"])
+        if why:
+            run.details.update(objective_requested=requested, objective_note=why)
+    out = _result(result, search, data_hash, t0, "full", objective)
+    out.engine = lineage["training_engine"]
+    out.note = why
+    return out
 
 
 def _record(details: dict[str, Any], result: _Gated, mode: str, objective: str, **extra: Any) -> None:
