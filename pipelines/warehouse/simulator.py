@@ -72,6 +72,7 @@ class SimConfig:
     position_bias: float = 1.0
     new_users_per_day: float = 0.002
     article_window_hours: float = 48.0
+    recommended_session_share: float = 0.5
     drift_from: date | None = None
     drift_strength: float = 0.6
     drift_categories: list[str] = field(default_factory=lambda: ["politics", "health", "weather"])
@@ -96,6 +97,8 @@ class SimConfig:
             raise NewsrecError(f"unknown drift categories: {', '.join(sorted(unknown))}")
         if self.position_bias < 0:
             raise NewsrecError("position_bias must be >= 0")
+        if not 0 <= self.recommended_session_share <= 1:
+            raise NewsrecError("recommended_session_share must be between 0 and 1")
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -352,8 +355,13 @@ def simulate_events(
     pool: ArticlePool,
     pubs: Publications,
     faults: frozenset[str] = frozenset(),
+    live: LiveLists | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Impressions and reads of ``day`` plus the per-impression truth for the oracle."""
+    """Impressions and reads of ``day`` plus the per-impression truth for the oracle.
+
+    With ``live`` lists, a share of the sessions (``recommended_session_share``) shows the
+    user's published list instead of the old policy's slate: the closed loop, in which the
+    next day's reading answers the lists published the night before."""
     rng = _rng(cfg.seed, 6, day_number(day))
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     window_s = cfg.article_window_hours * 3600
@@ -404,8 +412,63 @@ def simulate_events(
     position = np.arange(len(slot_sess)) - group_start
 
     # Latent appeal: taste x quality x publication affinity x region x freshness.
-    cat = pool.category_idx[chosen]
-    age_days = np.maximum(slot_t - pool.published_s[chosen], 0) / 86_400
+    relevance, mu, expected_dwell = _appeal(
+        cfg, users, pubs, taste, slot_user, pub_idx, pool.category_idx[chosen], pool.quality[chosen],
+        slot_t - pool.published_s[chosen],
+    )  # fmt: skip
+    examine = (1.0 / (position + 1.0)) ** cfg.position_bias
+    clicked = rng.random(len(chosen)) < relevance * examine
+    dwell = np.clip(rng.lognormal(mu, _DWELL_SIGMA), 1, 1800)
+    read_rows = np.flatnonzero(clicked)
+    day_end = day_start + 86_399
+    read_t = np.minimum(slot_t[read_rows] + rng.uniform(3, 120, size=len(read_rows)), day_end)
+
+    organic = _Shown(
+        user=slot_user,
+        article_id=pool.article_id[chosen],
+        t=slot_t,
+        position=position,
+        surface=np.array(SURFACES)[sess_surface[slot_sess]],
+        relevance=relevance,
+        expected_dwell=expected_dwell,
+        read_rows=read_rows,
+        read_t=read_t,
+        dwell=dwell,
+    )
+    recommended = None
+    if live is not None:
+        # Sessions that show the user's published list instead of the old policy's slate. The
+        # organic draws above are made in full either way, so sessions without a list read as
+        # they always did; the recommended ones draw from a stream of their own.
+        rec_rng = _rng(cfg.seed, 8, day_number(day))
+        rec_session = rec_rng.random(n_sess) < cfg.recommended_session_share
+        recommended = _recommended(cfg, day, users, pubs, taste, live, sess_user, sess_t, rec_session, rec_rng)
+        if recommended is not None:
+            shown_lists = np.zeros(n_sess, dtype=bool)
+            shown_lists[recommended.session] = True
+            organic = organic.subset(~shown_lists[slot_sess])
+    parts = [organic] if recommended is None else [organic, recommended.shown]
+    events, truth = _to_events(day, users, parts)
+    events = inject_faults(events, faults, _rng(cfg.seed, 7, day_number(day)))
+    return events, truth
+
+
+_DWELL_SIGMA = 0.6
+
+
+def _appeal(
+    cfg: SimConfig,
+    users: Users,
+    pubs: Publications,
+    taste: np.ndarray,
+    slot_user: np.ndarray,
+    pub_idx: np.ndarray,
+    cat: np.ndarray,
+    quality: np.ndarray,
+    age_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The latent truth of showing articles to users: P(worth reading), log-dwell mean, E[dwell]."""
+    age_days = np.maximum(age_s, 0) / 86_400
     user_taste = taste[slot_user, cat]
     fav = (users.fav_pub[slot_user] == (pub_idx + 1)[:, None]) * users.fav_affinity[slot_user]
     home = pubs.frame["home_region"].to_numpy()[pub_idx]
@@ -414,57 +477,203 @@ def simulate_events(
     logit = (
         -2.3
         + 1.3 * np.log(len(CATEGORIES) * user_taste + 0.1)
-        + 0.8 * pool.quality[chosen]
+        + 0.8 * quality
         + fav.sum(axis=1)
         + 0.4 * home_match
         + bias
         - 0.6 * age_days
     )
     relevance = 1 / (1 + np.exp(-logit))
-    mu = np.log(25.0) + 1.6 * relevance + 0.15 * pool.quality[chosen]
-    sigma = 0.6
-    expected_dwell = np.exp(mu + sigma**2 / 2)
-    examine = (1.0 / (position + 1.0)) ** cfg.position_bias
-    clicked = rng.random(len(chosen)) < relevance * examine
-    dwell = np.clip(rng.lognormal(mu, sigma), 1, 1800)
+    mu = np.log(25.0) + 1.6 * relevance + 0.15 * quality
+    expected_dwell = np.exp(mu + _DWELL_SIGMA**2 / 2)
+    return relevance, mu, expected_dwell
 
-    n_imp = len(chosen)
-    base_id = day_number(day) * EVENT_ID_STRIDE
-    imp_ids = base_id + np.arange(n_imp, dtype=np.int64)
-    read_rows = np.flatnonzero(clicked)
-    n_read = len(read_rows)
+
+@dataclass
+class _Shown:
+    """Impressions of a day (one row each) and the reads they led to (rows of ``read_rows``)."""
+
+    user: np.ndarray  # index into Users
+    article_id: np.ndarray
+    t: np.ndarray
+    position: np.ndarray
+    surface: np.ndarray
+    relevance: np.ndarray
+    expected_dwell: np.ndarray
+    read_rows: np.ndarray
+    read_t: np.ndarray
+    dwell: np.ndarray  # per impression (used where read)
+    batch_id: np.ndarray | None = None  # recommended impressions: the batch, arm and model shown
+    arm: np.ndarray | None = None
+    model_version: np.ndarray | None = None
+
+    def subset(self, keep: np.ndarray) -> _Shown:
+        new_index = np.cumsum(keep) - 1
+        read_keep = keep[self.read_rows]
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return a[keep] if a is not None else None
+
+        return _Shown(
+            pick(self.user), pick(self.article_id), pick(self.t), pick(self.position), pick(self.surface),
+            pick(self.relevance), pick(self.expected_dwell), new_index[self.read_rows[read_keep]],
+            self.read_t[read_keep], pick(self.dwell), pick(self.batch_id), pick(self.arm), pick(self.model_version),
+        )  # fmt: skip
+
+
+def _to_events(day: date, users: Users, parts: list[_Shown]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Event rows (impressions first, then reads) with ids in that order, and the truth."""
+    n_imp = sum(len(p.user) for p in parts)
+    n_read = sum(len(p.read_rows) for p in parts)
     if n_imp + n_read >= EVENT_ID_STRIDE:
         raise NewsrecError("too many events for one day; lower --users")
+    base_id = day_number(day) * EVENT_ID_STRIDE
+    imp_ids = base_id + np.arange(n_imp, dtype=np.int64)
     read_ids = base_id + n_imp + np.arange(n_read, dtype=np.int64)
-    day_end = day_start + 86_399
-    read_t = np.minimum(slot_t[read_rows] + rng.uniform(3, 120, size=n_read), day_end)
-
-    surface = np.array(SURFACES)[sess_surface[slot_sess]]
+    offsets = np.cumsum([0] + [len(p.user) for p in parts])
+    cat = np.concatenate
+    read_rows = cat([p.read_rows + off for p, off in zip(parts, offsets, strict=False)])
+    user = cat([p.user for p in parts])
+    article = cat([p.article_id for p in parts])
+    t = cat([p.t for p in parts])
+    position = cat([p.position for p in parts])
+    surface = cat([p.surface for p in parts])
+    dwell = cat([p.dwell for p in parts])
     user_ids = users.frame["user_id"].to_numpy(np.int64)
     events = pd.DataFrame(
         {
             "event_id": np.r_[imp_ids, read_ids],
             "impression_id": pd.array(np.r_[imp_ids, imp_ids[read_rows]], dtype="Int64"),
-            "user_id": np.r_[user_ids[slot_user], user_ids[slot_user[read_rows]]],
-            "article_id": np.r_[pool.article_id[chosen], pool.article_id[chosen[read_rows]]],
+            "user_id": np.r_[user_ids[user], user_ids[user[read_rows]]],
+            "article_id": np.r_[article, article[read_rows]],
             "event_type": np.r_[np.full(n_imp, "impression"), np.full(n_read, "read")],
-            "event_ts": pd.to_datetime(np.r_[slot_t, read_t], unit="s", utc=True).astype("datetime64[us, UTC]"),
+            "event_ts": pd.to_datetime(np.r_[t, cat([p.read_t for p in parts])], unit="s", utc=True).astype(
+                "datetime64[us, UTC]"
+            ),
             "position": np.r_[position, position[read_rows]].astype(np.int16),
             "surface": np.r_[surface, surface[read_rows]],
             "dwell_seconds": np.r_[np.full(n_imp, np.nan), dwell[read_rows].round(1)],
         }
     )
+    if any(p.batch_id is not None for p in parts):
+        for column in ("batch_id", "arm", "model_version"):
+            values = cat(
+                [
+                    getattr(p, column) if getattr(p, column) is not None else np.full(len(p.user), None, dtype=object)
+                    for p in parts
+                ]
+            ).astype(object)
+            events[column] = np.r_[values, values[read_rows]]
+        events["batch_id"] = pd.array(events["batch_id"], dtype="Int64")
     events["impression_id"] = events["impression_id"].where(events["event_type"] == "read")
     truth = pd.DataFrame(
         {
             "event_id": imp_ids,
             "day": day.isoformat(),
-            "relevance": relevance.astype(np.float32),
-            "expected_dwell": expected_dwell.astype(np.float32),
+            "relevance": cat([p.relevance for p in parts]).astype(np.float32),
+            "expected_dwell": cat([p.expected_dwell for p in parts]).astype(np.float32),
         }
     )
-    events = inject_faults(events, faults, _rng(cfg.seed, 7, day_number(day)))
     return events, truth
+
+
+# --------------------------------------------------------------------------------------
+# The closed loop: sessions that show the published lists
+# --------------------------------------------------------------------------------------
+
+REC_SURFACE = "recs"  # surface of impressions (and their reads) that showed a published list
+
+
+@dataclass
+class LiveLists:
+    """A published batch as the simulated readers see it (personal lists, regional fallbacks)."""
+
+    batch_id: int
+    lists: pd.DataFrame  # user_id, rank, article_id, arm, model_version
+    fallback: pd.DataFrame  # region, rank, article_id
+    articles: pd.DataFrame  # article_id, publication_id, category, published_at, quality
+
+
+@dataclass
+class _Recommended:
+    session: np.ndarray  # sessions that showed a list
+    shown: _Shown
+
+
+def _recommended(
+    cfg: SimConfig,
+    day: date,
+    users: Users,
+    pubs: Publications,
+    taste: np.ndarray,
+    live: LiveLists,
+    sess_user: np.ndarray,
+    sess_t: np.ndarray,
+    rec_session: np.ndarray,
+    rng: np.random.Generator,
+) -> _Recommended | None:
+    """Impressions of the sessions that show the user's list (or the region's fallback list),
+    at their ranks, examined with the same position bias, read as the latent truth says."""
+    user_ids = users.frame["user_id"].to_numpy(np.int64)
+    pos_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
+    lists = live.lists[live.lists["user_id"].isin(pos_of.index)]
+    lists = lists.assign(user=pos_of.loc[lists["user_id"]].to_numpy())
+    has_list = np.zeros(len(user_ids), dtype=bool)
+    has_list[lists["user"].to_numpy()] = True
+    sessions = np.flatnonzero(rec_session)
+    if not len(sessions):
+        return None
+    frame = pd.DataFrame({"session": sessions, "user": sess_user[sessions]})
+    personal = frame[has_list[frame["user"].to_numpy()]].merge(lists.drop(columns="user_id"), on="user")
+    others = frame[~has_list[frame["user"].to_numpy()]]
+    others = others.assign(region=np.array(REGIONS)[users.region_idx[others["user"].to_numpy()]])
+    regional = others.merge(live.fallback, on="region")
+    missing = others[~others["session"].isin(regional["session"])]
+    global_list = live.fallback[live.fallback["region"] == "GLOBAL"].drop(columns="region")
+    global_ = missing.drop(columns="region").merge(global_list, how="cross")
+    fallback = pd.concat([regional.drop(columns="region"), global_], ignore_index=True)
+    fallback = fallback.assign(arm=None, model_version=None)
+    shown = pd.concat([personal, fallback], ignore_index=True)
+    shown = shown.merge(live.articles, on="article_id")  # unknown articles cannot be shown
+    shown["t"] = sess_t[shown["session"].to_numpy()]
+    shown = shown[shown["published_s"] <= shown["t"]]
+    if shown.empty:
+        return None
+    shown = shown.sort_values(["session", "rank"], kind="stable").reset_index(drop=True)
+    user = shown["user"].to_numpy(np.int64)
+    pub_idx = shown["publication_id"].to_numpy(np.int64) - 1
+    quality = shown["quality"].to_numpy(np.float64)
+    relevance, mu, expected_dwell = _appeal(
+        cfg, users, pubs, taste, user, pub_idx, shown["category_idx"].to_numpy(np.int64), quality,
+        shown["t"].to_numpy() - shown["published_s"].to_numpy(),
+    )  # fmt: skip
+    position = shown["rank"].to_numpy(np.int64) - 1
+    examine = (1.0 / (position + 1.0)) ** cfg.position_bias
+    clicked = rng.random(len(shown)) < relevance * examine
+    dwell = np.clip(rng.lognormal(mu, _DWELL_SIGMA), 1, 1800)
+    read_rows = np.flatnonzero(clicked)
+    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86_399
+    t = shown["t"].to_numpy(np.float64)
+    read_t = np.minimum(t[read_rows] + rng.uniform(3, 120, size=len(read_rows)), day_end)
+    n = len(shown)
+    return _Recommended(
+        shown["session"].unique(),
+        _Shown(
+            user=user,
+            article_id=shown["article_id"].to_numpy(np.int64),
+            t=t,
+            position=position,
+            surface=np.full(n, REC_SURFACE, dtype=object),
+            relevance=relevance,
+            expected_dwell=expected_dwell,
+            read_rows=read_rows,
+            read_t=read_t,
+            dwell=dwell,
+            batch_id=np.full(n, live.batch_id, dtype=object),
+            arm=shown["arm"].to_numpy(object),
+            model_version=shown["model_version"].to_numpy(object),
+        ),
+    )
 
 
 def _empty_events() -> pd.DataFrame:
@@ -584,6 +793,8 @@ class DayResult:
     new_users: int
     faults: tuple[str, ...]
     drifted: bool
+    batch_id: int | None = None  # the published batch whose lists the day showed
+    recommended: int = 0  # impressions that showed a published list
 
 
 def _generate_day(
@@ -595,6 +806,7 @@ def _generate_day(
     users: Users,
     faults: frozenset[str],
     with_events: bool = True,
+    live: LiveLists | None = None,
 ) -> DayResult:
     _replace_day(cur, cfg, day)
     articles, quality = make_articles(cfg, day, pubs, faults)
@@ -604,20 +816,25 @@ def _generate_day(
         fresh = make_new_users(cfg, day, pubs)
         _write_users(cur, fresh)
         new_users = len(fresh.frame)
-    impressions = reads = 0
+    impressions = reads = recommended = 0
     if with_events:
         pool = ArticlePool.from_frame(_load_pool(cur, conn, day, cfg.article_window_hours))
-        events, truth = simulate_events(cfg, day, users, pool, pubs, faults)
+        events, truth = simulate_events(cfg, day, users, pool, pubs, faults, live)
         db.copy_frame(cur, "warehouse.events", events)
         db.copy_frame(cur, "sim.impression_truth", truth)
         impressions = int((events["event_type"] == "impression").sum())
         reads = len(events) - impressions
+        if "batch_id" in events.columns:
+            recommended = int(((events["event_type"] == "impression") & (events["surface"] == REC_SURFACE)).sum())
     drifted = bool(cfg.drift_from and day >= cfg.drift_from)
     cur.execute(
         "INSERT INTO sim.days (day, drifted, faults, n_articles, n_events) VALUES (%s, %s, %s, %s, %s)",
         (day, drifted, sorted(faults), len(articles), impressions + reads),
     )
-    return DayResult(day, len(articles), impressions, reads, new_users, tuple(sorted(faults)), drifted)
+    return DayResult(
+        day, len(articles), impressions, reads, new_users, tuple(sorted(faults)), drifted,
+        live.batch_id if live is not None else None, recommended,
+    )  # fmt: skip
 
 
 def _check_faults(faults: list[str] | tuple[str, ...]) -> frozenset[str]:
@@ -733,5 +950,76 @@ def simulate_day(
             cur.execute("UPDATE sim.config SET params = %s", (cfg.to_json(),))
         pubs = make_publications(cfg)
         users = users_on(cfg, day, pubs)
-        result = _generate_day(cur, conn, cfg, day, pubs, users, fault_set)
+        live = load_live_lists(conn, day)
+        result = _generate_day(cur, conn, cfg, day, pubs, users, fault_set, live=live)
     return result
+
+
+def shown_batch(conn: Any, day: date) -> int | None:
+    """The batch whose lists readers see on ``day``: the live one when it was published for an
+    earlier date (the nightly case: D-1's batch while D is simulated), else the newest complete
+    batch of an earlier date (re-running a past day shows what was live then, if still kept)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT b.batch_id FROM serving.live l JOIN serving.batches b USING (batch_id) "
+            "WHERE b.status = 'complete' AND b.data_date < %s",
+            (day,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "SELECT batch_id FROM serving.batches WHERE status = 'complete' AND data_date < %s "
+                "ORDER BY data_date DESC, batch_id DESC LIMIT 1",
+                (day,),
+            )
+            row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def load_live_lists(conn: Any, day: date) -> LiveLists | None:
+    """The published lists shown on ``day`` with what the simulator needs of their articles."""
+    import pyarrow as pa
+
+    batch_id = shown_batch(conn, day)
+    if batch_id is None:
+        return None
+    lists = db.read_frame(
+        conn,
+        "SELECT r.user_id, r.rank, r.article_id, r.arm, coalesce(r.model_version, b.model_version) AS model_version "
+        "FROM serving.recommendations r JOIN serving.batches b USING (batch_id) WHERE r.batch_id = %s",
+        (batch_id,),
+        {"arm": pa.string(), "model_version": pa.string()},
+    )
+    fallback = db.read_frame(
+        conn, "SELECT region, rank, article_id FROM serving.fallback_recommendations WHERE batch_id = %s", (batch_id,)
+    )
+    articles = db.read_frame(
+        conn,
+        "SELECT a.article_id, a.publication_id, a.category, a.published_at, s.quality "
+        "FROM warehouse.articles a JOIN sim.articles s USING (article_id) WHERE a.article_id IN ("
+        "SELECT article_id FROM serving.recommendations WHERE batch_id = %s UNION "
+        "SELECT article_id FROM serving.fallback_recommendations WHERE batch_id = %s)",
+        (batch_id, batch_id),
+    )
+    if lists.empty and fallback.empty:
+        return None
+    if lists.empty:
+        lists = pd.DataFrame(columns=["user_id", "rank", "article_id", "arm", "model_version"])
+    fallback = fallback if not fallback.empty else pd.DataFrame(columns=["region", "rank", "article_id"])
+    for frame in (lists, fallback):
+        for column in ("rank", "article_id"):
+            frame[column] = frame[column].astype(np.int64)
+    lists["user_id"] = lists["user_id"].astype(np.int64)
+    for column in ("arm", "model_version"):
+        lists[column] = lists[column].astype(object).where(lists[column].notna(), None)
+    pool = ArticlePool.from_frame(articles) if not articles.empty else None
+    table = pd.DataFrame(
+        {
+            "article_id": pool.article_id if pool else np.array([], np.int64),
+            "publication_id": pool.publication_id if pool else np.array([], np.int64),
+            "category_idx": pool.category_idx if pool else np.array([], np.int64),
+            "published_s": pool.published_s if pool else np.array([], np.float64),
+            "quality": pool.quality if pool else np.array([], np.float64),
+        }
+    )
+    return LiveLists(batch_id, lists, fallback, table)

@@ -1,0 +1,115 @@
+"""The closed loop: a simulated day shows each active user the list the live batch holds."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from pipelines.serving.publish import publish_batch
+from pipelines.warehouse import simulator
+from tests.helpers import query
+
+START = date(2026, 4, 6)
+D = START + timedelta(days=2)
+
+
+def _events(day: date) -> pd.DataFrame:
+    import pyarrow as pa
+
+    from pipelines import db
+
+    with db.transaction() as conn:
+        return db.read_frame(
+            conn,
+            "SELECT event_id, impression_id, user_id, article_id, event_type, event_ts, position, surface, "
+            "dwell_seconds, batch_id, arm, model_version FROM warehouse.events WHERE event_ts >= %s AND event_ts < %s",
+            (day, day + timedelta(days=1)),
+            {"arm": pa.string(), "model_version": pa.string(), "surface": pa.string()},
+        )
+
+
+def _publish_lists(day: date) -> tuple[int, pd.DataFrame, pd.DataFrame]:
+    """A batch of hand-made lists through the real publish: half the users get a personal list
+    (arms alternate), the others only the regional fallback lists."""
+    articles = query(
+        "SELECT article_id FROM warehouse.articles WHERE published_at >= %s AND published_at < %s ORDER BY article_id",
+        (day - timedelta(days=1), day + timedelta(days=1)),
+    )
+    ids = np.array([a for (a,) in articles])
+    users = np.array([u for (u,) in query("SELECT user_id FROM warehouse.users ORDER BY user_id")])
+    rng = np.random.default_rng(5)
+    listed = users[users % 2 == 0]
+    rows = [
+        (u, r + 1, int(a), 1.0 - r / 10, "test", "champion" if u % 4 == 0 else "challenger", "7" if u % 4 else "6")
+        for u in listed
+        for r, a in enumerate(rng.choice(ids, size=10, replace=False))
+    ]
+    recs = pd.DataFrame(rows, columns=["user_id", "rank", "article_id", "score", "reason", "arm", "model_version"])
+    fallback = pd.DataFrame(
+        [(region, r + 1, int(a), 1.0, "Trending") for region in ("LATAM", "AFRICA", "NA", "GLOBAL")
+         for r, a in enumerate(rng.choice(ids, size=10, replace=False))],
+        columns=["region", "rank", "article_id", "score", "reason"],
+    )  # fmt: skip
+    batch = publish_batch(day, "6", recs, fallback, keep=3)
+    return batch, recs, fallback
+
+
+def test_simulate_day_shows_the_live_lists_with_position_bias(fresh_db):
+    cfg = simulator.SimConfig.from_params(users=1500, articles_per_day=300, start=START, seed=4)
+    simulator.seed(cfg, 2)
+    before = simulator.simulate_day(D)  # no live batch: every session is organic, as always
+    assert before.batch_id is None and before.recommended == 0
+    organic_only = _events(D)
+    assert (organic_only["surface"] != simulator.REC_SURFACE).all() and organic_only["batch_id"].isna().all()
+
+    batch, recs, fallback = _publish_lists(D - timedelta(days=1))
+    result = simulator.simulate_day(D)
+    assert result.batch_id == batch and result.recommended > 0
+    events = _events(D)
+    rec = events[events["surface"] == simulator.REC_SURFACE]
+    imp = rec[rec["event_type"] == "impression"]
+    assert (rec["batch_id"] == batch).all()
+    # a share of the sessions showed lists (params: recommended_session_share), the rest browsed
+    share = len(imp) / events["event_type"].eq("impression").sum()
+    assert 0.3 < share < 0.7
+
+    # personal lists: exactly the user's items, at their ranks, with the row's arm and model
+    personal = imp[imp["user_id"] % 2 == 0].merge(recs, on=["user_id", "article_id"], how="left")
+    assert personal["rank"].notna().all()
+    assert (personal["position"] == personal["rank"] - 1).all()
+    assert (personal["arm_x"] == personal["arm_y"]).all()
+    assert (personal["model_version_x"] == personal["model_version_y"]).all()
+    per_session = personal.groupby(["user_id", "event_ts"]).size()
+    assert (per_session == 10).mean() > 0.95  # whole lists are shown (an unpublished article never)
+
+    # users without a list saw their region's fallback list, without an arm
+    region = dict(query("SELECT user_id, region FROM warehouse.users"))
+    others = imp[imp["user_id"] % 2 == 1]
+    assert len(others) and others["arm"].isna().all()
+    fb = {(r, a): k for r, k, a in fallback[["region", "rank", "article_id"]].itertuples(index=False)}
+    ranks = [fb.get((region[u], a)) for u, a in others[["user_id", "article_id"]].itertuples(index=False)]
+    assert all(k is not None for k in ranks)
+    assert (others["position"].to_numpy() == np.array(ranks) - 1).all()
+
+    # the position bias: top positions are read far more often than the bottom ones
+    read = imp["event_id"].isin(rec.loc[rec["event_type"] == "read", "impression_id"])
+    ctr = read.groupby(imp["position"]).mean()
+    assert ctr.loc[0] > 2 * ctr.loc[5:9].mean()
+    reads = rec[rec["event_type"] == "read"]
+    assert (reads["dwell_seconds"] > 0).all()
+
+    # organic sessions are exactly those of the run without a live batch (their draws are unchanged)
+    key = ["user_id", "article_id", "event_type", "event_ts", "position", "surface", "dwell_seconds"]
+    organic = events[events["surface"] != simulator.REC_SURFACE][key]
+    assert len(organic) < len(organic_only)
+    assert len(organic.merge(organic_only[key], on=key)) == len(organic)
+
+    # re-running the day (after tonight's publish switched the live batch) shows the same batch
+    _publish_lists(D)
+    again = simulator.simulate_day(D)
+    assert again.batch_id == batch
+    pd.testing.assert_frame_equal(
+        _events(D).sort_values("event_id", ignore_index=True), events.sort_values("event_id", ignore_index=True)
+    )
