@@ -335,7 +335,7 @@ def score_and_publish(
         if dry_run:
             summary["published"] = False
         else:
-            from pipelines.serving.publish import publish_batch
+            from pipelines.serving.publish import live_batch_id, publish_batch
 
             registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
@@ -345,6 +345,7 @@ def score_and_publish(
             )
             summary["publish_seconds"] = round(time.perf_counter() - t0, 2)
             summary["published"] = True
+            summary["live"] = live_batch_id() == summary["batch_id"]  # False: a later date is live
         run.details.update(summary)
     return summary
 

@@ -8,7 +8,8 @@ so that two publishes never interleave:
 3. its rows go into a table of their own (COPY, then the primary key), which is attached
    as a partition of ``serving.recommendations``; the fallback lists are written too;
 4. the batch becomes 'complete' and ``serving.live`` points at it (one short transaction
-   under the row lock of ``serving.live``, which rollback takes too);
+   under the row lock of ``serving.live``, which rollback takes too), unless the live batch
+   is of a later date (a late backfill never takes readers back in time; rollback does);
 5. complete batches beyond the newest ``keep`` are 'retired' and their tables detached
    and dropped (metadata rows stay as history). The live batch is never retired.
 
@@ -164,6 +165,13 @@ def _denormalise(conn: Any, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple
 # --------------------------------------------------------------------------------------
 
 
+def live_batch_id() -> int | None:
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT batch_id FROM serving.live")
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
 def publish_batch(
     day: date,
     model_version: str,
@@ -205,7 +213,7 @@ def publish_batch(
                 raise
             _before_switch(batch_id)
             checkpoint("publish_before_switch")
-            previous = _switch(conn, batch_id)
+            previous, went_live = _switch(conn, batch_id)
             retired: list[int] = []
             try:  # the batch is live now: a cleanup problem must not report the publish failed
                 retired = _retire(conn, keep)
@@ -218,11 +226,16 @@ def publish_batch(
                 )
                 run.details["prune_error"] = str(exc)[:500]
             run.details.update(
-                n_users=n_users, n_rows=n_rows, previous=previous, retired=retired, model_version=model_version
+                n_users=n_users,
+                n_rows=n_rows,
+                previous=previous,
+                live=went_live,
+                retired=retired,
+                model_version=model_version,
             )
             log.info(
-                "published batch %d (%s users, %s rows); previous live %s; retired %s",
-                batch_id, n_users, n_rows, previous, retired,
+                "published batch %d (%s users, %s rows, live: %s); previous live %s; retired %s",
+                batch_id, n_users, n_rows, went_live, previous, retired,
             )  # fmt: skip
             return batch_id
         finally:
@@ -319,22 +332,38 @@ def _mark_failed(conn: Any, batch_id: int) -> None:
         log.warning("could not mark batch %d failed", batch_id, exc_info=True)
 
 
-def _switch(conn: Any, batch_id: int) -> int | None:
-    """Complete the batch and point serving.live at it, in one transaction."""
+def _switch(conn: Any, batch_id: int) -> tuple[int | None, bool]:
+    """Complete the batch and point serving.live at it, in one transaction; returns the batch
+    that was live and whether the pointer moved.
+
+    The pointer never moves back in date: a batch of an older date than the live one (a late
+    backfill of past days) is completed and kept for rollback, but readers keep the newer
+    lists. Going back is an explicit rollback."""
     with conn.cursor() as cur:
-        cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
-        previous = cur.fetchone()[0]
+        cur.execute(
+            "SELECT l.batch_id, b.data_date FROM serving.live l "
+            "LEFT JOIN serving.batches b ON b.batch_id = l.batch_id FOR UPDATE OF l"
+        )
+        previous, live_date = cur.fetchone()
         cur.execute(
             "UPDATE serving.batches SET status = 'complete', published_at = now() "
-            "WHERE batch_id = %s AND status = 'writing'",
+            "WHERE batch_id = %s AND status = 'writing' RETURNING data_date",
             (batch_id,),
         )
-        if cur.rowcount != 1:
+        row = cur.fetchone()
+        if row is None:
             conn.rollback()
             raise NewsrecError(f"batch {batch_id} is no longer 'writing'; not switching")
-        cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (batch_id,))
+        moved = live_date is None or row[0] >= live_date
+        if moved:
+            cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (batch_id,))
     conn.commit()
-    return previous
+    if not moved:
+        log.warning(
+            "batch %d (%s) is complete but not live: the live batch %s is of a later date (%s)",
+            batch_id, row[0], previous, live_date,
+        )  # fmt: skip
+    return previous, moved
 
 
 def _retire(conn: Any, keep: int) -> list[int]:

@@ -135,6 +135,19 @@ def test_arm_is_stored_when_given(world):
     assert set(arms) == {"control", "treatment"} and sum(arms.values()) == len(recs)
 
 
+def test_a_late_batch_of_an_older_date_completes_but_never_takes_readers_back(world):
+    today = publish.publish_batch(DAY, "m-today", *batch_frames(salt=1))
+    late = publish.publish_batch(DAY - timedelta(days=2), "m-backfill", *batch_frames(salt=2))
+    assert _live() == today == publish.live_batch_id()
+    assert query("SELECT status FROM serving.batches WHERE batch_id = %s", (late,)) == [("complete",)]
+    details = query("SELECT details->>'live' FROM ops.runs WHERE stage = 'publish' ORDER BY run_id")
+    assert details == [("true",), ("false",)]
+    publish.rollback(late)  # going back in time stays possible, explicitly
+    assert _live() == late
+    again = publish.publish_batch(DAY, "m-rerun", *batch_frames(salt=3))  # a date at least as new goes live
+    assert _live() == again
+
+
 def test_keep_retires_old_batches_and_drops_their_rows(world):
     batches = [publish.publish_batch(DAY, f"m-{i}", *batch_frames(salt=i), keep=2) for i in range(4)]
     assert batches == sorted(batches)
