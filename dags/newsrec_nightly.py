@@ -52,6 +52,12 @@ def _alert(context) -> None:
         "hpo_trials": Param(4, type="integer", minimum=1, description="Hyper-parameter search trials"),
         "hpo_minutes": Param(10, type="number", minimum=0.1, description="Search time budget in minutes"),
         "dry_run": Param(False, type="boolean", description="Score but do not publish (skip the live switch)"),
+        "dask_address": Param(
+            None,
+            type=["null", "string"],
+            description="Dask scheduler (tcp://host:8786) for the ETL, training and scoring "
+            "(empty: NEWSREC_DASK_ADDRESS of the workers, else in-process)",
+        ),
     },
     tags=["newsrec"],
     doc_md=__doc__,
@@ -70,10 +76,10 @@ def newsrec_nightly():
         return nightly.quality(_day(context), "raw")
 
     @task(outlets=[FEATURES])
-    def features(passed_raw: dict, **context) -> dict:
+    def features(passed_raw: dict, params=None, **context) -> dict:
         from pipelines import nightly
 
-        return nightly.features(_day(context))
+        return nightly.features(_day(context), dask_address=params["dask_address"])
 
     @task(retries=0)
     def quality_gate(built: dict, **context) -> dict:
@@ -104,7 +110,9 @@ def newsrec_nightly():
     def train(params=None, **context) -> dict:
         from pipelines import nightly
 
-        return nightly.train(_day(context), params["hpo_trials"], params["hpo_minutes"])
+        return nightly.train(
+            _day(context), params["hpo_trials"], params["hpo_minutes"], dask_address=params["dask_address"]
+        )
 
     @task
     def skip_training() -> dict:
@@ -114,7 +122,7 @@ def newsrec_nightly():
     def score_and_publish(params=None, **context) -> dict:
         from pipelines import nightly
 
-        return nightly.score_and_publish(_day(context), dry_run=params["dry_run"])
+        return nightly.score_and_publish(_day(context), dry_run=params["dry_run"], dask_address=params["dask_address"])
 
     @task(trigger_rule="all_done")
     def report(**context) -> dict:

@@ -260,6 +260,32 @@ def client_for_stage(stage: str, address: str | None = None) -> Iterator[Client 
         client.close()
 
 
+@contextmanager
+def using(address: str | None) -> Iterator[None]:
+    """Within the block the stages run on the cluster at ``address``, exactly as if
+    ``NEWSREC_DASK_ADDRESS`` were set (None or '': the setting stays as it is). For callers
+    that take the address as an argument: the DAG's ``dask_address`` param, the benchmark."""
+    if not address:
+        yield
+        return
+    from pipelines.config import reset_caches
+
+    before = os.environ.get(_VAR)
+    os.environ[_VAR] = address
+    reset_caches()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_VAR, None)
+        else:
+            os.environ[_VAR] = before
+        reset_caches()
+
+
+_VAR = "NEWSREC_DASK_ADDRESS"
+
+
 # --- a local cluster for trying it: newsrec cluster up|down|status ---------------------------
 
 

@@ -70,10 +70,12 @@ def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
 
 
 @_locked
-def features(day: str | date, runner: str | None = None) -> dict[str, Any]:
+def features(day: str | date, runner: str | None = None, dask_address: str | None = None) -> dict[str, Any]:
+    from pipelines import cluster
     from pipelines.features.build import build
 
-    result = build(_date(day), runner=runner)
+    with cluster.using(dask_address):
+        result = build(_date(day), runner=runner)
     return {"day": result.day.isoformat(), "rows": result.rows, "warnings": result.warnings}
 
 
@@ -174,14 +176,20 @@ def decide_retrain(day: str | date, drift_share: float | None = None, force: boo
 
 @_locked
 def train(
-    day: str | date, trials: int | None = None, minutes: float | None = None, mode: str | None = None
+    day: str | date,
+    trials: int | None = None,
+    minutes: float | None = None,
+    mode: str | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Train in the mode the retrain checker recorded for the day (warm or full) unless told."""
+    from pipelines import cluster
     from pipelines.retrain import recorded_mode
     from pipelines.training.train import train as run
 
     d = _date(day)
-    result = run(d, trials=trials, minutes=minutes, mode=mode or recorded_mode(d))
+    with cluster.using(dask_address):
+        result = run(d, trials=trials, minutes=minutes, mode=mode or recorded_mode(d))
     log.info(result.render())
     return {
         "trained": True,
@@ -195,10 +203,10 @@ def train(
 
 
 @_locked
-def score_and_publish(day: str | date, dry_run: bool = False) -> dict[str, Any]:
+def score_and_publish(day: str | date, dry_run: bool = False, dask_address: str | None = None) -> dict[str, Any]:
     from pipelines.scoring import score_and_publish as run
 
-    return run(_date(day), dry_run=dry_run)
+    return run(_date(day), dry_run=dry_run, dask_address=dask_address or None)
 
 
 def rollback(what: str = "both", model_version: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
