@@ -18,7 +18,7 @@ def test_services_and_files_exist():
     compose = _compose()
     services = compose["services"]
     assert {"postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "reader", "prometheus",
-            "grafana"} <= set(services)  # fmt: skip
+            "grafana", "dask-scheduler", "dask-worker"} <= set(services)  # fmt: skip
     for name, svc in services.items():
         build = svc.get("build")
         if build:
@@ -67,3 +67,32 @@ def test_the_reader_gets_only_the_read_only_role():
     assert env["NEWSREC_READER_DATABASE_URL"].startswith("postgresql://newsrec_reader:")
     assert "POSTGRES_PASSWORD" not in str(reader)
     assert all(v.endswith(":ro") for v in reader.get("volumes", []))
+
+
+def test_dask_services_run_the_pipelines_image_with_what_workers_need():
+    """The scheduler and workers use the pipelines' image (same package versions as the
+    client, which the stages check), the workers get the database URL and the newsrec home
+    the airflow services write features into, and every dask flag used is a real one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    services = _compose()["services"]
+    airflow, scheduler, worker = services["airflow-scheduler"], services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["build"] == worker["build"] == airflow["build"]
+    assert {"NEWSREC_DATABASE_URL", "NEWSREC_HOME"} <= set(worker["environment"])
+    assert worker["environment"]["NEWSREC_DATABASE_URL"] == airflow["environment"]["NEWSREC_DATABASE_URL"]
+    home = worker["environment"]["NEWSREC_HOME"]
+    assert f"newsrec-home:{home}" in worker["volumes"] and f"newsrec-home:{home}" in airflow["volumes"]
+    assert "8786:8786" in scheduler["ports"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "NEWSREC_DASK_ADDRESS: tcp://dask-scheduler:8786" in text
+    dask = Path(sys.executable).parent / "dask"
+    for svc in (scheduler, worker):
+        words = svc["command"][-1].removeprefix("exec ").split()
+        assert words[0] == "dask" and words[1] in {"scheduler", "worker"}
+        if words[1] == "worker":
+            assert words[2] == "tcp://dask-scheduler:8786"
+        usage = subprocess.run([str(dask), words[1], "--help"], capture_output=True, text=True, timeout=60).stdout
+        for flag in (w for w in words if w.startswith("--")):
+            assert flag in usage, (words[1], flag)
