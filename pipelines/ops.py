@@ -20,16 +20,29 @@ class RunRecord:
         self.details: dict[str, Any] = {}
 
 
+RUN_ROW_LOCK = 72064  # advisory-lock class of 'running' rows: held by the process running them
+ABANDONED = "abandoned: the process running it is gone (killed, or it lost its database connection)"
+
+
 @contextlib.contextmanager
 def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
-    """Write a 'running' row now and 'success' or 'failed' (with the error) at the end."""
+    """Write a 'running' row now and 'success' or 'failed' (with the error) at the end.
+
+    While it runs, the process holds an advisory lock on the row on a connection of its own;
+    a process killed without a word loses that connection and with it the lock, so the next
+    run marks its row failed (abandoned) instead of leaving it 'running' forever."""
     with db.transaction() as conn, conn.cursor() as cur:
+        _abandon_dead_runs(cur)
         cur.execute(
             "INSERT INTO ops.runs (stage, logical_date, status) VALUES (%s, %s, 'running') RETURNING run_id",
             (stage, logical_date),
         )
         record = RunRecord(cur.fetchone()[0])
-    record.details["pid"] = os.getpid()  # which process ran it (a killed one stays 'running')
+    holder = db.connect()
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_ROW_LOCK, _lock_id(record.run_id)))
+    holder.commit()
+    record.details["pid"] = os.getpid()
     status = "failed"
     try:
         yield record
@@ -43,6 +56,23 @@ def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
                 "UPDATE ops.runs SET status = %s, finished_at = now(), details = %s WHERE run_id = %s",
                 (status, json.dumps(record.details, default=str), record.run_id),
             )
+        with contextlib.suppress(Exception):
+            holder.close()
+
+
+def _lock_id(run_id: int) -> int:
+    return int(run_id) % 2_147_483_647
+
+
+def _abandon_dead_runs(cur: Any) -> None:
+    """Fail the 'running' rows whose process no longer holds their lock (a transaction-level
+    try-lock succeeds only for those, and is released at commit)."""
+    cur.execute(
+        "UPDATE ops.runs SET status = 'failed', finished_at = now(), "
+        "details = details || jsonb_build_object('error', %s::text) "
+        "WHERE status = 'running' AND pg_try_advisory_xact_lock(%s, (run_id %% 2147483647)::int)",
+        (ABANDONED, RUN_ROW_LOCK),
+    )
 
 
 # --------------------------------------------------------------------------------------
