@@ -58,6 +58,19 @@ def _alert(context) -> None:
             description="Dask scheduler (tcp://host:8786) for the ETL, training and scoring "
             "(empty: NEWSREC_DASK_ADDRESS of the workers, else in-process)",
         ),
+        "experiment_challengers": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Start an experiment from this run's publish: registered model versions to test "
+            "against the champion (empty: none). Shares and tests: params.yaml experiments.",
+        ),
+        "experiment_popularity_share": Param(
+            0.0, type="number", minimum=0, maximum=1, description="Share of a popularity control arm in that experiment"
+        ),
+        "experiment_cohort_size": Param(
+            None, type=["null", "integer"], minimum=1, description="Pilot users in that experiment (empty: every user)"
+        ),
     },
     tags=["newsrec"],
     doc_md=__doc__,
@@ -118,6 +131,29 @@ def newsrec_nightly():
     def skip_training() -> dict:
         return {"trained": False}
 
+    @task
+    def business_metrics(passed_raw: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.business_metrics(_day(context))
+
+    @task
+    def start_experiment(params=None, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.start_experiment(
+            _day(context),
+            list(params["experiment_challengers"]),
+            popularity_share=params["experiment_popularity_share"],
+            cohort_size=params["experiment_cohort_size"],
+        )
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def decide_experiments(metrics: dict, started: dict, **context) -> dict:
+        from pipelines import nightly
+
+        return nightly.decide_experiments(_day(context))
+
     @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
     def score_and_publish(params=None, **context) -> dict:
         from pipelines import nightly
@@ -130,14 +166,18 @@ def newsrec_nightly():
 
         return nightly.report(_day(context))
 
-    built = features(raw_gate(ingest()))
+    passed_raw = raw_gate(ingest())
+    built = features(passed_raw)
     passed = quality_gate(built)
     online = materialize(passed)
     branch = retrain_checker(drift_check(passed))
     trained, skipped = train(), skip_training()
     branch >> [trained, skipped]
+    # D's events answered last night's lists; the decision comes before tonight's publish
+    decided = decide_experiments(business_metrics(passed_raw), start_experiment())
+    [trained, skipped] >> decided
     published = score_and_publish()
-    [trained, skipped, online] >> published
+    [decided, online] >> published
     published >> report()
 
 

@@ -203,6 +203,46 @@ def train(
 
 
 @_locked
+def business_metrics(day: str | date) -> dict[str, Any]:
+    """Day D's business metric (dwell from the published lists, per arm, region and cohort)."""
+    from pipelines.experiments.metrics import business_metrics as run
+
+    return run(_date(day))
+
+
+@_locked
+def decide_experiments(day: str | date) -> dict[str, Any]:
+    """Keep, step up, promote or demote the running experiment's challengers; runs before the
+    publish of D so that tonight's lists (shown on D+1) follow the decision."""
+    from pipelines.experiments.decide import decide_experiments as run
+
+    return run(_date(day))
+
+
+def start_experiment(
+    day: str | date,
+    challengers: list[str],
+    challenger_share: float | None = None,
+    popularity_share: float = 0.0,
+    cohort_size: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Start an experiment from the DAG's params (served from the publish of D on). Idempotent:
+    a re-run finds the experiment it created; nothing is started without a challenger."""
+    from pipelines.experiments import lifecycle
+
+    d = _date(day)
+    if not challengers and not popularity_share:
+        return {"started": False}
+    name = name or f"{d}-" + "-".join(f"v{v}" for v in challengers or ["popularity"])
+    running = lifecycle.running()
+    if running is not None and running.name == name:
+        return {"started": False, "experiment": name, "already": True}
+    info = lifecycle.create(name, challengers, challenger_share, popularity_share, None, cohort_size, started_on=d)
+    return {"started": True, "experiment": info.name, "experiment_id": info.experiment_id}
+
+
+@_locked
 def score_and_publish(day: str | date, dry_run: bool = False, dask_address: str | None = None) -> dict[str, Any]:
     from pipelines.scoring import score_and_publish as run
 
@@ -255,6 +295,8 @@ def _run_day(
         steps["ingest"] = ingest(d, ingest_source)
         current = "quality_raw"  # a bad day stops here, before any feature of it is written
         steps["quality_raw"] = quality(d, "raw")
+        current = "business_metrics"  # D's events answered the lists published the night before
+        steps["business_metrics"] = business_metrics(d)
         current = "features"
         steps["features"] = features(d)
         current = "quality"
@@ -268,6 +310,8 @@ def _run_day(
         if steps["retrain"]["retrain"]:
             current = "train"
             steps["train"] = train(d, trials, minutes)
+        current = "decide_experiments"  # before the publish: tonight's lists follow the decision
+        steps["decide_experiments"] = decide_experiments(d)
         current = "publish"
         steps["publish"] = score_and_publish(d, dry_run=dry_run)
     except Exception as exc:

@@ -64,8 +64,13 @@ def decide(
     tests: dict[str, Any],
     champion: str | None,
     champion_ndcg: float | None,
+    online: dict[str, Any] | None = None,
 ) -> Decision:
-    """Apply the gate. ``challenger_metrics`` is the evaluation table's 'overall' part."""
+    """Apply the gate. ``challenger_metrics`` is the evaluation table's 'overall' part.
+
+    ``online``: the challenger won an online experiment against the champion (its evidence);
+    readers' behaviour then replaces the held-out comparison with the champion, and every
+    other rule (floor, popularity, model tests) applies as for a freshly trained model."""
     cfg = params("promotion")
     margin = float(cfg.get("margin", 0.002))
     floor = float(cfg.get("min_ndcg_at_10", 0.0))
@@ -90,7 +95,9 @@ def decide(
         reasons.append(
             f"direction test failed: more affinity to the category changed scores by {change:.3g} on average"
         )
-    if champion is None:
+    if online is not None:
+        reasons.append(f"beat champion {champion or 'none'} online: {online.get('summary', 'experiment won')}")
+    elif champion is None:
         reasons.append("no champion yet")
     elif champion_ndcg is None:
         reasons.append(f"champion {champion} cannot score the current features; judged on the floor only")
@@ -103,7 +110,36 @@ def decide(
         reasons.append("all model tests passed")
     evidence = {"challenger_ndcg@10": ndcg, "champion_ndcg@10": champion_ndcg, "tests": tests, "margin": margin,
                 "floor": floor, "popularity_ndcg@10": popularity}  # fmt: skip
+    if online is not None:
+        evidence["online"] = online
     return Decision(ok, challenger, champion, reasons, evidence)
+
+
+def gate_online_winner(day: date, challenger: str, online: dict[str, Any]) -> Decision:
+    """The training promotion gate for a challenger that won an online experiment: the same
+    floor, popularity and model tests on day ``day``'s held-out impressions; the experiment's
+    evidence stands in for the held-out comparison with the champion. Not applied (the caller
+    moves the alias with :func:`promote` only when it passes)."""
+    from pipelines import registry
+    from pipelines.training import dataset
+    from pipelines.training import evaluate as ev
+
+    model = registry.load(challenger)
+    split, _ = dataset.load_split(day, day, model.spec, max_groups=params("training").get("max_eval_groups"))
+    scores = model.predict(to_matrix(split.rows, model.spec))
+    table = ev.evaluate(split, scores)
+    tests = model_tests(model.predict, model.spec, split.rows)
+    return decide(challenger, table["overall"], tests, registry.champion_version(), None, online=online)
+
+
+def promote(decision: Decision, logical_date: date | None, kind: str = "promotion") -> Decision:
+    """Move the champion alias to a challenger the gate passed, and record the decision."""
+    from pipelines import registry
+
+    if decision.promoted:
+        registry.set_champion(decision.challenger)
+    record(decision, logical_date, kind)
+    return decision
 
 
 def record(decision: Decision, logical_date: date | None, kind: str = "promotion") -> None:

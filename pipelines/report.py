@@ -95,6 +95,7 @@ def collect(day: date) -> list[Section]:
         sections.append(Section("Model decisions", ["kind", "challenger", "champion", "promoted", "reasons",
                                                     "challenger NDCG@10", "champion NDCG@10"],
                                 [[*r[:4], "; ".join(r[4]), *r[5:]] for r in models]))  # fmt: skip
+        sections += _experiment_sections(cur, day)
         batches = _query(
             cur,
             "SELECT b.batch_id, b.model_version, b.status, b.n_users, b.n_rows, b.created_at, "
@@ -111,6 +112,44 @@ def collect(day: date) -> list[Section]:
         )
         sections.append(Section("Alerts", ["raised", "source", "task", "error"], [list(r) for r in alerts]))
     return sections
+
+
+def _experiment_sections(cur, day: date) -> list[Section]:
+    """The business metric of D per arm (all regions) and the promoter/demoter's decisions."""
+    metrics = _query(
+        cur,
+        "SELECT m.arm, m.in_cohort, string_agg(DISTINCT m.model_version, ', '), sum(m.active_users), "
+        "round((sum(m.dwell_s) / nullif(sum(m.active_users), 0))::numeric, 2), "
+        "round((sum(m.reads)::float8 / nullif(sum(m.impressions), 0))::numeric, 4), "
+        "round(max(m.coverage)::numeric, 3), "
+        "round((sum(m.diversity * m.active_users) / nullif(sum(m.active_users), 0))::numeric, 2), e.name "
+        "FROM ops.business_metrics m LEFT JOIN ops.experiments e USING (experiment_id) "
+        "WHERE m.logical_date = %s GROUP BY m.arm, m.in_cohort, e.name ORDER BY m.in_cohort DESC, m.arm",
+        (day,),
+    )
+    decisions = _query(
+        cur,
+        "SELECT e.name, d.arm, d.model_version, d.decision, d.share_before, d.share_after, "
+        "round((d.evidence->>'mean_challenger')::numeric, 2), round((d.evidence->>'mean_champion')::numeric, 2), "
+        "round((d.evidence->>'diff')::numeric, 2), d.evidence->'ci', d.evidence->>'days', "
+        "d.evidence->>'n_challenger', d.evidence->>'n_champion', d.reasons "
+        "FROM ops.experiment_decisions d JOIN ops.experiments e USING (experiment_id) "
+        "WHERE d.logical_date = %s ORDER BY d.decision_id",
+        (day,),
+    )
+    return [
+        Section("Business metric (recommended impressions of D)", ["arm", "in cohort", "model", "active users",
+                "dwell/user s", "CTR", "coverage", "diversity", "experiment"], [list(r) for r in metrics],
+                "Active users: shown their list at least once on D; dwell from reads of recommended impressions."),
+        Section("Experiment decisions", ["experiment", "arm", "model", "decision", "share before", "share after",
+                "arm dwell/user s", "champion dwell/user s", "diff", "CI", "days", "users (arm)",
+                "users (champion)", "reasons"],
+                [[*r[:9], _ci(r[9]), *r[10:13], "; ".join(r[13])] for r in decisions]),
+    ]  # fmt: skip
+
+
+def _ci(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
 def _evidence(evidence: dict[str, Any] | None) -> str:

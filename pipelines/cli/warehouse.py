@@ -69,11 +69,16 @@ def simulate_day(
         None, formats=["%Y-%m-%d"], help="Tastes shift from this day on (kept for later days)."
     ),
 ) -> None:
-    """Append one day to the simulated world (re-running a day replaces it)."""
+    """Append one day to the simulated world (re-running a day replaces it).
+
+    Readers see the live batch's lists in a share of their sessions (params.yaml
+    simulator.recommended_session_share), so the day answers what was published."""
     from pipelines.warehouse import simulator
 
     r = simulator.simulate_day(day.date(), fault, _date(drift_from))
     extra = f", faults: {', '.join(r.faults)}" if r.faults else ""
+    if r.batch_id is not None:
+        extra += f"; {r.recommended:,} impressions showed the lists of batch {r.batch_id}"
     typer.echo(
         f"{r.day}: {r.articles:,} articles, {r.impressions:,} impressions, {r.reads:,} reads, "
         f"{r.new_users:,} new users{' (drifted)' if r.drifted else ''}{extra}"

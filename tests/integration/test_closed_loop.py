@@ -113,3 +113,55 @@ def test_simulate_day_shows_the_live_lists_with_position_bias(fresh_db):
     pd.testing.assert_frame_equal(
         _events(D).sort_values("event_id", ignore_index=True), events.sort_values("event_id", ignore_index=True)
     )
+
+
+def test_business_metrics_per_arm_region_cohort_and_idempotent(fresh_db):
+    from pipelines.experiments import lifecycle, metrics
+    from pipelines.experiments.plan import serving_plan
+
+    cfg = simulator.SimConfig.from_params(users=1500, articles_per_day=300, start=START, seed=4)
+    simulator.seed(cfg, 2)
+    exp = lifecycle.create("metrics", [], popularity_share=0.5, cohort_size=1000)
+    plan = serving_plan(D - timedelta(days=1))
+    batch, recs, _ = _publish_lists(D - timedelta(days=1))
+    # the lists' arms as scoring writes them: the plan's assignment (outside the cohort: champion)
+    query("UPDATE serving.recommendations SET arm = 'champion'")
+    pop = [int(u) for u in recs["user_id"].unique() if plan.assign(np.array([u]))[0] == "popularity"]
+    query("UPDATE serving.recommendations SET arm = 'popularity', model_version = 'popularity' "
+          "WHERE user_id = ANY(%s)", (pop,))  # fmt: skip
+    simulator.simulate_day(D)
+
+    first = metrics.business_metrics(D)
+    columns = (
+        "logical_date, experiment_id, arm, region, in_cohort, model_version, active_users, impressions, "
+        "reads, dwell_s, dwell_per_user_s, ctr, coverage, diversity"
+    )  # all but computed_at
+    rows = query(f"SELECT {columns} FROM ops.business_metrics ORDER BY arm, region, in_cohort")
+    days = query("SELECT * FROM ops.experiment_user_days ORDER BY user_id")
+    assert first["experiment_id"] == exp.experiment_id and first["batches"] == [batch]
+    assert metrics.business_metrics(D) == first  # re-running D replaces D's rows
+    assert query(f"SELECT {columns} FROM ops.business_metrics ORDER BY arm, region, in_cohort") == rows
+    assert query("SELECT * FROM ops.experiment_user_days ORDER BY user_id") == days
+
+    arms = {r[0] for r in query("SELECT DISTINCT arm FROM ops.business_metrics")}
+    assert arms == {"champion", "popularity", "fallback"}
+    assert {r[0] for r in query("SELECT DISTINCT region FROM ops.business_metrics")} == {"LATAM", "AFRICA", "NA"}
+    # popularity users are all in the cohort; champion users on both sides of it
+    assert query("SELECT DISTINCT in_cohort FROM ops.business_metrics WHERE arm = 'popularity'") == [(True,)]
+    assert {r[0] for r in query("SELECT in_cohort FROM ops.business_metrics WHERE arm = 'champion'")} == {True, False}
+    # the numbers are those of the warehouse: dwell of reads of recommended impressions, impressions, users
+    (expected,) = query(
+        "SELECT count(DISTINCT i.user_id), count(*), count(r.event_id), coalesce(sum(r.dwell_seconds), 0) "
+        "FROM warehouse.events i LEFT JOIN warehouse.events r ON r.impression_id = i.event_id "
+        "AND r.event_type = 'read' WHERE i.event_type = 'impression' AND i.batch_id IS NOT NULL"
+    )
+    (got,) = query("SELECT sum(active_users), sum(impressions), sum(reads), sum(dwell_s) FROM ops.business_metrics")
+    assert got[:3] == expected[:3] and abs(got[3] - float(expected[3])) < 1e-3 * max(1.0, float(expected[3]))
+    (ratio,) = query("SELECT bool_and(abs(dwell_per_user_s - dwell_s / active_users) < 1e-9 "
+                     "AND ctr = reads::float8 / impressions AND coverage > 0 AND coverage <= 1 "
+                     "AND diversity >= 1 AND diversity <= 10) FROM ops.business_metrics")[0]  # fmt: skip
+    assert ratio is True
+    # one user-day per exposed cohort user with a personal list, for the statistical test
+    in_cohort = plan.in_cohort(np.array([d[2] for d in days]))
+    assert len(days) > 50 and in_cohort.all()
+    assert {d[3] for d in days} == {"champion", "popularity"}

@@ -1,0 +1,327 @@
+"""The promoter/demoter: each night, per running experiment, keep, step up, promote or demote
+each challenger arm on the business metric.
+
+**The test.** For challenger arm C and the champion arm, take every cohort user exposed to
+the arm's lists on the days of evidence (``ops.experiment_user_days``) and their mean
+recommended dwell per exposed day. The difference of the arms' means over users has a
+percentile bootstrap interval (``experiments.test.resamples`` resamples of users with
+replacement, seeded by experiment, day and arm, so a re-run gives the same interval) at
+``experiments.test.confidence``. No decision before ``min_days`` days and ``min_users`` users
+per arm of evidence. Then:
+
+* interval above 0: C wins. It climbs to the next of ``experiments.share_steps`` (10% -> 50%);
+  a win at the step before the last (100%) promotes it: it passes the training promotion gate
+  (floor, popularity, model tests on D's held-out impressions, the online win standing in for
+  the held-out comparison) and becomes champion; the experiment ends ``promoted``;
+* interval below 0: C is demoted (share 0; its users return to the champion);
+* otherwise: keep.
+
+**Days of evidence** of an arm: from the day its current share took effect (a step moves
+the hash intervals, so evidence restarts) and only days whose champion arm was served by
+today's champion model (a champion promoted by training mid-experiment restarts it too).
+
+Timing: day D's metric answers the lists published the night before; the decision, taken
+before D's publish in the same night, shapes the lists shown on D+1, so the new share's
+evidence starts on D+1. Decisions of a day are taken once: a re-run returns them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines import db
+from pipelines.experiments.plan import CHAMPION
+from pipelines.faults import checkpoint
+
+
+@dataclass
+class Evidence:
+    n_challenger: int
+    n_champion: int
+    days: int
+    mean_challenger: float | None = None
+    mean_champion: float | None = None
+    diff: float | None = None
+    ci: tuple[float, float] | None = None
+    confidence: float = 0.95
+    resamples: int = 0
+    first_day: str | None = None
+    champion_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ci"] = list(self.ci) if self.ci else None
+        return out
+
+
+@dataclass
+class ArmDecision:
+    arm: str
+    model_version: str | None
+    decision: str  # keep | step | promote | demote | refused
+    share_before: float
+    share_after: float
+    reasons: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def bootstrap_diff(
+    challenger: np.ndarray, champion: np.ndarray, resamples: int, confidence: float, rng: np.random.Generator
+) -> tuple[float, tuple[float, float]]:
+    """Difference of means (challenger - champion) and its percentile bootstrap interval,
+    resampling the users of each arm with replacement."""
+    diff = float(challenger.mean() - champion.mean())
+    boots = np.empty(resamples)
+    step = max(1, 4_000_000 // max(len(challenger) + len(champion), 1))
+    for lo in range(0, resamples, step):
+        k = min(step, resamples - lo)
+        a = challenger[rng.integers(0, len(challenger), size=(k, len(challenger)))].mean(axis=1)
+        b = champion[rng.integers(0, len(champion), size=(k, len(champion)))].mean(axis=1)
+        boots[lo : lo + k] = a - b
+    alpha = 1.0 - confidence
+    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return diff, (float(low), float(high))
+
+
+def _mode(values: pd.Series) -> Any:
+    return values.mode().iloc[0] if values.notna().any() else None
+
+
+def _user_means(frame: pd.DataFrame, arm: str) -> np.ndarray:
+    rows = frame[frame["arm"] == arm]
+    return rows.groupby("user_id")["dwell_s"].mean().to_numpy(np.float64)
+
+
+def evaluate_arm(
+    frame: pd.DataFrame, arm: str, since: date | None, test: dict[str, Any], rng: np.random.Generator
+) -> Evidence:
+    """The evidence for one challenger arm against the champion arm (``frame``: user-days)."""
+    if since is not None:
+        frame = frame[frame["logical_date"] >= since]
+    # only days whose champion arm was served by the newest champion model
+    champ = frame[frame["arm"] == CHAMPION]
+    version = None
+    if len(champ):
+        by_day = champ.groupby("logical_date")["model_version"].agg(_mode)
+        version = by_day.iloc[-1]
+        frame = frame[frame["logical_date"].isin(by_day.index[by_day == version])]
+    both = frame[frame["arm"].isin([arm, CHAMPION])]
+    days = both.groupby("logical_date")["arm"].nunique()
+    a, b = _user_means(both, arm), _user_means(both, CHAMPION)
+    ev = Evidence(len(a), len(b), int((days == 2).sum()), confidence=float(test["confidence"]),
+                  first_day=str(days.index.min()) if len(days) else None, champion_version=version)  # fmt: skip
+    if len(a) and len(b):
+        ev.mean_challenger, ev.mean_champion = float(a.mean()), float(b.mean())
+        ev.diff = ev.mean_challenger - ev.mean_champion
+    if ev.days >= int(test["min_days"]) and min(len(a), len(b)) >= int(test["min_users"]):
+        ev.resamples = int(test["resamples"])
+        ev.diff, ev.ci = bootstrap_diff(a, b, ev.resamples, ev.confidence, rng)
+    return ev
+
+
+def _next_share(steps: list[float], share: float) -> float | None:
+    """The next step above ``share`` (None when ``share`` is at or above the last one)."""
+    higher = [s for s in steps if s > share + 1e-9]
+    return min(higher) if higher else None
+
+
+def plan_decisions(
+    experiment: dict[str, Any], arms: list[dict[str, Any]], frame: pd.DataFrame, day: date
+) -> list[ArmDecision]:
+    """Decisions for every active challenger (pure: no database, no registry)."""
+    from pipelines.warehouse.simulator import day_number
+
+    cfg = experiment["config"]
+    test = cfg["test"]
+    steps = sorted(float(s) for s in cfg["share_steps"])
+    min_champion = float(cfg.get("min_champion_share", 0.1))
+    shares = {a["arm"]: float(a["share"]) for a in arms}
+    out: list[ArmDecision] = []
+    for position, arm in enumerate(arms):
+        if arm["kind"] != "challenger" or arm["status"] != "active" or arm["share"] <= 0:
+            continue
+        rng = np.random.default_rng([int(test["seed"]), int(experiment["experiment_id"]), day_number(day), position])
+        ev = evaluate_arm(frame, arm["arm"], arm["since"], test, rng)
+        share = shares[arm["arm"]]
+        d = ArmDecision(arm["arm"], arm["model_version"], "keep", share, share, evidence=ev.to_dict())
+        if ev.ci is None:
+            d.reasons.append(
+                f"not enough evidence yet: {ev.days} day(s), {ev.n_challenger}/{ev.n_champion} users "
+                f"(needs {test['min_days']} days and {test['min_users']} users per arm)"
+            )
+        elif ev.ci[0] > 0:
+            nxt = _next_share(steps, share)
+            if nxt is None or nxt >= steps[-1] - 1e-9:
+                d.decision = "promote"
+                d.share_after = 1.0
+                d.reasons.append(f"wins at share {share:.2f}: dwell/user +{ev.diff:.2f} s, CI above 0")
+            else:
+                champion_after = shares.get(CHAMPION, 0.0) - (nxt - share)
+                if champion_after < min_champion - 1e-9:
+                    d.reasons.append(f"wins, but a step to {nxt:.2f} would leave the champion {champion_after:.2f}")
+                else:
+                    d.decision = "step"
+                    d.share_after = nxt
+                    shares[CHAMPION] = champion_after
+                    shares[arm["arm"]] = nxt
+                    d.reasons.append(f"wins at share {share:.2f} (dwell/user +{ev.diff:.2f} s): steps to {nxt:.2f}")
+        elif ev.ci[1] < 0:
+            d.decision = "demote"
+            d.share_after = 0.0
+            shares[CHAMPION] = shares.get(CHAMPION, 0.0) + share
+            shares[arm["arm"]] = 0.0
+            d.reasons.append(f"loses: dwell/user {ev.diff:.2f} s, CI below 0")
+        else:
+            d.reasons.append(f"no difference yet: CI [{ev.ci[0]:.2f}, {ev.ci[1]:.2f}] contains 0")
+        out.append(d)
+    # at most one promotion a night: the largest lower bound wins, the others wait
+    promoted = [d for d in out if d.decision == "promote"]
+    if len(promoted) > 1:
+        best = max(promoted, key=lambda d: d.evidence["ci"][0])
+        for d in promoted:
+            if d is not best:
+                d.decision, d.share_after = "keep", d.share_before
+                d.reasons.append(f"{best.arm} is promoted tonight")
+    return out
+
+
+def _load(cur: Any, experiment_id: int, day: date) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    cur.execute(
+        "SELECT arm, kind, model_version, share, step, status, since FROM ops.experiment_arms "
+        "WHERE experiment_id = %s ORDER BY position",
+        (experiment_id,),
+    )
+    keys = ("arm", "kind", "model_version", "share", "step", "status", "since")
+    arms = [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+    cur.execute(
+        "SELECT logical_date, user_id, arm, model_version, dwell_s FROM ops.experiment_user_days "
+        "WHERE experiment_id = %s AND logical_date <= %s",
+        (experiment_id, day),
+    )
+    frame = pd.DataFrame(cur.fetchall(), columns=["logical_date", "user_id", "arm", "model_version", "dwell_s"])
+    frame["dwell_s"] = frame["dwell_s"].astype(np.float64)
+    return arms, frame
+
+
+def decide(day: date) -> dict[str, Any]:
+    """The nightly stage: decide for the running experiment (if any) and record it.
+
+    The experiment's state (shares, steps, statuses) and the decisions are written in one
+    transaction; a promotion moves the champion alias through the promotion gate just before
+    it commits, so a crash before leaves everything as it was and a re-run decides the same."""
+    from pipelines import promotion
+
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT experiment_id, name, config FROM ops.experiments WHERE status = 'running' FOR UPDATE")
+        row = cur.fetchone()
+        if row is None:
+            return {"day": day.isoformat(), "experiment": None, "decisions": []}
+        experiment = {"experiment_id": int(row[0]), "name": row[1], "config": row[2]}
+        cur.execute(
+            "SELECT arm, decision, share_before, share_after FROM ops.experiment_decisions "
+            "WHERE experiment_id = %s AND logical_date = %s ORDER BY decision_id",
+            (experiment["experiment_id"], day),
+        )
+        done = cur.fetchall()
+        if done:  # decided already: a re-run of the night returns what was decided
+            return {"day": day.isoformat(), "experiment": row[1], "decisions": [
+                {"arm": a, "decision": d, "share_before": b, "share_after": s} for a, d, b, s in done
+            ], "rerun": True}  # fmt: skip
+        arms, frame = _load(cur, experiment["experiment_id"], day)
+        decisions = plan_decisions(experiment, arms, frame, day)
+        gate: promotion.Decision | None = None
+        for d in decisions:
+            if d.decision != "promote":
+                continue
+            ev = d.evidence
+            online = {**ev, "experiment": experiment["name"], "arm": d.arm,
+                      "summary": f"dwell/user {ev['mean_challenger']:.1f} s vs {ev['mean_champion']:.1f} s, "
+                                 f"{int(ev['confidence'] * 100)}% CI of the difference [{ev['ci'][0]:.2f}, "
+                                 f"{ev['ci'][1]:.2f}] over {ev['days']} days"}  # fmt: skip
+            gate = promotion.gate_online_winner(day, str(d.model_version), online)
+            if not gate.promoted:
+                d.decision, d.share_after = "refused", 0.0
+                d.reasons.append("the promotion gate refused it: " + "; ".join(gate.reasons))
+            else:
+                d.reasons.append("passed the promotion gate")
+        _write(cur, experiment["experiment_id"], day, arms, decisions)
+        checkpoint("experiment_decide_before_commit")
+        if gate is not None and gate.promoted:
+            promotion.promote(gate, day, kind="experiment")
+    return {"day": day.isoformat(), "experiment": experiment["name"],
+            "decisions": [{"arm": d.arm, "decision": d.decision, "share_before": d.share_before,
+                           "share_after": d.share_after, "reasons": d.reasons} for d in decisions]}  # fmt: skip
+
+
+def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], decisions: list[ArmDecision]) -> None:
+    """Shares, statuses, share history, decisions, and the experiment's end if it ended."""
+    effective = day + timedelta(days=1)  # the new share shapes the lists shown on D+1
+    champion_share = next((float(a["share"]) for a in arms if a["arm"] == CHAMPION), 0.0)
+    changed: dict[str, tuple[float, str, str | None]] = {}
+    ended: str | None = None
+    for d in decisions:
+        cur.execute(
+            "INSERT INTO ops.experiment_decisions (experiment_id, logical_date, arm, model_version, decision, "
+            "share_before, share_after, reasons, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (experiment_id, day, d.arm, d.model_version, d.decision, d.share_before, d.share_after,
+             json.dumps(d.reasons), json.dumps(d.evidence, default=float)),
+        )  # fmt: skip
+        if d.decision == "step":
+            champion_share -= d.share_after - d.share_before
+            changed[d.arm] = (d.share_after, "active", f"won at {d.share_before:.2f}")
+        elif d.decision in ("demote", "refused"):
+            champion_share += d.share_before
+            changed[d.arm] = (0.0, "demoted", "demoted" if d.decision == "demote" else "refused by the gate")
+        elif d.decision == "promote":
+            ended = "promoted"
+            changed[d.arm] = (1.0, "promoted", "promoted to champion")
+    if changed:
+        changed.setdefault(CHAMPION, (max(champion_share, 0.0), "active", "rebalanced"))
+    for arm, (share_value, status, reason) in changed.items():
+        share = round(share_value, 9)
+        step = 1 if reason and reason.startswith("won") else 0
+        cur.execute(
+            "UPDATE ops.experiment_arms SET share = %s, status = %s, step = step + %s, "
+            "since = CASE WHEN %s THEN %s ELSE since END WHERE experiment_id = %s AND arm = %s",
+            (share, status, step, bool(step), effective, experiment_id, arm),
+        )
+        cur.execute(
+            "INSERT INTO ops.experiment_share_history (experiment_id, arm, effective_from, share, reason) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (experiment_id, arm, effective, share, reason),
+        )
+    if ended is None and decisions:
+        cur.execute(
+            "SELECT count(*) FROM ops.experiment_arms WHERE experiment_id = %s AND kind = 'challenger' "
+            "AND status = 'active' AND share > 0",
+            (experiment_id,),
+        )
+        if cur.fetchone()[0] == 0:  # every challenger is out: nothing left to learn
+            ended = "demoted"
+    if ended:
+        reason = "a challenger won and became champion" if ended == "promoted" else "every challenger was demoted"
+        cur.execute(
+            "UPDATE ops.experiments SET status = %s, stopped_at = now(), stopped_on = %s, stop_reason = %s "
+            "WHERE experiment_id = %s",
+            (ended, day, reason, experiment_id),
+        )
+        cur.execute(
+            "UPDATE ops.experiment_arms SET status = 'ended' WHERE experiment_id = %s AND status = 'active'",
+            (experiment_id,),
+        )
+
+
+def decide_experiments(day: date) -> dict[str, Any]:
+    """The nightly stage, recorded as a run in ``ops.runs``."""
+    from pipelines.ops import record_run
+
+    with record_run("decide_experiments", day) as run:
+        out = decide(day)
+        run.details.update(out)
+    return out
