@@ -333,3 +333,16 @@ def test_newsrec_cluster_up_status_down(tmp_path):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
     down = cli("status")
     assert down.returncode == 1 and "not running" in down.stdout
+
+
+def test_benchmark_hook_times_each_stage_on_both_sides(on_cluster, dask_cluster):
+    from pipelines.bench.cluster import compare
+
+    result = compare(DAY, address=dask_cluster.scheduler.address, train_days=TRAIN_DAYS)
+    stages = result.to_dict()["stages"]
+    assert set(stages) == {"features", "train"}
+    for timing in stages.values():
+        assert timing["local_s"] > 0 and timing["dask_s"] > 0
+    assert stages["features"]["local"] == stages["features"]["dask"]  # same events read, same rows
+    assert stages["train"]["local"]["ndcg@10"] > 0.5 and stages["train"]["dask"]["ndcg@10"] > 0.5
+    assert "| features |" in result.render() and "| train |" in result.render()
