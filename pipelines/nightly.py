@@ -227,18 +227,28 @@ def start_experiment(
     cohort_size: int | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Start an experiment from the DAG's params (served from the publish of D on). Idempotent:
-    a re-run finds the experiment it created; nothing is started without a challenger."""
+    """Start an experiment from the DAG's params (served from the publish of D on).
+
+    Idempotent: a re-run finds the experiment it created. A refusal (another experiment is
+    running, an unknown version, bad shares) is logged and returned, never raised: the night's
+    publish must not wait for a mistyped param."""
     from pipelines.experiments import lifecycle
 
     d = _date(day)
     if not challengers and not popularity_share:
         return {"started": False}
     name = name or f"{d}-" + "-".join(f"v{v}" for v in challengers or ["popularity"])
-    running = lifecycle.running()
-    if running is not None and running.name == name:
-        return {"started": False, "experiment": name, "already": True}
-    info = lifecycle.create(name, challengers, challenger_share, popularity_share, None, cohort_size, started_on=d)
+    try:
+        existing = lifecycle.get(name)
+    except NewsrecError:
+        existing = None
+    if existing is not None:
+        return {"started": False, "experiment": name, "status": existing.status}
+    try:
+        info = lifecycle.create(name, challengers, challenger_share, popularity_share, None, cohort_size, started_on=d)
+    except NewsrecError as exc:
+        log.warning("experiment %s not started: %s", name, exc)
+        return {"started": False, "experiment": name, "refused": str(exc)}
     return {"started": True, "experiment": info.name, "experiment_id": info.experiment_id}
 
 

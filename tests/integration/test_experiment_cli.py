@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -66,3 +66,22 @@ def test_create_show_stop(fresh_db):
     _one_line_error(run_cli("experiment", "show", "nope", env=env), "no experiment 'nope'")
     shown = run_cli("experiment", "show", "pilot-pop", env=env)
     assert "stopped" in shown.stdout
+
+
+def test_the_dag_param_starts_one_experiment_idempotently(fresh_db):
+    from pipelines import nightly
+    from pipelines.warehouse import simulator
+
+    simulator.seed(simulator.SimConfig.from_params(users=200, articles_per_day=50, start=DAY, seed=1), 1)
+    assert nightly.start_experiment(DAY, []) == {"started": False}  # no param: nothing
+    first = nightly.start_experiment(DAY, [], popularity_share=0.3, cohort_size=100)
+    assert first["started"] is True and first["experiment"] == f"{DAY}-vpopularity"
+    assert serving_plan(DAY - timedelta(days=1)) is None and serving_plan(DAY) is not None  # from D's publish
+    assert nightly.start_experiment(DAY, [], popularity_share=0.3) == {
+        "started": False, "experiment": first["experiment"], "status": "running"
+    }  # fmt: skip
+    refused = nightly.start_experiment(DAY + timedelta(days=1), [], popularity_share=0.1)
+    assert refused["started"] is False and "already running" in refused["refused"]
+    unknown = nightly.start_experiment(DAY + timedelta(days=1), ["12345"])
+    assert unknown["started"] is False and "unknown model version '12345'" in unknown["refused"]
+    assert query("SELECT count(*) FROM ops.experiments") == [(1,)]
