@@ -204,6 +204,12 @@ def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_pa
     dwell = dict(query("SELECT arm, sum(dwell_s) / sum(active_users) FROM ops.business_metrics "
                        "WHERE experiment_id = %s AND in_cohort GROUP BY arm", (exp.experiment_id,)))  # fmt: skip
     assert dwell[arm_of["better"]] > dwell["champion"] > dwell[arm_of["worse"]]
+    # the nightly report of that night shows the decision with its evidence, and the metric
+    from pipelines.report import write_nightly_report
+
+    promoted_on = date.fromisoformat(decided[f"{arm_of['better']}:promote"][0])
+    page = write_nightly_report(promoted_on).read_text()
+    assert "## Experiment decisions" in page and "| promote |" in page and "## Business metric" in page
     # the experiment is over: the next publish serves the new champion to everyone
     nxt = day + timedelta(days=1)
     _night(nxt)
