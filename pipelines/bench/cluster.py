@@ -12,7 +12,11 @@ What each stage does, the same on both sides:
   the day republished (same content: the run replaces the day as a re-run would);
 - ``train``: one fit of the ranker with params.yaml's parameters on the day's splits (the
   plain objective on both sides, since the Dask path cannot train the debiased one), nothing
-  registered; loading the splits is not timed.
+  registered; loading the splits is not timed;
+- ``score``: batch scoring of every active user with the champion (:func:`pipelines.scoring.score`,
+  nothing published): one partition in-process, ``partitions_per_worker`` x workers on the
+  cluster. The details carry a digest of the lists, so the table also shows both sides
+  ranked the same articles.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 
@@ -53,9 +58,28 @@ def _train(day: date, address: str | None, options: dict[str, Any]) -> dict[str,
     return {"seconds": seconds, "train_rows": len(splits.train.y), "ndcg@10": ndcg, "trees": booster.best_iteration}
 
 
+def _score(day: date, address: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    import hashlib
+
+    import numpy as np
+
+    from pipelines import scoring
+
+    result = scoring.score(day, dask_address=address)
+    lists = result.recommendations.sort_values(["user_id", "rank"])
+    digest = hashlib.sha1(lists[["user_id", "rank", "article_id"]].to_numpy(np.int64).tobytes()).hexdigest()[:12]
+    return {
+        "users": result.users,
+        "candidates": result.candidates,
+        "partitions": result.partitions,
+        "predict_s": round(result.predict_seconds, 1),
+        "lists_digest": digest,
+    }
+
+
 # name -> stage(day, dask_address or None, options) -> details (a "seconds" entry overrides the wall time)
 Stage = Callable[[date, str | None, dict[str, Any]], dict[str, Any]]
-STAGES: dict[str, Stage] = {"features": _features, "train": _train}
+STAGES: dict[str, Stage] = {"features": _features, "train": _train, "score": _score}
 
 
 @dataclass
@@ -100,7 +124,23 @@ class ClusterComparison:
             "|---|---:|---:|---:|",
         ]
         lines += [f"| {s.stage} | {s.local_s:.1f} | {s.dask_s:.1f} | {s.ratio:.2f}x |" for s in self.stages]
+        lines += ["", "Details (local | Dask):", ""]
+        lines += [f"- {s.stage}: {_details(s.local)} | {_details(s.dask)}" for s in self.stages]
         return "\n".join(lines)
+
+    def write(self, folder: Path) -> list[Path]:
+        """cluster.json and cluster.md in ``folder``."""
+        import json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        out = [folder / "cluster.json", folder / "cluster.md"]
+        out[0].write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        out[1].write_text(self.render() + "\n")
+        return out
+
+
+def _details(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in d.items())
 
 
 def compare(

@@ -73,6 +73,24 @@ def scoring(
 
 
 @app.command()
+def cluster(
+    day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Logical date of the stages."),
+    workers: int = typer.Option(2, min=1, help="Worker processes of the LocalCluster started for the run."),
+    threads: int = typer.Option(1, min=1, help="Threads per worker."),
+    address: str = typer.Option(None, help="Use this running scheduler instead of starting a LocalCluster."),
+    stage: list[str] = typer.Option(None, "--stage", help="Only these stages (features, train, score); repeatable."),
+    train_days: int = typer.Option(None, min=1, help="Days trained on (default: params.yaml)."),
+    results: Path = typer.Option(Path("bench/results"), help="Folder for cluster.json and cluster.md."),
+) -> None:
+    """Each heavy stage of one date in-process, then on a Dask cluster: wall time of both."""
+    from pipelines.bench.cluster import compare
+
+    comparison = compare(day.date(), workers, threads, address, stage or None, train_days)
+    comparison.write(results)
+    typer.echo(comparison.render())
+
+
+@app.command()
 def nightly(
     users: int = typer.Option(521_000, min=100, help="Users of the simulated world (seed scale: 521,000)."),
     articles_per_day: int = typer.Option(144_000, min=50, help="New articles a day (seed scale: 144,000)."),

@@ -338,7 +338,7 @@ def test_newsrec_cluster_up_status_down(tmp_path):
 def test_benchmark_hook_times_each_stage_on_both_sides(on_cluster, dask_cluster):
     from pipelines.bench.cluster import compare
 
-    result = compare(DAY, address=dask_cluster.scheduler.address, train_days=TRAIN_DAYS)
+    result = compare(DAY, address=dask_cluster.scheduler.address, stages=["features", "train"], train_days=TRAIN_DAYS)
     stages = result.to_dict()["stages"]
     assert set(stages) == {"features", "train"}
     for timing in stages.values():

@@ -56,6 +56,19 @@ def test_cluster_scoring_gives_the_local_lists(world, cluster, local_result):
     assert set(on_dask.recommendations["model_version"]) == {on_dask.model_version}
 
 
+def test_the_cluster_benchmark_times_scoring_on_both_sides(world, cluster, tmp_path):
+    from pipelines.bench.cluster import compare
+
+    result = compare(DAY, address=cluster.scheduler.address, stages=["score"])
+    (timing,) = result.stages
+    assert timing.local_s > 0 and timing.dask_s > 0
+    assert (timing.local["partitions"], timing.dask["partitions"]) == (1, 4)
+    assert timing.local["lists_digest"] == timing.dask["lists_digest"]  # the same lists on both sides
+    assert timing.local["candidates"] == timing.dask["candidates"] > 10_000
+    json_path, md_path = result.write(tmp_path)
+    assert '"score"' in json_path.read_text() and "| score |" in md_path.read_text()
+
+
 def _set_fault(client, value: str | None, fault_dir: Path | None = None) -> None:
     def apply(value=value, fault_dir=str(fault_dir)):
         if value is None:
