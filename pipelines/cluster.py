@@ -2,7 +2,8 @@
 
 ``NEWSREC_DASK_ADDRESS`` (``Settings.dask_address``; the CLI's ``--dask-address`` and the
 DAG's ``dask_address`` param set the same variable) sends the heavy stages to that cluster:
-the Beam ETL runs on Beam's DaskRunner and training uses LightGBM's ``DaskLGBMRanker``.
+the Beam ETL runs on Beam's DaskRunner, training uses LightGBM's ``DaskLGBMRanker`` and
+batch scoring sends partitions of users to the workers (``pipelines.scoring``).
 Unset, everything runs in-process. Stages ask this module for a client and never decide
 "local or cluster" on their own.
 

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     beam_runner: str = "FnApiRunner"
     # User-id ranges the ETL reads in parallel (one Postgres COPY each).
     etl_shards: int = Field(default=8, ge=1, le=1024)
-    # A dask.distributed scheduler (``tcp://host:8786``): the ETL (Beam's DaskRunner) and
-    # training (LightGBM's DaskLGBMRanker) run on that cluster. Unset: in-process.
+    # A dask.distributed scheduler (``tcp://host:8786``): the ETL (Beam's DaskRunner), training
+    # (LightGBM's DaskLGBMRanker) and batch scoring (user partitions) run on that cluster.
+    # Unset: in-process.
     dask_address: str | None = None
 
     @property

@@ -109,7 +109,7 @@ def _root(
     dask_address: str = typer.Option(
         None,
         "--dask-address",
-        help="Run the ETL and training on this Dask scheduler (tcp://host:8786) [NEWSREC_DASK_ADDRESS].",
+        help="Run the ETL, training and scoring on this Dask scheduler (tcp://host:8786) [NEWSREC_DASK_ADDRESS].",
     ),
 ) -> None:
     if dask_address:
