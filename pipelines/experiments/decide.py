@@ -135,8 +135,6 @@ def plan_decisions(
     experiment: dict[str, Any], arms: list[dict[str, Any]], frame: pd.DataFrame, day: date
 ) -> list[ArmDecision]:
     """Decisions for every active challenger (pure: no database, no registry)."""
-    from pipelines.warehouse.simulator import day_number
-
     cfg = experiment["config"]
     test = cfg["test"]
     steps = sorted(float(s) for s in cfg["share_steps"])
@@ -146,7 +144,7 @@ def plan_decisions(
     for position, arm in enumerate(arms):
         if arm["kind"] != "challenger" or arm["status"] != "active" or arm["share"] <= 0:
             continue
-        rng = np.random.default_rng([int(test["seed"]), int(experiment["experiment_id"]), day_number(day), position])
+        rng = np.random.default_rng([int(test["seed"]), int(experiment["experiment_id"]), day.toordinal(), position])
         ev = evaluate_arm(frame, arm["arm"], arm["since"], test, rng)
         share = shares[arm["arm"]]
         d = ArmDecision(arm["arm"], arm["model_version"], "keep", share, share, evidence=ev.to_dict())
