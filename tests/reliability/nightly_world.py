@@ -29,7 +29,9 @@ START = date(2026, 7, 1)
 HISTORY = 7
 D0 = START + timedelta(days=HISTORY)  # run once in the template: champion v1, live batch 1
 D = D0 + timedelta(days=1)  # the date the tests run (simulated in the template, nothing else)
-SIM = {"users": 400, "articles_per_day": 160, "start": START, "seed": 8}
+# Organic sessions only (no closed loop): day D's logs must not favour the template's champion,
+# whose own lists a closed-loop day would show, so that the reference run's challenger can win.
+SIM = {"users": 400, "articles_per_day": 160, "start": START, "seed": 8, "recommended_session_share": 0.0}
 RUN = {"trials": 1, "minutes": 1}
 RUN_ARGS = ["--trials", "1", "--minutes", "1"]
 SIDE_DATABASES = ("", "_mlflow", "_optuna")

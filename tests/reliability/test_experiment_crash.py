@@ -32,10 +32,14 @@ def _experiment_state() -> dict:
 def world(make_world, monkeypatch):
     from pipelines.experiments import lifecycle
     from pipelines.features.build import build
+    from pipelines.warehouse import simulator
     from tests.helpers import use_database
 
     url, home = make_world("expcrash")
     use_database(monkeypatch, url, home)
+    # this world is organic only: re-simulate D with the closed loop (D0's live batch shown)
+    query("UPDATE sim.config SET params = jsonb_set(params, '{recommended_session_share}', '0.5')")
+    assert simulator.simulate_day(nw.D).recommended > 0
     build(nw.D)
     champion = nw.registry_state()["champion"]
     lifecycle.create("crash-night", [champion], challenger_share=0.3, popularity_share=0.2)
