@@ -257,9 +257,17 @@ def score(
     )
 
 
-@functools.lru_cache(maxsize=4)
 def _predictor(version: str, engine: str | None) -> Any:
-    """One predictor per model version and process (a Dask worker keeps it between partitions)."""
+    """One predictor per model version and process (a Dask worker keeps it between partitions),
+    keyed by the registry's database and home too: version numbers repeat across registries."""
+    from pipelines import db
+    from pipelines.config import get_settings
+
+    return _cached_predictor(db.database_url(), str(get_settings().home), version, engine)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_predictor(database_url: str, home: str, version: str, engine: str | None) -> Any:
     from pipelines.serving.predictor import Predictor
 
     return Predictor(registry.load(version), engine)
