@@ -27,8 +27,10 @@ $(STAMP): requirements.txt pyproject.toml
 demo: venv
 	$(BIN)/newsrec demo
 
+# Test files are spread over TEST_WORKERS processes (each with its own PostgreSQL); a file stays on one.
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Airflow 3 (UI on http://localhost:8080) on the project's PostgreSQL, DAGs and plugins loaded.
 airflow: venv

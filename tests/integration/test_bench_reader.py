@@ -6,13 +6,23 @@ from __future__ import annotations
 import json
 
 import psutil
+import pytest
 
 from pipelines.bench import reader as bench
 from tests.helpers import query, run_cli
 
+_before: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before() -> None:
+    """Children the process already had (e.g. multiprocessing's resource tracker, started by an earlier test)."""
+    _before.clear()
+    _before.update(p.pid for p in psutil.Process().children(recursive=True))
+
 
 def _no_children_left() -> None:
-    left = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.is_running()]
+    left = [p.cmdline() for p in psutil.Process().children(recursive=True) if p.pid not in _before and p.is_running()]
     assert not left, left
 
 

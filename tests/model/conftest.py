@@ -16,8 +16,9 @@ DAY = START + timedelta(days=5)  # test day; valid = DAY-1; train = DAY-3..DAY-2
 TRAIN_DAYS = 2
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def trained(pg_server, migrated_template, tmp_path_factory):
+    """Session-scoped, not package-scoped: under pytest-xdist a worker may leave the package and come back."""
     name = "training_world"
     admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
     home = tmp_path_factory.mktemp("training_home")
