@@ -1,4 +1,4 @@
-"""``newsrec experiment``: start, inspect and stop an online experiment."""
+"""``newsrec experiment``: start, list, inspect and stop online experiments."""
 
 from __future__ import annotations
 
@@ -42,6 +42,19 @@ def show(name: str = typer.Argument(None, help="Name or id (default: the running
     from pipelines.experiments import lifecycle
 
     typer.echo(lifecycle.render(lifecycle.get(name)))
+
+
+@app.command("list")
+def list_() -> None:
+    """Every experiment, newest first, with its arms' shares and statuses."""
+    from pipelines.experiments import lifecycle
+
+    rows = lifecycle.listing()
+    if not rows:
+        typer.echo("no experiments yet")
+    for experiment_id, name, status, started_on, stopped_on, arms in rows:
+        span = f"{started_on or 'next publish'} .. {stopped_on or ''}".rstrip(" .")
+        typer.echo(f"{experiment_id:>4}  {name:<24} {status:<9} {span:<24} {arms or ''}")
 
 
 @app.command()

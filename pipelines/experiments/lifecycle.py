@@ -200,6 +200,18 @@ def running() -> ExperimentInfo | None:
     return get(row[0]) if row else None
 
 
+def listing() -> list[tuple]:
+    """Every experiment, newest first: id, name, status, started on, stopped on, arms (name:share:status)."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT e.experiment_id, e.name, e.status, e.started_on, e.stopped_on, "
+            "string_agg(a.arm || ':' || round(a.share::numeric, 2) || ':' || a.status, ' ' ORDER BY a.position) "
+            "FROM ops.experiments e LEFT JOIN ops.experiment_arms a USING (experiment_id) "
+            "GROUP BY e.experiment_id ORDER BY e.experiment_id DESC"
+        )
+        return cur.fetchall()
+
+
 def stop(ref: str, reason: str = "stopped by hand", day: date | None = None) -> ExperimentInfo:
     """End a running experiment: from the next publish on everyone gets the champion."""
     with db.transaction() as conn, conn.cursor() as cur:

@@ -25,6 +25,7 @@ def test_create_show_stop(fresh_db):
 
     simulator.seed(simulator.SimConfig.from_params(users=1000, articles_per_day=50, start=DAY, seed=1), 1)
     env = {"NEWSREC_DATABASE_URL": fresh_db}
+    assert run_cli("experiment", "list", env=env).stdout.strip() == "no experiments yet"
     proc = run_cli("experiment", "create", "pilot-pop", "--popularity-share", "0.2", "--cohort-size", "300", env=env)
     try:
         assert proc.returncode == 0, proc.stderr
@@ -66,6 +67,10 @@ def test_create_show_stop(fresh_db):
     _one_line_error(run_cli("experiment", "show", "nope", env=env), "no experiment 'nope'")
     shown = run_cli("experiment", "show", "pilot-pop", env=env)
     assert "stopped" in shown.stdout
+    listed = run_cli("experiment", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = listed.stdout.strip().splitlines()
+    assert line.split()[:3] == ["1", "pilot-pop", "stopped"] and "popularity:0.20:ended" in line, line
 
 
 def test_the_dag_param_starts_one_experiment_idempotently(fresh_db):
