@@ -98,3 +98,12 @@ def small_world(pg_server: str, small_world_db: str, monkeypatch, tmp_path) -> s
     url = pg_server.format(db=small_world_db)
     use_database(monkeypatch, url, tmp_path / "home")
     return url
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` spreads tests over processes by node id: two tests with one id would run once."""
+    seen: set[str] = set()
+    twice = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
+    if twice:
+        raise pytest.UsageError(f"tests share a node id (pytest-xdist would run only one of each): {twice[:5]}")

@@ -5,7 +5,6 @@ this machine is (the seed-scale run is `make bench`)."""
 from __future__ import annotations
 
 import json
-import os
 
 from tests.helpers import run_cli
 
@@ -15,16 +14,16 @@ STAGES = [
 ]  # fmt: skip
 
 
-def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path):
+def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkeypatch):
     home, results = tmp_path / "bench-home", tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if k != "NEWSREC_DATABASE_URL"}
+    monkeypatch.delenv("NEWSREC_DATABASE_URL", raising=False)  # run_cli passes this process's environment on
     args = ["--users", "400", "--articles-per-day", "150", "--days", "4", "--train-days", "1", "--reader-seconds", "1"]
     try:
         proc = run_cli("bench", "nightly", *args, "--profile", "--home", str(home), "--results", str(results),
-                       env=env, timeout=900)  # fmt: skip
+                       timeout=900)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
     finally:
-        run_cli("db", "stop", env={**env, "NEWSREC_HOME": str(home)})
+        run_cli("db", "stop", env={"NEWSREC_HOME": str(home)})
 
     data = json.loads((results / "nightly.json").read_text())
     assert [s["name"] for s in data["stages"]] == STAGES

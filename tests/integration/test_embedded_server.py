@@ -1,16 +1,15 @@
 """The embedded default: `newsrec db start|status|stop` with no NEWSREC_DATABASE_URL."""
 
-import os
 import tempfile
 from pathlib import Path
 
 from tests.helpers import run_cli
 
 
-def test_embedded_server_lifecycle():
+def test_embedded_server_lifecycle(monkeypatch):
     home = Path(tempfile.mkdtemp(prefix="nrh", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items() if k != "NEWSREC_DATABASE_URL"}
-    env["NEWSREC_HOME"] = str(home)
+    monkeypatch.delenv("NEWSREC_DATABASE_URL", raising=False)  # run_cli passes this process's environment on
+    env = {"NEWSREC_HOME": str(home)}
     try:
         started = run_cli("db", "start", env=env)
         assert started.returncode == 0, started.stderr

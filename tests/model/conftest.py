@@ -28,7 +28,8 @@ def trained(pg_server, migrated_template, tmp_path_factory):
         simulator.seed(cfg, 7)  # the day after DAY has labels: the retrain checker measures decay on it
         build.backfill(START + timedelta(days=1), DAY)
         result = train(DAY, trials=2, minutes=2, train_days=TRAIN_DAYS)
-        yield {"url": pg_server.format(db=name), "home": home, "result": result}
+    # returned outside the context: the environment must not point here for the rest of the session
+    return {"url": pg_server.format(db=name), "home": home, "result": result}
 
 
 @pytest.fixture

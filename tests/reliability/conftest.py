@@ -54,3 +54,13 @@ def reference(make_world) -> dict:
     assert after["live_batch"][0] == nw.D and after["live"] and after["live"] != before["live"]
     assert after["registry"]["champion"] != before["registry"]["champion"], "the reference run must promote"
     return {"before": before, "after": after}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """schemathesis gives every operation of one test the same node id (the name alone carries
+    the operation); pytest-xdist schedules by node id and would run one operation of four."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and "[" in item.name and "[" not in item.nodeid:
+            from _pytest.nodeid import NodeId  # pytest 9 keeps the id structured (a private API, pinned)
+
+            item._id = NodeId.parse(f"{item.nodeid}[{item.name.split('[', 1)[1]}")
