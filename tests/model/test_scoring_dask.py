@@ -16,14 +16,22 @@ import pytest
 
 from pipelines import scoring
 from pipelines.errors import NewsrecError
-from tests.helpers import query
+from tests.helpers import query, use_database
 from tests.model.conftest import DAY
 
 KEYS = ["user_id", "rank"]
 
 
 @pytest.fixture(scope="module")
-def cluster(trained):
+def in_world(trained):
+    """The environment points at the trained world for this module's fixtures (and the workers)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, trained["url"], trained["home"])
+        yield trained
+
+
+@pytest.fixture(scope="module")
+def cluster(in_world):
     """Two worker processes that inherit the trained world's environment."""
     from distributed import Client, LocalCluster
 
@@ -33,7 +41,7 @@ def cluster(trained):
 
 
 @pytest.fixture(scope="module")
-def local_result(trained):
+def local_result(in_world):
     return scoring.score(DAY)
 
 

@@ -19,7 +19,7 @@ from pipelines.features import matrix
 from pipelines.report import write_nightly_report
 from pipelines.training.files import registered_params
 from pipelines.training.ranker import lgb_params
-from tests.helpers import query
+from tests.helpers import query, use_database
 from tests.model.conftest import DAY
 
 NEXT = DAY + timedelta(days=1)  # has labels; features of DAY exist
@@ -50,7 +50,7 @@ def test_warm_start_is_chosen_only_when_its_conditions_hold(world, monkeypatch, 
     _params(monkeypatch, tmp_path, "retrain", decay_margin=-1.0)  # any NDCG@10 "decayed" by more than -1
     full["decay"] = retrain.decide(NEXT)
     monkeypatch.undo()
-    reset_caches()
+    use_database(monkeypatch, world["url"], world["home"])  # undo() dropped the world's environment too
     with monkeypatch.context() as mp:
         mp.setattr(matrix, "current_feature_names", lambda: (*matrix.PASSTHROUGH, "user_new_feature"))
         full["signature"] = retrain.decide(NEXT)
