@@ -1,7 +1,7 @@
 """The nightly run: at 02:00 UTC, process the previous UTC day end to end.
 
 This file only wires tasks. Every task imports `pipelines` inside its body and calls one
-function of `pipelines.nightly`, so the scheduler parses this file in milliseconds and
+function of `pipelines.nightly.stages`, so the scheduler parses this file in milliseconds and
 everything also runs without Airflow (`newsrec run-day`, `newsrec backfill`).
 """
 
@@ -22,7 +22,7 @@ def _day(context) -> str:
 
 
 def _alert(context) -> None:
-    from pipelines.alerts import record_task_failure
+    from pipelines.core.alerts import record_task_failure
 
     record_task_failure(
         dag_id=context["dag"].dag_id,
@@ -78,50 +78,50 @@ def _alert(context) -> None:
 def newsrec_nightly():
     @task
     def ingest(params=None, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.ingest(_day(context), params["ingest"])
 
     @task(retries=0)
     def raw_gate(ingested: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.quality(_day(context), "raw")
 
     @task(outlets=[FEATURES])
     def features(passed_raw: dict, params=None, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.features(_day(context), dask_address=params["dask_address"])
 
     @task(retries=0)
     def quality_gate(built: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.quality(_day(context), "features")
 
     @task
     def materialize(built: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.materialize(_day(context))
 
     @task(retries=0)
     def drift_check(passed: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.drift(_day(context))
 
     @task.branch
     def retrain_checker(drift: dict, params=None, **context) -> str:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         decision = nightly.decide_retrain(_day(context), drift.get("share"), params["force_retrain"])
         return "train" if decision["retrain"] else "skip_training"
 
     @task(outlets=[CHAMPION])
     def train(params=None, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.train(
             _day(context), params["hpo_trials"], params["hpo_minutes"], dask_address=params["dask_address"]
@@ -133,13 +133,13 @@ def newsrec_nightly():
 
     @task
     def business_metrics(passed_raw: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.business_metrics(_day(context))
 
     @task
     def start_experiment(params=None, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.start_experiment(
             _day(context),
@@ -150,19 +150,19 @@ def newsrec_nightly():
 
     @task(trigger_rule="none_failed_min_one_success")
     def decide_experiments(metrics: dict, started: dict, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.decide_experiments(_day(context))
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
     def score_and_publish(params=None, **context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.score_and_publish(_day(context), dry_run=params["dry_run"], dask_address=params["dask_address"])
 
     @task(trigger_rule="all_done")
     def report(**context) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.report(_day(context))
 

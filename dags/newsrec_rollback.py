@@ -28,7 +28,7 @@ from airflow.sdk import Param, dag, task
 def newsrec_rollback():
     @task
     def rollback(params=None) -> dict:
-        from pipelines import nightly
+        from pipelines.nightly import stages as nightly
 
         return nightly.rollback(params["what"], params["model_version"], params["batch_id"])
 

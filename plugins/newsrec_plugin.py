@@ -22,7 +22,7 @@ app = FastAPI(title="newsrec reports", docs_url=None, redoc_url=None)
 
 
 def _reports_dir():
-    from pipelines.config import get_settings
+    from pipelines.core.config import get_settings
 
     return get_settings().reports_dir
 
@@ -74,7 +74,7 @@ def task_report(dag_id: str, run_id: str, task_id: str):
     if task_id == "train":
         import os
 
-        from pipelines import registry
+        from pipelines.model import registry
 
         info = registry.version_info(registry.CHAMPION)
         ui = os.environ.get("NEWSREC_MLFLOW_UI_URL", "http://localhost:5000")

@@ -44,7 +44,7 @@ def migrated_template(pg_server: str) -> str:
         from pipelines.warehouse.migrations import migrate
 
         migrate()
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
     return name
@@ -86,7 +86,7 @@ def small_world_db(pg_server: str, migrated_template: str) -> str:
             seed=SMALL_WORLD["seed"],
         )
         simulator.seed(cfg, SMALL_WORLD["days"])
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
     return name

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def query(sql: str, params: tuple | None = None) -> list[tuple]:
     """Run one query on the database the environment points at."""
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(sql, params)
@@ -48,7 +48,7 @@ def admin_sql(pg_server: str, sql: str) -> None:
 
 
 def use_database(monkeypatch: pytest.MonkeyPatch, url: str, home: Path) -> None:
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     monkeypatch.setenv("NEWSREC_DATABASE_URL", url)
     monkeypatch.setenv("NEWSREC_HOME", str(home))
@@ -69,7 +69,7 @@ def simulated_world(pg_server: str, template: str, home: Path, name: str, days: 
         simulator.seed(simulator.SimConfig.from_params(**sim), days)
         built = [build.build(day) for day in features_for]
         yield {"url": url, "home": home, "built": built}
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
 

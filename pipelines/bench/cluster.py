@@ -13,7 +13,7 @@ What each stage does, the same on both sides:
 - ``train``: one fit of the ranker with params.yaml's parameters on the day's splits (the
   plain objective on both sides, since the Dask path cannot train the debiased one), nothing
   registered; loading the splits is not timed;
-- ``score``: batch scoring of every active user with the champion (:func:`pipelines.scoring.score`,
+- ``score``: batch scoring of every active user with the champion (:func:`pipelines.serving.scoring.score`,
   nothing published): one partition in-process, ``partitions_per_worker`` x workers on the
   cluster. The details carry a digest of the lists, so the table also shows both sides
   ranked the same articles.
@@ -30,7 +30,7 @@ from typing import Any
 
 
 def _features(day: date, address: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    from pipelines import cluster
+    from pipelines.core import cluster
     from pipelines.features.build import build
 
     with cluster.using(address):
@@ -42,9 +42,9 @@ _SPLITS: dict[tuple[date, int | None], Any] = {}
 
 
 def _train(day: date, address: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    from pipelines import cluster
-    from pipelines.training import evaluate, ranker
-    from pipelines.training.train import load_splits
+    from pipelines.core import cluster
+    from pipelines.model import evaluate, ranker
+    from pipelines.model.train import load_splits
 
     key = (day, options.get("train_days"))
     splits = _SPLITS.get(key) or _SPLITS.setdefault(key, load_splits(day, options.get("train_days")))
@@ -63,7 +63,7 @@ def _score(day: date, address: str | None, options: dict[str, Any]) -> dict[str,
 
     import numpy as np
 
-    from pipelines import scoring
+    from pipelines.serving import scoring
 
     result = scoring.score(day, dask_address=address)
     lists = result.recommendations.sort_values(["user_id", "rank"])
@@ -158,7 +158,7 @@ def compare(
     names = list(stages or STAGES)
     unknown = [n for n in names if n not in STAGES]
     if unknown:
-        from pipelines.errors import NewsrecError
+        from pipelines.core.errors import NewsrecError
 
         raise NewsrecError(f"unknown stage(s) {', '.join(unknown)} (one of {', '.join(STAGES)})")
     local = {name: _timed(STAGES[name], day, None, options) for name in names}

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pipelines import db
+from pipelines.core import db
 from pipelines.features import build, etl, partitions, transforms
 
 

@@ -42,7 +42,7 @@ class BenchConfig:
     def validate(self) -> None:
         """Training reads the features of the day before its first day, then trains on
         ``train_days`` days and validates and tests on the last two."""
-        from pipelines.errors import ConfigError
+        from pipelines.core.errors import ConfigError
 
         if self.days < self.train_days + 3:
             raise ConfigError(
@@ -129,44 +129,44 @@ def backfill_features(first: str, last: str) -> dict[str, Any]:
 
 
 def quality_raw(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.quality(day, "raw")
 
 
 def features(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.features(day)
 
 
 def quality_features(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.quality(day, "features")
 
 
 def materialize(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.materialize(day)
 
 
 def drift(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.drift(day)
 
 
 def decide_retrain(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.decide_retrain(day)
 
 
 def train(day: str, trials: int, minutes: float, train_days: int) -> dict[str, Any]:
     """A full retrain with the bench's fixed budget (the nightly stage, with ``train_days``)."""
-    from pipelines.training.train import train as run
+    from pipelines.model.train import train as run
 
     result = run(date.fromisoformat(day), trials=trials, minutes=minutes, train_days=train_days, mode="full")
     return {
@@ -178,13 +178,13 @@ def train(day: str, trials: int, minutes: float, train_days: int) -> dict[str, A
 
 
 def score_and_publish(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.score_and_publish(day)
 
 
 def report(day: str) -> dict[str, Any]:
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     return nightly.report(day)
 
@@ -194,7 +194,7 @@ def copy_reference(rows: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from pipelines import db
+    from pipelines.core import db
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
@@ -237,7 +237,7 @@ def predict_reference(rows: int) -> dict[str, Any]:
     """Raw predict rows/s of the champion on a matrix of its width: LightGBM's own and compiled."""
     import numpy as np
 
-    from pipelines.scoring import load_for_scoring
+    from pipelines.serving.scoring import load_for_scoring
     from pipelines.serving.predictor import Predictor, threads
 
     model = load_for_scoring()
@@ -293,7 +293,7 @@ def _total(value: Any) -> int | None:
 
 
 def _count(sql: str, args: tuple = ()) -> int:
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(sql, args)
@@ -307,8 +307,8 @@ def _drop_models() -> None:
 
     from psycopg2 import sql
 
-    from pipelines import db
-    from pipelines.config import get_settings
+    from pipelines.core import db
+    from pipelines.core.config import get_settings
 
     conn = db.connect("postgres")
     conn.autocommit = True
@@ -336,7 +336,7 @@ def _world_matches(cfg: BenchConfig) -> bool:
 
 def run(cfg: BenchConfig, home: Path, results_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the world (unless reused), run the cycle and the references, write the results."""
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     cfg.validate()
     os.environ["NEWSREC_HOME"] = str(home.resolve())

@@ -261,7 +261,7 @@ class ReaderBenchmark:
 
 
 def _query(sql: str, args: tuple = ()) -> list[tuple]:
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(sql, args)
@@ -279,7 +279,7 @@ def build_world(users: int, days: int = SEED_DAYS) -> int:
     Returns the batch id."""
     import pandas as pd
 
-    from pipelines.config import params
+    from pipelines.core.config import params
     from pipelines.features import build
     from pipelines.serving import candidates, publish, selection
     from pipelines.warehouse import simulator
@@ -295,7 +295,7 @@ def build_world(users: int, days: int = SEED_DAYS) -> int:
         scored = chunk.assign(score=-((chunk["article_id"] * 2654435761) % 1000).astype(float))
         parts.append(selection.select_top(scored, k=k, max_per_category=cap))
     if not parts:
-        from pipelines.errors import NewsrecError
+        from pipelines.core.errors import NewsrecError
 
         raise NewsrecError("the simulated world produced no candidates; nothing to publish")
     top = pd.concat(parts, ignore_index=True)
@@ -306,7 +306,7 @@ def ensure_world(users: int, world: str = "auto") -> World:
     """The live batch to read. ``auto``: the live batch if there is one, else (only when the
     warehouse is empty) a new world of ``users``; ``seed``: always a new world (this
     REPLACES the warehouse of the current database)."""
-    from pipelines.errors import NewsrecError
+    from pipelines.core.errors import NewsrecError
     from pipelines.warehouse.migrations import migrate
 
     if world not in WORLDS:
@@ -482,7 +482,7 @@ def preflight(base: str, paths: Sequence[str], key: str) -> None:
     """Before loading the reader: a personal list and a fallback list answer 200 with items."""
     import httpx
 
-    from pipelines.errors import NewsrecError
+    from pipelines.core.errors import NewsrecError
 
     unknown = next(p for p in paths if p.endswith("?region=NA"))
     known = next(p for p in paths if "?" not in p)
@@ -654,7 +654,7 @@ def run_python(target: str, base: str, paths: Sequence[str], key: str, connectio
 
 
 def pick_generator(choice: str = "auto") -> str:
-    from pipelines.errors import NewsrecError
+    from pipelines.core.errors import NewsrecError
 
     if choice not in GENERATORS:
         raise NewsrecError(f"--generator must be one of {', '.join(GENERATORS)}")
@@ -682,7 +682,7 @@ def run(
     say: Any = print,
 ) -> ReaderBenchmark:
     """Measure the reader and the bare app at each concurrency; write reader.json and reader.md."""
-    from pipelines.errors import NewsrecError
+    from pipelines.core.errors import NewsrecError
     from pipelines.reader.keys import create_key, revoke_key
 
     if not 1 <= seconds <= 600:

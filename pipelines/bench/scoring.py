@@ -63,9 +63,9 @@ def _peak_rss_mb() -> float:
 
 
 def run(day: date, results_dir: Path, publish: bool = True) -> ScoringBenchmark:
-    from pipelines import registry
-    from pipelines.config import params
-    from pipelines.scoring import load_for_scoring, score
+    from pipelines.model import registry
+    from pipelines.core.config import params
+    from pipelines.serving.scoring import load_for_scoring, score
 
     t0 = time.perf_counter()
     result = score(day)

@@ -160,8 +160,8 @@ def own_database(name: str | None) -> Iterator[str]:
     """Point this process (and the reader it starts) at database ``name`` on the same server
     (``{main}`` is the project's database), created and migrated if needed. ``None``: the
     current database."""
-    from pipelines import db
-    from pipelines.config import reset_caches
+    from pipelines.core import db
+    from pipelines.core.config import reset_caches
     from pipelines.warehouse.migrations import migrate
 
     if name is None:
@@ -170,7 +170,7 @@ def own_database(name: str | None) -> Iterator[str]:
         return
     target = name.replace("{main}", db.main_database_name())
     if not target.replace("_", "").isalnum():
-        from pipelines.errors import NewsrecError
+        from pipelines.core.errors import NewsrecError
 
         raise NewsrecError(f"--database must be letters, digits and underscores, got {name!r}")
     url = db.database_url(target)
@@ -189,7 +189,7 @@ def own_database(name: str | None) -> Iterator[str]:
 
 
 def _query(sql: str, args: tuple = ()) -> list[tuple]:
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(sql, args)
@@ -217,7 +217,7 @@ class Batches:
             ]
         )
         if len(self.users) == 0 or len(self.articles) < 2 * k:
-            from pipelines.errors import NewsrecError
+            from pipelines.core.errors import NewsrecError
 
             raise NewsrecError(f"the soak needs users and at least {2 * k} unflagged articles in the warehouse")
 
@@ -372,7 +372,7 @@ def switch_in_child(kind: str, day: date, salt: int | None, keep: int) -> int:
 
 
 def _child(kind: str, day: str, salt: str, keep: str) -> None:
-    from pipelines.config import params
+    from pipelines.core.config import params
     from pipelines.serving import publish
 
     if kind == "rollback":
@@ -404,8 +404,8 @@ def run(
     """Load the reader for ``seconds`` with ``connections`` clients while ``switches``
     publishes (then one rollback) move the live batch, spread evenly over the run; check
     every response; write soak.json and soak.md. Returns the result (``passed`` tells)."""
-    from pipelines.config import params
-    from pipelines.errors import NewsrecError
+    from pipelines.core.config import params
+    from pipelines.core.errors import NewsrecError
     from pipelines.reader.keys import create_key, revoke_key
     from pipelines.serving import publish
 

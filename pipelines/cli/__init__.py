@@ -26,7 +26,7 @@ from pipelines.cli import model as model_cli
 from pipelines.cli import reader as reader_cli
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import warehouse as warehouse_cli
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 
 app = typer.Typer(
     name="newsrec",
@@ -62,7 +62,7 @@ def run_day(
     dry_run: bool = typer.Option(False, help="Score but do not publish."),
 ) -> None:
     """Run every nightly stage for one date without Airflow (same functions as the DAG)."""
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     steps = nightly.run_day(day.date(), ingest, force_retrain, trials, minutes, dry_run)
     typer.echo(json.dumps(steps, indent=2, default=str))
@@ -79,7 +79,7 @@ def backfill(
     """Run the nightly stages date by date, oldest first (stops at the first failing date)."""
     from datetime import timedelta
 
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     if last < first:
         raise NewsrecError("--to is before --from")
@@ -98,7 +98,7 @@ def backfill(
 @app.command()
 def demo() -> None:
     """The demo: a small simulated world, the nightly DAG through Airflow, one reader request."""
-    from pipelines.demo import main as run
+    from pipelines.local.demo import main as run
 
     run()
 
@@ -113,7 +113,7 @@ def _root(
     ),
 ) -> None:
     if dask_address:
-        from pipelines.config import reset_caches
+        from pipelines.core.config import reset_caches
 
         os.environ["NEWSREC_DASK_ADDRESS"] = dask_address  # the one switch; workers of stages read it
         reset_caches()

@@ -10,7 +10,7 @@ app = typer.Typer(help="Airflow, configured for this project.", no_args_is_help=
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(ctx: typer.Context) -> None:
     """Run any airflow command, e.g. `newsrec airflow run dags test newsrec_nightly 2026-01-05`."""
-    from pipelines.airflow_env import exec_airflow
+    from pipelines.local.airflow import exec_airflow
 
     exec_airflow(list(ctx.args))
 
@@ -18,7 +18,7 @@ def run(ctx: typer.Context) -> None:
 @app.command()
 def env() -> None:
     """Print the environment variables (export lines) that point Airflow at this project."""
-    from pipelines.airflow_env import airflow_env
+    from pipelines.local.airflow import airflow_env
 
     for key, value in airflow_env().items():
         typer.echo(f"export {key}='{value}'")
@@ -27,7 +27,7 @@ def env() -> None:
 @app.command()
 def login() -> None:
     """Print how to log in to the local Airflow UI."""
-    from pipelines.airflow_env import admin_password, airflow_env
+    from pipelines.local.airflow import admin_password, airflow_env
 
     airflow_env()
     typer.echo(f"Airflow UI: http://localhost:8080  user: admin  password: {admin_password()}")
@@ -39,7 +39,7 @@ def up(
     no_login: bool = typer.Option(False, help="Everyone is admin, no login (a local throwaway UI only)."),
 ) -> None:
     """Start api-server, scheduler and dag-processor in the background (logs in $AIRFLOW_HOME/logs)."""
-    from pipelines.airflow_env import start_services
+    from pipelines.local.airflow import start_services
 
     url, pids = start_services(port, no_login=no_login)
     typer.echo(f"Airflow is up at {url} (pids {', '.join(map(str, pids))}); `newsrec airflow down` stops it")
@@ -49,7 +49,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop the background Airflow services started by `up`."""
-    from pipelines.airflow_env import stop_services
+    from pipelines.local.airflow import stop_services
 
     stopped = stop_services()
     typer.echo(f"stopped {stopped} Airflow process(es)")

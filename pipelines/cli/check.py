@@ -24,7 +24,7 @@ def quality(
     """Run the Great Expectations suites of a day; exit 1 on any critical failure."""
     if stage not in ("raw", "features", "all"):
         raise typer.BadParameter("choose raw, features or all", param_hint="'--stage'")
-    from pipelines.quality import check_quality
+    from pipelines.gates.quality import check_quality
 
     results = check_quality(day.date(), stage)
     for result in results:
@@ -47,7 +47,7 @@ def drift(
         raise typer.BadParameter("choose features, target or all", param_hint="'--kind'")
     if (reference_from is None) != (reference_to is None):
         raise typer.BadParameter("give both --reference-from and --reference-to, or neither")
-    from pipelines import drift as drift_gate
+    from pipelines.gates import drift as drift_gate
 
     if reference_from is not None:
         reference = drift_gate.reference_range(reference_from.date(), reference_to.date())
@@ -73,7 +73,7 @@ def retrain(
     ),
 ) -> None:
     """Decide whether to retrain for a day; exit 0 = retrain, 3 = no retraining needed."""
-    from pipelines import retrain as checker
+    from pipelines.gates import retrain as checker
 
     share = drift_share if drift_share is not None else checker.latest_drift_share(day.date())
     decision = checker.decide(day.date(), drift_share=share, force=force)

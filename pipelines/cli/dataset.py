@@ -15,7 +15,7 @@ def export(
     out: Path = typer.Option(Path("data/training"), help="Output folder."),
 ) -> None:
     """Write train/valid/test slices with point-in-time features (the training snapshot)."""
-    from pipelines.training import files
+    from pipelines.model import dvc_files as files
 
     meta = files.export(files.resolve_date(day), out)
     typer.echo(f"exported {meta['logical_date']} (window {meta['data_window']}), train md5 {meta['train_md5']}")
@@ -28,7 +28,7 @@ def fit(
     params_from: str = typer.Option("champion", help="Registered version/alias to take parameters from, or 'params'."),
 ) -> None:
     """Retrain LightGBM deterministically on the exported slices."""
-    from pipelines.training import files
+    from pipelines.model import dvc_files as files
 
     result = files.fit(data, out, params_from)
     typer.echo(f"wrote {out} (best iteration {result['best_iteration']}, parameters from {result['params_from']})")
@@ -42,7 +42,7 @@ def evaluate(
     slices: Path = typer.Option(Path("plots/ndcg_by_region.csv"), help="Per-slice table (DVC plots)."),
 ) -> None:
     """Metrics of the fitted model on the test slice."""
-    from pipelines.training import files
+    from pipelines.model import dvc_files as files
 
     result = files.evaluate(data, model, metrics, slices)
     typer.echo(f"NDCG@10 {result['model']['ndcg@10']:.4f} (recency {result['recency']['ndcg@10']:.4f})")

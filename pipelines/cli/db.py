@@ -10,7 +10,7 @@ app = typer.Typer(help="Start, stop and migrate the database.", no_args_is_help=
 @app.command()
 def start() -> None:
     """Start the embedded PostgreSQL (no-op when NEWSREC_DATABASE_URL is set)."""
-    from pipelines import db
+    from pipelines.core import db
 
     url = db.database_url()
     db.ensure_database(db.main_database_name())
@@ -20,7 +20,7 @@ def start() -> None:
 @app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL."""
-    from pipelines import db
+    from pipelines.core import db
 
     typer.echo("stopped" if db.stop_embedded() else "not running")
 
@@ -28,7 +28,7 @@ def stop() -> None:
 @app.command()
 def status() -> None:
     """Say where the database is and whether it answers."""
-    from pipelines import db
+    from pipelines.core import db
 
     st = db.status()
     kind = "embedded" if st.embedded else "external"
@@ -54,6 +54,6 @@ def url(
     sqlalchemy: bool = typer.Option(False, "--sqlalchemy", help="SQLAlchemy spelling."),
 ) -> None:
     """Print the connection URL (starts the embedded server if needed)."""
-    from pipelines import db
+    from pipelines.core import db
 
     typer.echo(db.sqlalchemy_url(database) if sqlalchemy else db.database_url(database))

@@ -19,7 +19,7 @@ def build(
     refresh_window: bool = typer.Option(False, help="Recompute the daily partials of the whole 28-day window."),
 ) -> None:
     """Compute the feature views of a date (or each date of a range) and publish them."""
-    from pipelines.errors import NewsrecError
+    from pipelines.core.errors import NewsrecError
     from pipelines.features.build import backfill
     from pipelines.features.build import build as build_day
 

@@ -24,7 +24,7 @@ def train(
     ),
 ) -> None:
     """Train a challenger, evaluate it, register it, and promote it if it beats the champion."""
-    from pipelines.training import train as training
+    from pipelines.model import train as training
 
     if objective is not None and objective not in training.ranker.OBJECTIVES:
         raise typer.BadParameter("choose plain or debiased", param_hint="'--objective'")
@@ -41,10 +41,10 @@ def evaluate(
     model: str = typer.Option("champion", help="Version number or alias."),
 ) -> None:
     """Evaluate a registered model on one day next to the baselines (and the oracle)."""
-    from pipelines import registry
+    from pipelines.model import registry
     from pipelines.features.matrix import check_signature, to_matrix
-    from pipelines.training import dataset
-    from pipelines.training import evaluate as ev
+    from pipelines.model import dataset
+    from pipelines.model import evaluate as ev
 
     loaded = registry.load(model)
     check_signature(loaded.spec)
@@ -57,7 +57,7 @@ def evaluate(
 @app.command("list")
 def list_() -> None:
     """All registered versions with their aliases and data windows."""
-    from pipelines import registry
+    from pipelines.model import registry
 
     for v in registry.list_versions():
         tags = v["tags"]
@@ -71,8 +71,8 @@ def list_() -> None:
 @app.command()
 def show(version: str = typer.Argument("champion", help="Version number or alias.")) -> None:
     """Lineage, signature and metrics of one version."""
-    from pipelines import registry
-    from pipelines.errors import NewsrecError
+    from pipelines.model import registry
+    from pipelines.core.errors import NewsrecError
 
     info = registry.version_info(version)
     if info is None:
@@ -85,7 +85,7 @@ def show(version: str = typer.Argument("champion", help="Version number or alias
 @app.command()
 def promote(version: str = typer.Argument(..., help="Version to make champion.")) -> None:
     """Make a version champion by hand (recorded in ops.model_decisions)."""
-    from pipelines import promotion, registry
+    from pipelines.model import promotion, registry
 
     before = registry.set_champion(version)
     promotion.record(promotion.Decision(True, version, before, ["promoted by hand"]), logical_date=None, kind="manual")
@@ -95,7 +95,7 @@ def promote(version: str = typer.Argument(..., help="Version to make champion.")
 @app.command()
 def rollback() -> None:
     """Move the champion back to the version it replaced (one step)."""
-    from pipelines import promotion, registry
+    from pipelines.model import promotion, registry
 
     old, new = registry.rollback()
     promotion.record(promotion.Decision(True, new, old, ["rollback"]), logical_date=None, kind="rollback")

@@ -35,7 +35,7 @@ def seed(
     ),
 ) -> None:
     """Replace the warehouse with a simulated world and some days of reading."""
-    from pipelines.config import params
+    from pipelines.core.config import params
     from pipelines.warehouse import simulator
 
     days = days or int(params("simulator").get("days", 14))

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db
+from pipelines.core import db
 from pipelines.experiments.plan import CHAMPION
-from pipelines.faults import checkpoint
+from pipelines.core.faults import checkpoint
 
 
 @dataclass
@@ -213,7 +213,7 @@ def decide(day: date) -> dict[str, Any]:
     The experiment's state (shares, steps, statuses) and the decisions are written in one
     transaction; a promotion moves the champion alias through the promotion gate just before
     it commits, so a crash before leaves everything as it was and a re-run decides the same."""
-    from pipelines import promotion
+    from pipelines.model import promotion
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute("SELECT experiment_id, name, config FROM ops.experiments WHERE status = 'running' FOR UPDATE")
@@ -317,7 +317,7 @@ def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], 
 
 def decide_experiments(day: date) -> dict[str, Any]:
     """The nightly stage, recorded as a run in ``ops.runs``."""
-    from pipelines.ops import record_run
+    from pipelines.core.runs import record_run
 
     with record_run("decide_experiments", day) as run:
         out = decide(day)

@@ -3,7 +3,7 @@
 An experiment has a champion arm (whatever model is champion when a batch is scored), one or
 more registered challengers and optionally a popularity control, each with a share of the
 cohort's users; the champion's share is the rest. Every refusal is a one-line
-:class:`~pipelines.errors.NewsrecError` and leaves nothing behind.
+:class:`~pipelines.core.errors.NewsrecError` and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pipelines import db
-from pipelines.config import params
-from pipelines.errors import NewsrecError
+from pipelines.core import db
+from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
 from pipelines.experiments.plan import CHAMPION
 
 _EPS = 1e-9
@@ -89,7 +89,7 @@ def arm_specs(
 
 
 def _check_versions(arms: list[ArmSpec]) -> None:
-    from pipelines import registry
+    from pipelines.model import registry
 
     for arm in arms:
         if arm.kind != "challenger":

@@ -105,7 +105,7 @@ def serving_plan(day: date) -> ServingPlan | None:
     An experiment serves from its ``started_on`` date on (or from the next publish when it has
     none) until it is stopped, promoted or demoted; arms with share 0 (demoted) are left out.
     """
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(

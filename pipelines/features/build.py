@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines import db
-from pipelines.config import get_settings
-from pipelines.errors import NewsrecError
-from pipelines.faults import checkpoint
+from pipelines.core import db
+from pipelines.core.config import get_settings
+from pipelines.core.errors import NewsrecError
+from pipelines.core.faults import checkpoint
 from pipelines.features import partitions
 from pipelines.features.definitions import VIEWS
 from pipelines.features.transforms import WINDOW_DAYS
@@ -108,7 +108,7 @@ def build(
     daily partials; this process publishes the day, so a failed or killed run leaves the
     published partitions and manifests of ``day`` as they were.
     """
-    from pipelines import cluster
+    from pipelines.core import cluster
 
     t0 = time.perf_counter()
     with cluster.client_for_stage("features") as client:
@@ -123,7 +123,7 @@ def _build(
     day: date, runner: str | None, beam_args: Sequence[str], refresh_window: bool, dask_address: str | None, t0: float
 ) -> BuildResult:
     from pipelines.features import etl
-    from pipelines.ops import record_run
+    from pipelines.core.runs import record_run
 
     settings = get_settings()
     warnings: list[str] = []

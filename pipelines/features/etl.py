@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 from apache_beam.metrics import Metrics  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
-from pipelines.faults import checkpoint  # noqa: E402
+from pipelines.core.faults import checkpoint  # noqa: E402
 from pipelines.features import partitions, transforms  # noqa: E402
 from pipelines.features.definitions import ENTITY_KEYS, VIEWS  # noqa: E402
 
@@ -105,7 +105,7 @@ class _PostgresDoFn(beam.DoFn):
             self.conn.close()
 
     def query(self, sql: str, params: dict[str, Any], types: dict[str, str]) -> pd.DataFrame:
-        from pipelines import db
+        from pipelines.core import db
 
         frame = db.read_frame(self.conn, sql, params, _pa_types(types))
         if frame.empty and not len(frame.columns):
@@ -170,7 +170,7 @@ class BuildUserViews(_PostgresDoFn):
         import pyarrow.parquet as pq
 
         lo, hi = element
-        checkpoint("etl_user_views")  # reliability tests kill the worker here (pipelines.faults)
+        checkpoint("etl_user_views")  # reliability tests kill the worker here (pipelines.core.faults)
         day = date.fromisoformat(self.day_iso)
         users = self.query(_USERS_SQL, {"lo": lo, "hi": hi, "day": self.day_iso}, _USER_TYPES)
         partials: dict[date, pd.DataFrame] = {}
@@ -230,7 +230,7 @@ def pipeline_options(runner: str, beam_args: Sequence[str] = (), dask_address: s
     if not dask_address:
         return PipelineOptions([f"--runner={runner}", *beam_args])
     if runner not in _LOCAL_RUNNERS:
-        from pipelines.errors import ConfigError
+        from pipelines.core.errors import ConfigError
 
         raise ConfigError(
             f"NEWSREC_DASK_ADDRESS sends the ETL to Dask, but the Beam runner is {runner}; unset one of them"
@@ -249,7 +249,7 @@ def _run(pipeline: beam.Pipeline, what: str) -> Any:
         result.wait_until_finish()
     except Exception as exc:
         if type(exc).__name__ == "KilledWorker":
-            from pipelines.errors import NewsrecError
+            from pipelines.core.errors import NewsrecError
 
             raise NewsrecError(
                 f"the {what} failed: Dask workers died running it ({str(exc).splitlines()[0]}); nothing was published"

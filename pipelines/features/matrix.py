@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.features.definitions import FEATURE_SERVICE, FEATURES, TIMESTAMP
 
 # Numeric features taken as they are (NaN stays NaN: LightGBM treats it as missing).

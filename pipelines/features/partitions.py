@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.config import get_settings
-from pipelines.errors import NewsrecError
-from pipelines.faults import checkpoint
+from pipelines.core.config import get_settings
+from pipelines.core.errors import NewsrecError
+from pipelines.core.faults import checkpoint
 
 
 def root() -> Path:

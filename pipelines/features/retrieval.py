@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
 from pipelines.features.definitions import TIMESTAMP, VIEWS, view_features
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pipelines import db
-from pipelines.config import get_settings
+from pipelines.core import db
+from pipelines.core.config import get_settings
 from pipelines.features.definitions import FEATURE_SERVICE, VIEWS, view_features
 from pipelines.features.transforms import end_of_day
 
@@ -105,7 +105,7 @@ def materialize(day: date) -> dict[str, int]:
     take every article that can still be recommended (published within the candidate
     window), unless the day before was materialized already: then only D's new articles.
     """
-    from pipelines.config import params
+    from pipelines.core.config import params
     from pipelines.features import partitions
 
     partitions.require_day(day)

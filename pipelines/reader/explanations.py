@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Request
 from pydantic import BaseModel
 
-from pipelines.queries import load
+from pipelines.core.sql import load
 
 MAX_ID = 2**63 - 1
 
@@ -54,8 +54,8 @@ def add_explanation_route(app: FastAPI, require_key: Any, api_error: type, respo
         row = await request.app.state.pool.fetchrow(pair_sql, user_id, article_id)
         if row is None:
             raise api_error(404, "not_found", "this article is not in the user's live recommendations")
-        from pipelines.errors import NewsrecError
-        from pipelines.explain import explain
+        from pipelines.core.errors import NewsrecError
+        from pipelines.serving.explanations import explain
         from pipelines.reader.settings import reader_database_url
 
         try:

@@ -1,7 +1,7 @@
 """The bulk export route of the reader: the live batch as NDJSON, for the e-mail sender.
 
 ``GET /v1/recommendations/export?after_user_id=-1&limit=10000`` streams one line per user
-(:mod:`pipelines.reader.ndjson`), ordered by user id. Paging is by keyset: when more users
+(:mod:`pipelines.serving.ndjson`), ordered by user id. Paging is by keyset: when more users
 follow, the response header ``X-Next-After-User-Id`` carries the ``after_user_id`` of the next
 page; the last page has no such header. ``X-Batch-Id`` names the batch of every line.
 
@@ -22,9 +22,9 @@ from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from pipelines.queries import load
+from pipelines.core.sql import load
 from pipelines.reader.metrics import ReaderMetrics
-from pipelines.reader.ndjson import MEDIA_TYPE, UserLines
+from pipelines.serving.ndjson import MEDIA_TYPE, UserLines
 from pipelines.reader.settings import ReaderParams
 
 MAX_ID = 2**63 - 1

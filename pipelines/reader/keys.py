@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 
 PREFIX_CHARS = 6
 
@@ -33,7 +33,7 @@ class KeyInfo:
 
 def create_key(name: str) -> tuple[int, str]:
     """A new key for ``name``: returns (key_id, key). The key itself is not stored."""
-    from pipelines import db
+    from pipelines.core import db
 
     name = name.strip()
     if not name or len(name) > 200:
@@ -49,7 +49,7 @@ def create_key(name: str) -> tuple[int, str]:
 
 
 def revoke_key(key_id: int) -> None:
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute("SELECT revoked_at FROM serving.api_keys WHERE key_id = %s FOR UPDATE", (key_id,))
@@ -62,7 +62,7 @@ def revoke_key(key_id: int) -> None:
 
 
 def list_keys() -> list[KeyInfo]:
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute("SELECT key_id, name, key_prefix, created_at, revoked_at FROM serving.api_keys ORDER BY key_id")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipelines.queries import load
+from pipelines.core.sql import load
 
 
 @dataclass

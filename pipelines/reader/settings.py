@@ -7,8 +7,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.config import known_fields, params
-from pipelines.errors import ConfigError
+from pipelines.core.config import known_fields, params
+from pipelines.core.errors import ConfigError
 
 READER_ROLE = "newsrec_reader"
 
@@ -63,6 +63,6 @@ def reader_database_url() -> str:
         if not urlsplit(explicit).scheme.startswith("postgres"):
             raise ConfigError("NEWSREC_READER_DATABASE_URL must be a postgresql:// URL")
         return explicit
-    from pipelines import db
+    from pipelines.core import db
 
     return as_reader(db.database_url())

@@ -1,5 +1,2 @@
-"""Serving: candidate generation, top-k selection with reasons, and atomic batch publishing.
-
-The ranking loop in between (features -> model scores) lives with the model code; these
-modules take and return plain frames so each step can be tested on its own.
-"""
+"""Serving: candidates, batch scoring with the champion (and experiment arms), top-k selection
+with reasons, atomic batch publishing, exports and on-demand explanations."""

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db, queries
-from pipelines.config import known_fields, params
-from pipelines.errors import ConfigError
+from pipelines.core import db, sql as queries
+from pipelines.core.config import known_fields, params
+from pipelines.core.errors import ConfigError
 from pipelines.features import partitions
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Exporting a published batch to one file, for bulk consumers such as the e-mail sender.
 
-Two formats: ``jsonl`` writes the reader's export lines (:mod:`pipelines.reader.ndjson`, one
+Two formats: ``jsonl`` writes the reader's export lines (:mod:`pipelines.serving.ndjson`, one
 user a line, the same bytes as ``GET /v1/recommendations/export``); ``parquet`` one row per
 (user, rank) with batch_id, model_version, article_id, score and reason.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import db
-from pipelines.errors import NewsrecError
-from pipelines.faults import checkpoint
+from pipelines.core import db
+from pipelines.core.errors import NewsrecError
+from pipelines.core.faults import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def export_batch(
     atomically. ``progress`` shows a progress bar on a terminal."""
     import psycopg2
 
-    from pipelines.config import params
+    from pipelines.core.config import params
 
     if fmt not in FORMATS:
         raise NewsrecError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -113,7 +113,7 @@ def _pick_batch(conn: Any, batch_id: int | None) -> _Batch:
 
 def _rows(conn: Any, batch: _Batch, fetch_rows: int) -> Iterator[list[tuple]]:
     """The batch's rows in export order, ``fetch_rows`` at a time (a server-side cursor)."""
-    from pipelines.queries import load
+    from pipelines.core.sql import load
 
     with conn.cursor(name="newsrec_export") as cur:
         cur.itersize = fetch_rows
@@ -123,7 +123,7 @@ def _rows(conn: Any, batch: _Batch, fetch_rows: int) -> Iterator[list[tuple]]:
 
 
 def _write_jsonl(conn: Any, batch: _Batch, path: Path, fetch_rows: int, bar: Any) -> tuple[int, int]:
-    from pipelines.reader.ndjson import UserLines
+    from pipelines.serving.ndjson import UserLines
 
     lines = UserLines(batch.batch_id, batch.model_version)
     with path.open("wb") as f:

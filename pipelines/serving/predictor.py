@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.config import params
-from pipelines.errors import ConfigError, NewsrecError
+from pipelines.core.config import params
+from pipelines.core.errors import ConfigError, NewsrecError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _compiled(version: str) -> tuple[Any, float]:
     on first use (atomic rename: a crash or a concurrent run never leaves half a library)."""
     import lleaves
 
-    from pipelines.registry import export_for_serving
+    from pipelines.model.registry import export_for_serving
 
     folder = export_for_serving(version)
     library = folder / LIBRARY

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db
-from pipelines.errors import DataError, NewsrecError
-from pipelines.faults import checkpoint
+from pipelines.core import db
+from pipelines.core.errors import DataError, NewsrecError
+from pipelines.core.faults import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def publish_batch(
     ``model_version``: the experiment arm and the model that ranked the row);
     ``fallback``: region, rank, article_id, score, reason, with a GLOBAL list.
     """
-    from pipelines.ops import record_run
+    from pipelines.core.runs import record_run
 
     _check_frames(recommendations, fallback, keep)
     with record_run("publish", day) as run:
@@ -246,7 +246,7 @@ def _acquire_publish_lock(conn: Any) -> None:
     """One publish at a time; wait for a running one up to ``lock_wait_seconds``."""
     from psycopg2 import errors
 
-    from pipelines.config import params
+    from pipelines.core.config import params
 
     wait_s = float(params("serving").get("publish", {}).get("lock_wait_seconds", 600))
     with conn.cursor() as cur:
@@ -441,7 +441,7 @@ def _sweep(conn: Any, fail_writing: bool) -> None:
 def rollback(to_batch: int | None = None) -> int:
     """Point serving.live at the previous complete batch (or at ``to_batch``): one step,
     instant, no data copied. Returns the batch that is live now."""
-    from pipelines.ops import record_run
+    from pipelines.core.runs import record_run
 
     with record_run("rollback", None) as run:
         with db.transaction() as conn, conn.cursor() as cur:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db
-from pipelines.config import params
-from pipelines.errors import DataError, NewsrecError
+from pipelines.core import db
+from pipelines.core.config import params
+from pipelines.core.errors import DataError, NewsrecError
 
 GLOBAL = "GLOBAL"
 REQUIRED = ("user_id", "article_id", "score", "source", "category")

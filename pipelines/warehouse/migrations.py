@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import db
-from pipelines.config import get_settings
-from pipelines.errors import NewsrecError
-from pipelines.faults import checkpoint
+from pipelines.core import db
+from pipelines.core.config import get_settings
+from pipelines.core.errors import NewsrecError
+from pipelines.core.faults import checkpoint
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 72061  # arbitrary, constant advisory-lock key for migrations

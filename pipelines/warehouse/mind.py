@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import db
-from pipelines.errors import DataError
+from pipelines.core import db
+from pipelines.core.errors import DataError
 from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
 
 MIND_PUBLICATION_ID = 900_000

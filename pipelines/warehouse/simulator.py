@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db
-from pipelines.config import known_fields, params
-from pipelines.errors import NewsrecError
+from pipelines.core import db
+from pipelines.core.config import known_fields, params
+from pipelines.core.errors import NewsrecError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines import db, queries
+from pipelines.core import db, sql as queries
 
 
 @dataclass

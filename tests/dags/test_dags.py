@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.airflow_env import airflow_env, last_run_states
+from pipelines.local.airflow import airflow_env, last_run_states
 from pipelines.features.build import backfill
 from pipelines.warehouse import simulator
 from tests.helpers import ROOT, query

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import ConfigError, NewsrecError
+from pipelines.core.errors import ConfigError, NewsrecError
 from pipelines.serving import candidates, publish, selection
 from tests.helpers import admin_sql, query, use_database
 

@@ -18,7 +18,7 @@ D = START + timedelta(days=2)
 def _events(day: date) -> pd.DataFrame:
     import pyarrow as pa
 
-    from pipelines import db
+    from pipelines.core import db
 
     with db.transaction() as conn:
         return db.read_frame(
@@ -116,7 +116,7 @@ def test_simulate_day_shows_the_live_lists_with_position_bias(fresh_db):
 
 
 def test_business_metrics_per_arm_region_cohort_and_idempotent(fresh_db):
-    from pipelines.experiments import lifecycle, metrics
+    from pipelines.experiments import lifecycle, business_metrics as metrics
     from pipelines.experiments.plan import serving_plan
 
     cfg = simulator.SimConfig.from_params(users=1500, articles_per_day=300, start=START, seed=4)

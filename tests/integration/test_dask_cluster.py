@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines import cluster, registry
-from pipelines.config import reset_caches
-from pipelines.errors import NewsrecError
+from pipelines.core import cluster
+from pipelines.model import registry
+from pipelines.core.config import reset_caches
+from pipelines.core.errors import NewsrecError
 from pipelines.features import build, partitions
 from pipelines.features.definitions import ENTITY_KEYS, VIEWS
 from tests.helpers import query, simulated_world, use_database
@@ -174,8 +175,8 @@ def test_dask_training_matches_the_local_model(on_cluster, dask_cluster, monkeyp
     Dask the bins each worker finds from its share of the rows.)"""
     import numpy as np
 
-    from pipelines.training import evaluate, ranker
-    from pipelines.training.train import load_splits
+    from pipelines.model import evaluate, ranker
+    from pipelines.model.train import load_splits
 
     splits = load_splits(DAY, TRAIN_DAYS)
 
@@ -204,7 +205,7 @@ def test_dask_training_matches_the_local_model(on_cluster, dask_cluster, monkeyp
 
 
 def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluster):
-    from pipelines.training.train import train
+    from pipelines.model.train import train
 
     address = os.environ["NEWSREC_DASK_ADDRESS"]
     result = train(DAY, trials=1, minutes=2, train_days=TRAIN_DAYS)  # params.yaml's objective: debiased
@@ -217,8 +218,8 @@ def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluste
     assert loaded.booster.feature_name() == list(loaded.spec.feature_names)
     # the registered trees are the evaluated ones: the early-stopped prefix, not every round
     from pipelines.features.matrix import to_matrix
-    from pipelines.training import evaluate
-    from pipelines.training.train import load_splits
+    from pipelines.model import evaluate
+    from pipelines.model.train import load_splits
 
     test = load_splits(DAY, TRAIN_DAYS).test
     table = evaluate.evaluate(test, loaded.predict(to_matrix(test.rows, loaded.spec)))
@@ -234,7 +235,7 @@ def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluste
 
 
 def test_debiased_on_dask_trains_plain_and_says_so(on_cluster):
-    from pipelines.training import ranker
+    from pipelines.model import ranker
 
     assert ranker.objective_on("debiased", on_dask=True)[0] == "plain"
     assert ranker.objective_on("debiased", on_dask=False) == ("debiased", None)

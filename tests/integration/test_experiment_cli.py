@@ -74,7 +74,7 @@ def test_create_show_stop(fresh_db):
 
 
 def test_the_dag_param_starts_one_experiment_idempotently(fresh_db):
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
     from pipelines.warehouse import simulator
 
     simulator.seed(simulator.SimConfig.from_params(users=200, articles_per_day=50, start=DAY, seed=1), 1)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.features import build, matrix, partitions, retrieval, store
 from pipelines.features.definitions import VIEWS, view_columns
 from tests.helpers import query, simulated_world, use_database
@@ -118,7 +118,7 @@ def test_backfill_equals_single_days(in_world, tmp_path, monkeypatch):
     reference = {v: _digest(partitions.view_path(v, D2)) for v in VIEWS}
     # a fresh features folder: backfill D1..D2 from nothing
     monkeypatch.setenv("NEWSREC_HOME", str(tmp_path / "other"))
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
     results = build.backfill(D1, D2)

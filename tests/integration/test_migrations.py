@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.warehouse import migrations
 from tests.helpers import query
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 from pipelines.warehouse import mind
 from tests.helpers import query
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines import nightly
+from pipelines.nightly import stages as nightly
 from pipelines.features.build import backfill
 from pipelines.warehouse import simulator
 from tests.helpers import admin_sql, query, run_cli, use_database

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import DataError, NewsrecError
+from pipelines.core.errors import DataError, NewsrecError
 from pipelines.serving import publish
 from tests.helpers import ROOT, admin_sql, query, run_cli, simulated_world, use_database
 
@@ -344,7 +344,7 @@ def test_serve_cli_status_and_rollback(world):
 
 
 def test_error_while_writing_fails_the_batch_and_keeps_the_old_one(world, monkeypatch):
-    from pipelines import db
+    from pipelines.core import db
 
     old = publish.publish_batch(DAY, "m-old", *batch_frames(salt=1))
     real_copy = db.copy_frame

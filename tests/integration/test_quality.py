@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.config import get_settings, reset_caches
-from pipelines.errors import NewsrecError
+from pipelines.core.config import get_settings, reset_caches
+from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
-from pipelines.quality import check_features, check_quality, check_raw
+from pipelines.gates.quality import check_features, check_quality, check_raw
 from pipelines.warehouse import simulator
 from tests.helpers import query, run_cli, simulated_world, use_database
 

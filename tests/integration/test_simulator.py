@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.warehouse import simulator
 from tests.helpers import query
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from pipelines.features import build
-from pipelines.training.train import train
+from pipelines.model.train import train
 from pipelines.warehouse import simulator
 from tests.helpers import admin_sql, use_database
 

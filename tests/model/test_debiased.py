@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines import registry
+from pipelines.model import registry
 from pipelines.features.matrix import MatrixSpec
-from pipelines.training.train import compare_objectives, render_comparison, train
+from pipelines.model.train import compare_objectives, render_comparison, train
 from tests.helpers import simulated_world
 
 START = date(2026, 8, 3)

@@ -41,7 +41,7 @@ SHARE = 0.2  # each challenger's starting share (the champion keeps 0.4)
 def _params_file(folder: Path) -> Path:
     """params.yaml as it is (the experiment's test and share steps included), except scoring
     with LightGBM's own predict: compiling four versions with lleaves would cost ~100 s."""
-    from pipelines.config import PROJECT_ROOT
+    from pipelines.core.config import PROJECT_ROOT
 
     data = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     data["scoring"]["engine"] = "lightgbm"
@@ -51,7 +51,7 @@ def _params_file(folder: Path) -> Path:
 
 
 def _register(booster, spec, name: str) -> str:
-    from pipelines import registry
+    from pipelines.model import registry
 
     lineage = {"logical_date": D0.isoformat(), "data_window": f"{START}..{D0}", "run_name": name, "variant": name}
     return registry.register(booster, spec, {}, {"variant": name}, lineage)
@@ -59,9 +59,9 @@ def _register(booster, spec, name: str) -> str:
 
 def _models() -> dict[str, str]:
     """Champion (weak), better, worse and a copy of the champion, registered; champion set."""
-    from pipelines import registry
-    from pipelines.training import ranker
-    from pipelines.training.train import load_splits
+    from pipelines.model import registry
+    from pipelines.model import ranker
+    from pipelines.model.train import load_splits
 
     splits = load_splits(D0, train_days=3)
     better = ranker.fit(splits.train, splits.valid, splits.spec, objective="debiased")
@@ -94,14 +94,14 @@ def sim_world(pg_server, migrated_template, tmp_path_factory):
         simulator.seed(simulator.SimConfig.from_params(**SIM), HISTORY)
         build.backfill(START, D0)
         yield {"versions": _models(), "home": home}
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
 
 
 def _night(day: date) -> dict:
     """One simulated night, in run_day's order without training, drift and quality."""
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
     from pipelines.features.build import build
     from pipelines.warehouse import simulator
 
@@ -153,7 +153,8 @@ def _table(experiment_id: int, arms: dict[str, str]) -> str:
 
 @pytest.mark.slow
 def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_path, request):
-    from pipelines import nightly, registry
+    from pipelines.nightly import stages as nightly
+    from pipelines.model import registry
     from pipelines.experiments import lifecycle
 
     v = sim_world["versions"]
@@ -205,7 +206,7 @@ def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_pa
                        "WHERE experiment_id = %s AND in_cohort GROUP BY arm", (exp.experiment_id,)))  # fmt: skip
     assert dwell[arm_of["better"]] > dwell["champion"] > dwell[arm_of["worse"]]
     # the nightly report of that night shows the decision with its evidence, and the metric
-    from pipelines.report import write_nightly_report
+    from pipelines.nightly.report import write_nightly_report
 
     promoted_on = date.fromisoformat(decided[f"{arm_of['better']}:promote"][0])
     page = write_nightly_report(promoted_on).read_text()

@@ -1,7 +1,7 @@
 """The optional Neptune mirror writes the registered run in offline mode (the hosted service
 closed in March 2026; MLflow stays the registry of record)."""
 
-from pipelines import registry
+from pipelines.model import registry
 
 
 def test_mirror_is_off_by_default(monkeypatch, tmp_path):

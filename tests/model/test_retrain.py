@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from pipelines import registry, retrain
+from pipelines.model import registry
+from pipelines.gates import retrain
 from tests.helpers import query
 from tests.model.conftest import DAY
 

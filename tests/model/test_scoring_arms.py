@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import scoring
+from pipelines.serving import scoring
 from pipelines.serving.candidates import iter_candidate_chunks
 from tests.helpers import query
 from tests.model.conftest import DAY
@@ -30,7 +30,7 @@ def experiment(world):
 
 
 def test_each_arm_is_ranked_by_its_own_scorer(world, experiment):
-    from pipelines import registry
+    from pipelines.model import registry
     from pipelines.experiments.plan import serving_plan
 
     plain = scoring.score(DAY, model_ref=registry.champion_version()).recommendations  # an explicit model: no arms

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import scoring
-from pipelines.errors import NewsrecError
+from pipelines.serving import scoring
+from pipelines.core.errors import NewsrecError
 from tests.helpers import query, use_database
 from tests.model.conftest import DAY
 

@@ -15,11 +15,11 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from pipelines import promotion, registry
-from pipelines.errors import NewsrecError
+from pipelines.model import promotion, registry
+from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
-from pipelines.training import dataset, ranker
-from pipelines.training.train import champion_ndcg_on, load_splits, train
+from pipelines.model import dataset, ranker
+from pipelines.model.train import champion_ndcg_on, load_splits, train
 from tests.helpers import ROOT, query
 from tests.model.conftest import DAY, TRAIN_DAYS
 
@@ -63,7 +63,7 @@ def test_worse_challenger_is_refused_with_reasons(world):
         lgb.Dataset(splits.train.X, shuffled, group=splits.train.groups),
         num_boost_round=5,
     )
-    from pipelines.training import evaluate
+    from pipelines.model import evaluate
 
     table = evaluate.evaluate(splits.test, bad.predict(splits.test.X))
     tests = promotion.model_tests(bad.predict, splits.spec, splits.test.rows)
@@ -88,7 +88,7 @@ def test_rollback_restores_the_previous_champion(world):
 
 
 def test_scoring_refuses_a_model_whose_signature_does_not_match(world):
-    from pipelines.scoring import load_for_scoring
+    from pipelines.serving.scoring import load_for_scoring
 
     assert load_for_scoring().version == registry.champion_version()
     splits = load_splits(DAY, TRAIN_DAYS)

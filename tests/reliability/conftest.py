@@ -44,7 +44,7 @@ def make_world(rel_server, nightly_template, tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference(make_world) -> dict:
     """What an undisturbed nightly run of D leaves: the state every disturbed run must reach."""
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
 
     url, home = make_world("reference")
     with nw.pointed_at(url, home):

@@ -89,7 +89,7 @@ class Server:
 
 def build_template(server: Server, name: str, home: Path) -> None:
     """History, features, one nightly run of D0, and day D simulated."""
-    from pipelines import nightly
+    from pipelines.nightly import stages as nightly
     from pipelines.features.build import backfill
     from pipelines.warehouse import simulator
     from pipelines.warehouse.migrations import migrate
@@ -101,7 +101,7 @@ def build_template(server: Server, name: str, home: Path) -> None:
         backfill(START, D0 - timedelta(days=1))
         nightly.run_day(D0, **RUN)
         simulator.simulate_day(D)
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
     for suffix in SIDE_DATABASES:
@@ -126,7 +126,7 @@ def pointed_at(url: str, home: Path) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         use_database(mp, url, home)
         yield
-    from pipelines.config import reset_caches
+    from pipelines.core.config import reset_caches
 
     reset_caches()
 
@@ -166,7 +166,7 @@ def live_is_complete() -> bool:
 
 def registry_state() -> dict:
     """Champion and every version with what identifies its training."""
-    from pipelines import registry
+    from pipelines.model import registry
 
     versions = {
         v["version"]: (v["tags"].get("logical_date"), v["tags"].get("dvc_data_hash"), v["tags"].get("complete"))

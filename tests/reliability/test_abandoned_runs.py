@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
-from pipelines import ops
+from pipelines.core import runs as ops
 from tests.helpers import query
 
 DOOMED = """
-from pipelines import ops
-from pipelines.faults import checkpoint
+from pipelines.core import runs as ops
+from pipelines.core.faults import checkpoint
 with ops.record_run("doomed", None):
     checkpoint("doomed")
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import nightly
+from pipelines.nightly import stages as nightly
 from pipelines.features import partitions
 from pipelines.warehouse import simulator
 from tests.helpers import query, use_database

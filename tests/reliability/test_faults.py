@@ -1,5 +1,5 @@
 """Crashes in the middle of a night, against the real components: the process is SIGKILLed at
-named points (``NEWSREC_FAULT``, see ``pipelines/faults.py``) while it registers a model,
+named points (``NEWSREC_FAULT``, see ``pipelines/core/faults.py``) while it registers a model,
 before it promotes one, between scoring and the live switch, and while it publishes feature
 partitions; then the date is re-run while the database restarts under it. After every crash
 the live batch is complete and unchanged, the champion is unchanged, and nothing half-written
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
 from tests.helpers import query
 from tests.reliability import nightly_world as nw
@@ -68,7 +68,7 @@ def _nothing_served_changed(world) -> None:
 def test_kill_while_registering_leaves_no_version(world, tmp_path):
     _kill_cli_at(world, tmp_path, "register_logged", ["train", "--date", str(nw.D), *nw.RUN_ARGS])
     # the run was logged (model file and all) but no version points at it
-    from pipelines import registry
+    from pipelines.model import registry
 
     mlflow = registry._mlflow()
     runs = mlflow.search_runs([registry.experiment_id()], filter_string=f"tags.logical_date = '{nw.D}'")
@@ -152,7 +152,7 @@ def test_rerun_through_a_database_restart_matches_an_undisturbed_run(world, refe
 def test_kill_during_a_migration_applies_nothing(make_world, monkeypatch, tmp_path):
     """A migration killed after its DDL ran but before it committed leaves no trace; the
     live batch is untouched; ``db migrate`` then applies it."""
-    from pipelines.config import get_settings
+    from pipelines.core.config import get_settings
     from tests.helpers import use_database
 
     url, home = make_world("migrate")

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors, sql
 
-from pipelines import db
+from pipelines.core import db
 from pipelines.reader.settings import READER_ROLE, as_reader
 from tests.helpers import query, use_database
 from tests.reliability.reader_world import served_world
@@ -23,7 +23,7 @@ SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
     with served_world(pg_server, migrated_template, tmp_path_factory.mktemp("role"), "rel_role") as w:
-        from pipelines import registry
+        from pipelines.model import registry
         from pipelines.features import store
 
         store.apply()  # creates feast_online's tables and grants the reader SELECT on them

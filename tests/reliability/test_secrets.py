@@ -14,7 +14,7 @@ import httpx
 import pytest
 from psycopg2 import sql
 
-from pipelines import db
+from pipelines.core import db
 from tests.helpers import ROOT, query, run_cli, use_database
 from tests.reliability.reader_world import ROUTE, running_reader, served_world
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.experiments.lifecycle import arm_specs
 from pipelines.experiments.plan import Arm, ServingPlan, unit_hash
 

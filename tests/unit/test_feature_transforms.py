@@ -9,7 +9,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.features import matrix, transforms
 
 D = date(2026, 1, 10)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import DataError
+from pipelines.core.errors import DataError
 from pipelines.warehouse import mind
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "mind_small"

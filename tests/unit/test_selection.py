@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import DataError, NewsrecError
+from pipelines.core.errors import DataError, NewsrecError
 from pipelines.serving.selection import category_label, reason_for, select_top
 
 CATEGORIES = ["sports", "news", "travel", "foodanddrink", "finance"]

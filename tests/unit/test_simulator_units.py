@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import NewsrecError
+from pipelines.core.errors import NewsrecError
 from pipelines.warehouse import simulator as sim
 
 CFG = sim.SimConfig(users=500, articles_per_day=300, start=date(2026, 1, 1), seed=1)

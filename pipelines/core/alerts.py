@@ -1,0 +1,25 @@
+"""Alerts for on-call: a row in ``ops.alerts`` and an ERROR log line that log shippers catch."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from pipelines.core import db
+
+log = logging.getLogger("newsrec.alerts")
+
+
+def record_task_failure(
+    dag_id: str, task_id: str, day: str | date | None, error: str, try_number: int | None = None
+) -> None:
+    """Never raises: an alert must not hide the failure that caused it."""
+    log.error("ALERT %s.%s failed for %s (try %s): %s", dag_id, task_id, day, try_number, error)
+    try:
+        with db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO ops.alerts (source, task, logical_date, try_number, error) VALUES (%s, %s, %s, %s, %s)",
+                (dag_id, task_id, day, try_number, error[:4000]),
+            )
+    except Exception:  # noqa: BLE001 - the alert log line above is the fallback
+        log.exception("could not store the alert in ops.alerts")

@@ -1,0 +1,12 @@
+"""Quality gates: Great Expectations suites on the raw extract of a day and on its features.
+
+``check_quality(day, stage)`` is what the DAG, the CLI and the tests call. Suites are defined
+in code (:mod:`pipelines.gates.quality.suites`) and versioned; every expectation carries a severity,
+and only a failed *critical* expectation fails the gate. Results go to ``ops.quality_results``
+and ``ops.quality_checks``; browsable Data Docs go to ``$NEWSREC_HOME/reports/quality/<day>``.
+Great Expectations is imported only when a gate runs (it takes ~4 s to import).
+"""
+
+from pipelines.gates.quality.gate import GateResult, check_features, check_quality, check_raw
+
+__all__ = ["GateResult", "check_features", "check_quality", "check_raw"]

@@ -1,0 +1,367 @@
+"""Run a quality suite on day D, turn GE's answer into a :class:`GateResult`, store it in ops.
+
+The result is data the DAG branches on (``passed``), people read (``render``) and dashboards
+query (``ops.quality_results`` / ``ops.quality_checks``). Data Docs for every run of a day
+land in one browsable site, ``$NEWSREC_HOME/reports/quality/<day>/index.html``: GE's
+validation results of that day are kept next to it (``.results``) so the index lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.core import db
+from pipelines.core.config import get_settings, params
+from pipelines.core.errors import NewsrecError
+from pipelines.gates.quality import suites
+from pipelines.gates.quality.suites import Severity
+
+log = logging.getLogger(__name__)
+
+STAGES = ("raw", "features")
+
+
+@dataclass
+class CheckOutcome:
+    """One expectation's verdict on day D, with a few failing rows or values as examples."""
+
+    name: str
+    asset: str
+    expectation: str
+    column: str | None
+    severity: Severity
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    element_count: int | None = None
+    observed: Any = None
+    expected: dict[str, Any] = field(default_factory=dict)
+    examples: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+    def describe(self, examples: bool = True) -> str:
+        """One line for the CLI and logs."""
+        parts = []
+        if self.error:
+            parts.append(f"error: {self.error}")
+        if self.unexpected_count is not None:
+            of = f" of {self.element_count:,}" if self.element_count is not None else ""
+            pct = f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent is not None else ""
+            parts.append(f"{self.unexpected_count:,}{of} rows unexpected{pct}")
+        elif self.observed is not None:
+            parts.append(f"observed {_short(self.observed)}")
+        if self.expected:
+            parts.append("expected " + ", ".join(f"{k}={_short(v)}" for k, v in self.expected.items()))
+        if self.examples and examples:
+            parts.append("e.g. " + "; ".join(_short(e) for e in self.examples))
+        return f"{self.name}: " + "; ".join(parts)
+
+
+@dataclass
+class GateResult:
+    """The verdict of one quality stage on one day. ``passed`` is False on any critical failure."""
+
+    stage: str
+    day: date
+    suite_version: str
+    passed: bool
+    outcomes: list[CheckOutcome]
+    report_path: Path | None
+    pages: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
+    result_id: int | None = None
+    run_id: int | None = None
+
+    def failed(self, severity: Severity | None = None) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if not o.success and (severity is None or o.severity == severity)]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Checks run, succeeded, and failed per severity."""
+        return {
+            "checks": len(self.outcomes),
+            "succeeded": sum(o.success for o in self.outcomes),
+            "critical_failed": len(self.failed("critical")),
+            "warning_failed": len(self.failed("warning")),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["day"] = self.day.isoformat()
+        data["report_path"] = str(self.report_path) if self.report_path else None
+        data["counts"] = self.counts
+        return json_safe(data)
+
+    def headline(self) -> str:
+        """The verdict in one line: what failed (critical first, at most three) and where the
+        report is; for error messages and alerts (``render`` has every failure and examples)."""
+        c = self.counts
+        failed = self.failed("critical") or self.failed()
+        shown = "; ".join(o.describe(examples=False) for o in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        verdict = "PASSED" if self.passed else f"FAILED ({c['critical_failed']} critical check(s))"
+        report = f"; report: {self.report_path}" if self.report_path else ""
+        return f"quality {self.stage} {self.day}: {verdict}" + (f": {shown}{more}" if failed else "") + report
+
+    def render(self) -> str:
+        c = self.counts
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"quality {self.stage} {self.day}: {verdict} ({c['critical_failed']} critical and "
+            f"{c['warning_failed']} warning check(s) failed of {c['checks']}; suite {self.suite_version})"
+        ]
+        for severity in suites.SEVERITIES:
+            for outcome in self.failed(severity):
+                lines.append(f"  {severity.upper():<8} {outcome.describe()}")
+        if self.report_path:
+            lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
+
+def check_raw(day: date) -> GateResult:
+    """Validate the raw extract of ``day`` (warehouse events joined with users and articles)."""
+    return _run_stage("raw", day)
+
+
+def check_features(day: date) -> GateResult:
+    """Validate the published feature partitions of ``day``."""
+    return _run_stage("features", day)
+
+
+def check_quality(day: date, stage: str = "all") -> list[GateResult]:
+    """Run one stage ("raw", "features") or both in order ("all"); one result per stage."""
+    if stage not in (*STAGES, "all"):
+        raise NewsrecError(f"unknown quality stage {stage!r}; choose raw, features or all")
+    return [_run_stage(s, day) for s in (STAGES if stage == "all" else (stage,))]
+
+
+def _run_stage(stage: str, day: date) -> GateResult:
+    from pipelines.core.runs import record_run
+    from pipelines.gates.quality import extracts
+
+    p = params("quality")
+    with record_run(f"quality_{stage}", day) as run:
+        if stage == "raw":
+            frames, runtime = extracts.raw_frames(day, int(p["raw"]["article_history_days"]))
+        else:
+            frames, runtime = extracts.feature_frames(day)
+        checks = suites.stage_checks(stage, p)
+        outcomes, index, pages = _validate(stage, day, frames, checks, runtime, int(p["examples"]))
+        result = GateResult(
+            stage=stage,
+            day=day,
+            suite_version=suites.SUITE_VERSIONS[stage],
+            passed=not any(not o.success and o.severity == "critical" for o in outcomes),
+            outcomes=outcomes,
+            report_path=index,
+            pages=pages,
+            params=p[stage] | {"examples": p["examples"]},
+            runtime=runtime,
+            run_id=run.run_id,
+        )
+        result.result_id = _store(result)
+        run.details.update(passed=result.passed, result_id=result.result_id, **result.counts)
+    for outcome in result.failed():
+        log.info("quality %s %s %s %s", stage, day, outcome.severity, outcome.describe())
+    return result
+
+
+def _context(site_dir: Path) -> Any:
+    """An ephemeral GE context whose Data Docs site and validation results live in ``site_dir``."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults()
+    defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend",
+        "base_directory": str(site_dir / ".results"),
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+        data_docs_sites={
+            "quality": {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _validate(
+    stage: str,
+    day: date,
+    frames: dict[str, Any],
+    checks: list[suites.Check],
+    runtime: dict[str, Any],
+    examples: int,
+) -> tuple[list[CheckOutcome], Path, dict[str, str]]:
+    """Validate each frame against its suite with one checkpoint per asset (each asset names
+    its own example columns); return the outcomes, the site index and each asset's page."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    from pipelines.gates.quality.extracts import INDEX_COLUMNS
+
+    site_dir = get_settings().reports_dir / "quality" / day.isoformat()
+    site_dir.mkdir(parents=True, exist_ok=True)
+    context = _context(site_dir)
+    source = context.data_sources.add_or_update_pandas(name="newsrec")
+    run_id = RunIdentifier(run_name=f"{stage}-{day.isoformat()}", run_time=datetime.now(UTC))
+    by_name = {c.name: c for c in checks}
+    outcomes: list[CheckOutcome] = []
+    pages: dict[str, str] = {}
+    for asset_name, frame in frames.items():
+        asset = source.add_dataframe_asset(name=asset_name)
+        batch = asset.add_batch_definition_whole_dataframe(name="day")
+        suite = context.suites.add_or_update(suites.build_suite(stage, asset_name, checks))
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{stage}.{asset_name}", data=batch, suite=suite)
+        )
+        index_columns = [c for c in INDEX_COLUMNS.get(asset_name, []) if c in frame.columns]
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{stage}.{asset_name}",
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="data_docs", site_names=["quality"])],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": examples,
+                    "unexpected_index_column_names": index_columns,
+                },
+            )
+        )
+        answer = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=runtime, run_id=run_id)
+        for identifier, validation in answer.run_results.items():
+            outcomes += [_outcome(r, by_name, examples) for r in validation.results]
+            for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="quality"):
+                pages[asset_name] = _file_path(site["site_url"])
+    return outcomes, site_dir / "index.html", pages
+
+
+_EXPECTED_KEYS = ("value", "min_value", "max_value", "value_set", "mostly", "column_set")
+
+
+def _outcome(r: Any, by_name: dict[str, suites.Check], examples: int) -> CheckOutcome:
+    config = r.expectation_config
+    name = (config.meta or {}).get("check", config.type)
+    check = by_name.get(name)
+    res = r.result or {}
+    info = r.exception_info or {}
+    error = info.get("exception_message") if info.get("raised_exception") else None
+    found = res.get("partial_unexpected_index_list") or [{"value": v} for v in res.get("partial_unexpected_list") or []]
+    expected = {k: config.kwargs[k] for k in _EXPECTED_KEYS if config.kwargs.get(k) is not None}
+    if expected.get("mostly") == 1.0:
+        expected.pop("mostly")
+    return CheckOutcome(
+        name=name,
+        asset=check.asset if check else "",
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        severity=str(getattr(config.severity, "value", config.severity) or "critical"),  # type: ignore[arg-type]
+        success=bool(r.success),
+        unexpected_count=res.get("unexpected_count"),
+        unexpected_percent=res.get("unexpected_percent"),
+        element_count=res.get("element_count"),
+        observed=json_safe(res.get("observed_value")),
+        expected=json_safe(expected),
+        examples=json_safe(found[:examples]) if not r.success else [],
+        error=error,
+    )
+
+
+def _file_path(url: str) -> str:
+    return url.removeprefix("file://")
+
+
+def _store(result: GateResult) -> int:
+    """Insert the result and one row per check; return the result id."""
+    from psycopg2.extras import execute_values
+
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO ops.quality_results (run_id, logical_date, stage, suite_version, passed, n_checks, "
+            "n_critical_failed, n_warning_failed, params, runtime, report_path, pages) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING result_id",
+            (
+                result.run_id,
+                result.day,
+                result.stage,
+                result.suite_version,
+                result.passed,
+                result.counts["checks"],
+                result.counts["critical_failed"],
+                result.counts["warning_failed"],
+                json.dumps(json_safe(result.params)),
+                json.dumps(json_safe(result.runtime)),
+                str(result.report_path) if result.report_path else None,
+                json.dumps(result.pages),
+            ),
+        )
+        result_id = cur.fetchone()[0]
+        execute_values(
+            cur,
+            "INSERT INTO ops.quality_checks (result_id, check_name, asset, expectation, column_name, severity, "
+            "success, unexpected_count, unexpected_percent, observed, expected, examples, error) VALUES %s",
+            [
+                (
+                    result_id,
+                    o.name,
+                    o.asset,
+                    o.expectation,
+                    o.column,
+                    o.severity,
+                    o.success,
+                    o.unexpected_count,
+                    _finite(o.unexpected_percent),
+                    json.dumps(o.observed),
+                    json.dumps(o.expected),
+                    json.dumps(o.examples),
+                    o.error,
+                )
+                for o in result.outcomes
+            ],
+        )
+    return result_id
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values (NaN -> null, numpy/pandas scalars -> Python) so Postgres jsonb takes them."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return _finite(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return json_safe(value.item())
+    if isinstance(value, date | datetime) or hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,444 @@
+"""``train(day)``: dataset -> search -> final fit -> evaluation -> registry -> promotion gate.
+
+Time split for logical date D: train on the days before D-1, stop early on D-1, evaluate on
+D (the newest labelled day). The champion alias moves only at the very end and only through
+the gate, so a run killed at any point leaves the champion as it was.
+
+Two modes. ``full``: a search and a fit from scratch on the whole window, with the plain or
+the position-debiased objective. ``warm``: when nothing drifted and the features are those
+of the champion, continue the champion's trees (``init_model``) on the days it has not seen,
+with its own parameters and objective, instead of spending the night on a search. Both
+register a version tagged ``training_mode`` (and ``warm_from``) and pass the same gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from pipelines.model import promotion, registry
+from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
+from pipelines.features.matrix import to_matrix
+from pipelines.model import dataset, evaluate, ranker
+
+log = logging.getLogger(__name__)
+
+
+MODES = ("full", "warm")
+
+
+@dataclass
+class TrainResult:
+    day: date
+    version: str
+    evaluation: dict[str, Any]
+    search: ranker.SearchResult
+    decision: promotion.Decision
+    data_hash: str
+    seconds: float
+    rows: dict[str, int]
+    mode: str = "full"
+    objective: str = "plain"
+    warm_from: str | None = None
+    engine: str = "local"  # or "dask": trained with DaskLGBMRanker on NEWSREC_DASK_ADDRESS
+    note: str | None = None  # why the objective differs from the one asked for
+
+    def render(self) -> str:
+        how = (
+            f"warm start from version {self.warm_from}"
+            if self.mode == "warm"
+            else f"search: {self.search.trials_done} trials, {self.search.trials_resumed} resumed"
+        )
+        return "\n".join(
+            [
+                f"trained model version {self.version} ({self.mode}, {self.objective}) for {self.day} in "
+                f"{self.seconds:.0f} s (train {self.rows['train']:,} rows, valid {self.rows['valid']:,}, "
+                f"test {self.rows['test']:,}; {how})"
+                + (" on the Dask cluster" if self.engine == "dask" else "")
+                + (f"\nnote: {self.note}" if self.note else ""),
+                "",
+                evaluate.render(self.evaluation),
+                "",
+                self.decision.render(),
+            ]
+        )
+
+
+@dataclass
+class Splits:
+    train: dataset.Split
+    valid: dataset.Split
+    test: dataset.Split
+    spec: Any
+    window: tuple[date, date]
+
+
+def load_splits(day: date, train_days: int | None = None, spec: Any = None, first: date | None = None) -> Splits:
+    """Train on ``first`` (default: D-n-1) .. D-2, validate on D-1, test on D; a given ``spec``
+    (a warm start's champion signature) keeps the champion's vocabularies."""
+    cfg = params("training")
+    n = int(train_days or cfg.get("train_days", 5))
+    seed = int(cfg.get("seed", 13))
+    if n < 1:
+        raise NewsrecError("train_days must be at least 1")
+    last = day - timedelta(days=2)
+    first = first or day - timedelta(days=n + 1)
+    train, spec = dataset.load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed)
+    valid, _ = dataset.load_split(day - timedelta(days=1), day - timedelta(days=1), spec,
+                                  max_groups=cfg.get("max_eval_groups"), seed=seed)  # fmt: skip
+    test, _ = dataset.load_split(day, day, spec, max_groups=cfg.get("max_eval_groups"), seed=seed)
+    return Splits(train, valid, test, spec, (first, last))
+
+
+def champion_ndcg_on(split: dataset.Split) -> tuple[str | None, float | None]:
+    """The champion's NDCG@10 on the same held-out rows (None if it cannot score them)."""
+    version = registry.champion_version()
+    if version is None:
+        return None, None
+    from pipelines.features.matrix import check_signature
+
+    champ = registry.load(version)
+    try:
+        check_signature(champ.spec)
+    except NewsrecError as exc:
+        log.warning("champion %s: %s", version, exc)
+        return version, None
+    scores = champ.predict(to_matrix(split.rows, champ.spec))
+    from pipelines.model.ranking_metrics import ranking_metrics
+
+    gids = evaluate.group_ids(split.rows)
+    return version, ranking_metrics(gids, split.y, scores, evaluate.tiebreak(split.rows))["ndcg@10"]
+
+
+def train(
+    day: date,
+    trials: int | None = None,
+    minutes: float | None = None,
+    train_days: int | None = None,
+    objective: str | None = None,
+    mode: str = "full",
+) -> TrainResult:
+    """Train for logical date ``day``: ``full`` (search, ``objective`` or params.yaml's) or
+    ``warm`` (continue the champion as of ``day`` with its parameters and objective)."""
+    if mode not in MODES:
+        raise NewsrecError(f"unknown training mode {mode!r} (full or warm)")
+    if mode == "warm":
+        return train_warm(day)
+    from pipelines.core import cluster
+
+    requested = ranker.check_objective(objective or ranker.default_objective())
+    # With NEWSREC_DASK_ADDRESS set the search and the final fit run on that cluster (checked
+    # here, before any data is read); the model is registered and gated exactly as a local one.
+    with cluster.client_for_stage("train") as client:
+        return _train_full(day, trials, minutes, train_days, requested, client)
+
+
+def _train_full(
+    day: date, trials: int | None, minutes: float | None, train_days: int | None, requested: str, client: Any
+) -> TrainResult:
+    from pipelines.core.runs import record_run
+
+    cfg = params("training")
+    objective, why = ranker.objective_on(requested, client is not None)
+    if why:
+        log.warning("training on Dask with the %s objective instead of %s: %s", objective, requested, why)
+    trials = int(trials if trials is not None else cfg.get("hpo", {}).get("trials", 8))
+    minutes = float(minutes if minutes is not None else cfg.get("hpo", {}).get("minutes", 10))
+    t0 = time.perf_counter()
+    with record_run("train", day) as run:
+        splits = load_splits(day, train_days)
+        snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}.parquet"
+        data_hash = dataset.snapshot(splits.train, snapshot)
+        # a cluster run reuses only a cluster-trained version (a local run reuses either)
+        engine = {"training_engine": "dask"} if client is not None else {}
+        existing = registry.find_version(
+            logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full", objective=objective, **engine
+        )
+        if existing is not None:
+            result = _reuse(day, existing["version"], splits, data_hash, t0)
+            run.details.update(version=result.version, reused=True, mode="full", objective=objective)
+            return result
+        # the plain study keeps its earlier name, so a search interrupted before this change resumes
+        study = f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if objective == "plain" else f"-{objective}")
+        search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, objective, client)
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, objective, client=client)
+        lineage = _lineage(day, splits, data_hash, snapshot, "full", objective)
+        lineage["hpo_study"] = study
+        lineage["training_engine"] = "dask" if client is not None else "local"
+        if client is not None:
+            lineage["dask_workers"] = str(len(client.scheduler_info().get("workers", {})))
+        if why:
+            lineage.update(objective_requested=requested, objective_note=why)
+        hyper = {**ranker.lgb_params(search.best_params, objective), "trials": trials, "minutes": minutes}
+        result = _register_and_gate(day, booster, splits, hyper, lineage, search.best_value)
+        _record(run.details, result, "full", objective, engine=lineage["training_engine"])
+        if why:
+            run.details.update(objective_requested=requested, objective_note=why)
+    out = _result(result, search, data_hash, t0, "full", objective)
+    out.engine = lineage["training_engine"]
+    out.note = why
+    return out
+
+
+def _record(details: dict[str, Any], result: _Gated, mode: str, objective: str, **extra: Any) -> None:
+    """What ``ops.runs`` keeps of a training run."""
+    details.update(
+        version=result.version,
+        promoted=result.decision.promoted,
+        rows=result.rows,
+        ndcg=result.evaluation["overall"]["model"]["ndcg@10"],
+        mode=mode,
+        objective=objective,
+        **extra,
+    )
+
+
+def train_warm(day: date) -> TrainResult:
+    """Continue the champion as of ``day`` on the days it has not seen (at most
+    ``training.warm.train_days``), with its parameters and objective, for at most
+    ``training.warm.num_boost_round`` new trees; early stopping on D-1 as in a full run."""
+    from pipelines.features.matrix import check_signature
+    from pipelines.core.runs import record_run
+    from pipelines.model.dvc_files import registered_params
+
+    cfg = params("training")
+    warm = cfg.get("warm", {})
+    t0 = time.perf_counter()
+    with record_run("train", day) as run:
+        info = registry.champion_as_of(day)
+        if info is None:
+            raise NewsrecError(f"no champion before {day} to warm-start from; train --mode full")
+        champion = registry.load(info["version"])
+        check_signature(champion.spec)  # a feature change needs a full retrain
+        objective = ranker.check_objective(champion.tags.get("objective", "plain"))
+        seen_last = date.fromisoformat(champion.tags["data_window"].split("..")[1])
+        n_new = int(warm.get("train_days", 2))
+        first = min(max(seen_last + timedelta(days=1), day - timedelta(days=n_new + 1)), day - timedelta(days=2))
+        splits = load_splits(day, spec=champion.spec, first=first)
+        snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}-warm.parquet"
+        data_hash = dataset.snapshot(splits.train, snapshot)
+        existing = registry.find_version(
+            logical_date=day.isoformat(),
+            dvc_data_hash=data_hash,
+            training_mode="warm",
+            warm_from=champion.version,
+            objective=objective,
+        )
+        if existing is not None:
+            result = _reuse(day, existing["version"], splits, data_hash, t0)
+            run.details.update(version=result.version, reused=True, mode="warm", warm_from=champion.version)
+            return result
+        overrides = registered_params(champion.version, ranker.lgb_params(objective=objective))
+        rounds = int(warm.get("num_boost_round", 100))
+        booster = ranker.fit(
+            splits.train, splits.valid, splits.spec, overrides, objective, init_model=champion.booster, rounds=rounds
+        )
+        lineage = _lineage(day, splits, data_hash, snapshot, "warm", objective)
+        lineage["warm_from"] = champion.version
+        hyper = {**ranker.lgb_params(overrides, objective), "warm_rounds": rounds}
+        valid_ndcg = float(booster.best_score["valid"]["ndcg@10"])
+        result = _register_and_gate(day, booster, splits, hyper, lineage, valid_ndcg)
+        _record(run.details, result, "warm", objective, warm_from=champion.version)
+    out = _result(result, ranker.SearchResult({}, valid_ndcg, 0, 0, 0.0), data_hash, t0, "warm", objective)
+    out.warm_from = champion.version
+    return out
+
+
+def _lineage(day: date, splits: Splits, data_hash: str, snapshot: Any, mode: str, objective: str) -> dict[str, str]:
+    return {
+        "run_name": f"ranker-{day.isoformat()}",
+        "logical_date": day.isoformat(),
+        "data_window": f"{splits.window[0]}..{splits.window[1]}",
+        "valid_day": (day - timedelta(days=1)).isoformat(),
+        "test_day": day.isoformat(),
+        "dvc_data_hash": data_hash,
+        "dataset_path": str(snapshot),
+        "training_mode": mode,
+        "objective": objective,
+    }
+
+
+@dataclass
+class _Gated:
+    day: date
+    version: str
+    evaluation: dict[str, Any]
+    decision: promotion.Decision
+    rows: dict[str, int]
+
+
+def _register_and_gate(
+    day: date, booster: Any, splits: Splits, hyper: dict[str, Any], lineage: dict[str, str], valid_ndcg: float
+) -> _Gated:
+    """Evaluate, register with lineage, and promote only through the gate (full and warm alike)."""
+    scores = booster.predict(splits.test.X)
+    table = evaluate.evaluate(splits.test, scores, seed=int(params("training").get("seed", 13)))
+    tests = promotion.model_tests(booster.predict, splits.spec, splits.test.rows)
+    metrics = {**table["overall"]["model"], "best_iteration": booster.best_iteration, "valid_ndcg@10": valid_ndcg}
+    if "truth" in table:
+        metrics["truth_ndcg@10"] = table["truth"]["model"]
+    version = registry.register(
+        booster,
+        splits.spec,
+        metrics,
+        hyper,
+        lineage,
+        artifacts={"evaluation.json": _jsonable(table), "model_tests.json": _jsonable(tests)},
+    )
+    champion, champion_ndcg = champion_ndcg_on(splits.test)
+    decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
+    if decision.promoted:
+        registry.set_champion(version)
+    promotion.record(decision, day)
+    registry.mirror_to_neptune(version, table["overall"]["model"], lineage)
+    rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
+    return _Gated(day, version, table, decision, rows)
+
+
+def _result(
+    gated: _Gated, search: ranker.SearchResult, data_hash: str, t0: float, mode: str, objective: str
+) -> TrainResult:
+    return TrainResult(
+        gated.day,
+        gated.version,
+        gated.evaluation,
+        search,
+        gated.decision,
+        data_hash,
+        time.perf_counter() - t0,
+        gated.rows,
+        mode,
+        objective,
+    )
+
+
+def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -> TrainResult:
+    """The same date and data were already trained and registered: report that version
+    instead of registering an identical one (re-runs and backfills stay idempotent)."""
+    model = registry.load(version)
+    table = evaluate.evaluate(splits.test, model.predict(to_matrix(splits.test.rows, model.spec)),
+                              seed=int(params("training").get("seed", 13)))  # fmt: skip
+    earlier = promotion.latest_decision(version)
+    if earlier is None:  # the run that registered it was killed before recording its gate decision
+        earlier = _gate_unrecorded(day, version, model, splits, table)
+    reasons = [f"version {version} was already trained on this date and data; reused"]
+    decision = promotion.Decision(
+        promoted=bool(earlier and earlier.promoted),
+        challenger=version,
+        champion=earlier.champion if earlier else None,
+        reasons=reasons + (earlier.reasons if earlier else []),
+    )
+    rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
+    search = ranker.SearchResult({}, float("nan"), 0, 0, 0.0)
+    tags = model.tags
+    return TrainResult(
+        day,
+        version,
+        table,
+        search,
+        decision,
+        data_hash,
+        time.perf_counter() - t0,
+        rows,
+        tags.get("training_mode", "full"),
+        tags.get("objective", "plain"),
+        tags.get("warm_from"),
+    )
+
+
+def compare_objectives(
+    day: date, train_days: int | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plain and debiased LambdaRank fitted on the same splits with the same parameters (no
+    search, nothing registered), measured on D against the logged labels and, on the
+    simulator, against the truth: whether debiasing pays is a measurement, not a belief."""
+    splits = load_splits(day, train_days)
+    seed = int(params("training").get("seed", 13))
+    out: dict[str, Any] = {
+        "day": day.isoformat(),
+        "test_rows": len(splits.test.y),
+        "train_rows": len(splits.train.y),
+        "scorers": {},
+    }
+    for objective in ranker.OBJECTIVES:
+        t0 = time.perf_counter()
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective)
+        seconds = time.perf_counter() - t0
+        table = evaluate.evaluate(splits.test, booster.predict(splits.test.X), seed=seed)
+        for name, m in table["overall"].items():
+            key = objective if name == "model" else name
+            if key in out["scorers"]:
+                continue
+            out["scorers"][key] = {"logged_ndcg@10": m["ndcg@10"], "truth_ndcg@10": table.get("truth", {}).get(name)}
+        out["scorers"][objective].update(seconds=seconds, best_iteration=booster.best_iteration)
+    scorers = out["scorers"]
+    for kind in ("logged_ndcg@10", "truth_ndcg@10"):
+        values = {name: m[kind] for name, m in scorers.items() if m[kind] is not None}
+        if {"popularity", "oracle"} <= set(values):
+            for objective in ranker.OBJECTIVES:
+                scorers[objective][kind.replace("ndcg@10", "gap_closed")] = evaluate.gap_closed(values, objective)
+    return out
+
+
+def render_comparison(result: dict[str, Any]) -> str:
+    """A Markdown table of :func:`compare_objectives`."""
+    lines = [
+        f"plain vs debiased on {result['day']} (train {result['train_rows']:,} rows, test {result['test_rows']:,})",
+        "",
+        "| scorer | NDCG@10 (logged labels) | gap closed (logged) | NDCG@10 (truth) | gap closed (truth) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def fmt(value: Any, pct: bool = False) -> str:
+        if value is None or value != value:
+            return ""
+        return f"{value:.1%}" if pct else f"{value:.4f}"
+
+    for name, m in result["scorers"].items():
+        lines.append(
+            f"| {name} | {fmt(m['logged_ndcg@10'])} | {fmt(m.get('logged_gap_closed'), True)} | "
+            f"{fmt(m['truth_ndcg@10'])} | {fmt(m.get('truth_gap_closed'), True)} |"
+        )
+    return "\n".join(lines)
+
+
+def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table: dict[str, Any]) -> promotion.Decision:
+    """Pass a registered version through the promotion gate as its killed run would have, and
+    record the decision. A version that is champion already (killed after the alias moved)
+    stays so; one trained for an older date than the champion's is never promoted over it."""
+    current = registry.champion_version()
+    if current == version:
+        before = (registry.version_info(version) or {}).get("tags", {}).get("promoted_from")
+        decision = promotion.Decision(True, version, before, ["promoted before its run was killed"])
+    else:
+        tests = promotion.model_tests(model.predict, splits.spec, splits.test.rows)
+        champion, champion_ndcg = champion_ndcg_on(splits.test)
+        decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
+        newer = (registry.version_info(current) or {}).get("tags", {}).get("logical_date", "") if current else ""
+        if decision.promoted and newer > day.isoformat():
+            decision.promoted = False
+            decision.reasons.append(f"champion {current} was trained for a later date ({newer})")
+        if decision.promoted:
+            registry.set_champion(version)
+    promotion.record(decision, day)
+    return decision
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if value != value else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value

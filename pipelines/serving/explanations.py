@@ -1,0 +1,77 @@
+"""On-demand explanations: TreeSHAP contributions (LightGBM ``pred_contrib``) of the model
+that produced the live batch, for one (user, article) pair.
+
+Too slow to precompute for every published row (~600 rows/s), cheap for one. The model comes
+from the file written at publish time (no MLflow in the reader); the user's and article's
+features from Feast's online store; the user x category features (not materialized: too many
+rows) from the offline partition of the batch's day.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.errors import NewsrecError
+from pipelines.features.definitions import TIMESTAMP
+from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
+
+
+@lru_cache(maxsize=4)
+def serving_model(version: str) -> tuple[Any, MatrixSpec]:
+    import lightgbm as lgb
+
+    from pipelines.model.registry import serving_model_dir
+
+    folder = serving_model_dir(version)
+    if not (folder / "model.txt").exists():
+        raise NewsrecError(f"model {version} is not exported for serving")
+    spec = MatrixSpec.from_dict(json.loads((folder / "spec.json").read_text()))
+    check_signature(spec)
+    return lgb.Booster(model_file=str(folder / "model.txt")), spec
+
+
+def feature_row(user_id: int, article_id: int, day: date, url: str | None = None) -> pd.DataFrame:
+    from pipelines.features import partitions
+    from pipelines.features.store import online_features
+    from pipelines.serving.scoring import request_time
+
+    row = pd.DataFrame([online_features(user_id, article_id, url)])
+    category = row["article_category"].iloc[0]
+    uc = pd.read_parquet(
+        partitions.view_path("user_category", day),
+        filters=[("user_id", "=", int(user_id)), ("category", "=", str(category))],
+    )
+    for column in uc.columns:
+        if column.startswith("user_cat_"):
+            row[column] = uc[column].iloc[0] if len(uc) else np.nan
+    row["category"] = category
+    row[TIMESTAMP] = request_time(day)
+    return row
+
+
+def explain(user_id: int, article_id: int, day: date, version: str, url: str | None = None) -> dict[str, Any]:
+    booster, spec = serving_model(version)
+    X = to_matrix(feature_row(user_id, article_id, day, url), spec)
+    contributions = booster.predict(X, pred_contrib=True)[0]
+    items = [
+        {"feature": name, "value": _plain(X.iloc[0][name]), "contribution": float(c)}
+        for name, c in zip(spec.feature_names, contributions[:-1], strict=True)
+    ]
+    items.sort(key=lambda item: -abs(item["contribution"]))
+    return {
+        "model_version": version,
+        "score": float(contributions.sum()),
+        "base_value": float(contributions[-1]),
+        "contributions": items,
+    }
+
+
+def _plain(value: Any) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value

@@ -1,1 +1,0 @@
-"""Training: datasets from Feast, LightGBM LambdaRank with a resumable search, evaluation."""
