@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import db
+from pipelines import db, queries
 from pipelines.warehouse.simulator import impressions, world
 
 REC_SURFACE = "recs"  # surface of impressions (and their reads) that showed a published list
@@ -114,20 +114,9 @@ def shown_batch(conn: Any, day: date) -> int | None:
     earlier date (the nightly case: D-1's batch while D is simulated), else the newest complete
     batch of an earlier date (re-running a past day shows what was live then, if still kept)."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT b.batch_id FROM serving.live l JOIN serving.batches b USING (batch_id) "
-            "WHERE b.status = 'complete' AND b.data_date < %s",
-            (day,),
-        )
-        row = cur.fetchone()
-        if row is None:
-            cur.execute(
-                "SELECT batch_id FROM serving.batches WHERE status = 'complete' AND data_date < %s "
-                "ORDER BY data_date DESC, batch_id DESC LIMIT 1",
-                (day,),
-            )
-            row = cur.fetchone()
-    return int(row[0]) if row else None
+        cur.execute(queries.load("sim_shown_batch"), {"day": day})
+        batch_id = cur.fetchone()[0]
+    return int(batch_id) if batch_id is not None else None
 
 
 def load_live_lists(conn: Any, day: date) -> LiveLists | None:
@@ -137,24 +126,12 @@ def load_live_lists(conn: Any, day: date) -> LiveLists | None:
     batch_id = shown_batch(conn, day)
     if batch_id is None:
         return None
+    batch = {"batch_id": batch_id}
     lists = db.read_frame(
-        conn,
-        "SELECT r.user_id, r.rank, r.article_id, r.arm, coalesce(r.model_version, b.model_version) AS model_version "
-        "FROM serving.recommendations r JOIN serving.batches b USING (batch_id) WHERE r.batch_id = %s",
-        (batch_id,),
-        {"arm": pa.string(), "model_version": pa.string()},
+        conn, queries.load("sim_live_lists"), batch, {"arm": pa.string(), "model_version": pa.string()}
     )
-    fallback = db.read_frame(
-        conn, "SELECT region, rank, article_id FROM serving.fallback_recommendations WHERE batch_id = %s", (batch_id,)
-    )
-    articles = db.read_frame(
-        conn,
-        "SELECT a.article_id, a.publication_id, a.category, a.published_at, s.quality "
-        "FROM warehouse.articles a JOIN sim.articles s USING (article_id) WHERE a.article_id IN ("
-        "SELECT article_id FROM serving.recommendations WHERE batch_id = %s UNION "
-        "SELECT article_id FROM serving.fallback_recommendations WHERE batch_id = %s)",
-        (batch_id, batch_id),
-    )
+    fallback = db.read_frame(conn, queries.load("sim_live_fallback"), batch)
+    articles = db.read_frame(conn, queries.load("sim_live_articles"), batch)
     if lists.empty and fallback.empty:
         return None
     if lists.empty:

@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from psycopg2 import sql
 
-from pipelines import db
+from pipelines import db, queries
 from pipelines.errors import NewsrecError
 from pipelines.warehouse import migrations
 from pipelines.warehouse.simulator import behaviour, closed_loop, impressions, world
@@ -59,36 +60,25 @@ def _write_articles(cur: Any, articles: pd.DataFrame, quality: np.ndarray) -> No
 def _load_pool(cur: Any, conn: Any, day: date, window_hours: float) -> pd.DataFrame:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=window_hours)
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    return db.read_frame(
-        conn,
-        "SELECT a.article_id, a.publication_id, a.category, a.published_at, s.quality "
-        "FROM warehouse.articles a JOIN sim.articles s USING (article_id) "
-        "WHERE a.published_at >= %s AND a.published_at < %s",
-        (start, end),
-    )
+    return db.read_frame(conn, queries.load("sim_pool_articles"), {"window_start": start, "window_end": end})
 
 
 def _replace_day(cur: Any, cfg: world.SimConfig, day: date) -> None:
     """Delete whatever the simulator wrote for ``day`` before writing it again."""
     lo = world.day_number(day) * world.ARTICLE_ID_STRIDE
-    cur.execute("SELECT warehouse.ensure_events_partition(%s)", (day,))
+    cur.execute(queries.load("warehouse_events_partition"), {"day": day})
     part = cur.fetchone()[0]
-    cur.execute(f"TRUNCATE warehouse.{part}")
-    cur.execute("DELETE FROM sim.impression_truth WHERE day = %s", (day,))
+    # The partition's name comes from the database, so this statement is composed here (an
+    # identifier cannot be a bound parameter) rather than kept as a named query.
+    cur.execute(sql.SQL("TRUNCATE warehouse.{}").format(sql.Identifier(part)))
     cur.execute(
-        "DELETE FROM warehouse.articles WHERE article_id >= %s AND article_id < %s",
-        (lo, lo + world.ARTICLE_ID_STRIDE),
-    )
-    cur.execute(
-        "DELETE FROM sim.articles WHERE article_id >= %s AND article_id < %s",
-        (lo, lo + world.ARTICLE_ID_STRIDE),
+        queries.load("sim_delete_day"),
+        {"day": day, "first_article": lo, "end_article": lo + world.ARTICLE_ID_STRIDE},
     )
     if cfg.new_users_each_day and day >= cfg.start:
         first = cfg.users + 1 + (day - cfg.start).days * cfg.new_users_each_day
         last = first + cfg.new_users_each_day
-        for table in ("warehouse.users", "sim.users", "sim.user_taste", "sim.user_publication_affinity"):
-            cur.execute(f"DELETE FROM {table} WHERE user_id >= %s AND user_id < %s", (first, last))
-    cur.execute("DELETE FROM sim.days WHERE day = %s", (day,))
+        cur.execute(queries.load("sim_delete_new_users"), {"first_user": first, "end_user": last})
 
 
 @dataclass
@@ -136,8 +126,14 @@ def _generate_day(
             recommended = int(shown_lists.sum())
     drifted = bool(cfg.drift_from and day >= cfg.drift_from)
     cur.execute(
-        "INSERT INTO sim.days (day, drifted, faults, n_articles, n_events) VALUES (%s, %s, %s, %s, %s)",
-        (day, drifted, sorted(faults), len(articles), n_impressions + reads),
+        queries.load("sim_insert_day"),
+        {
+            "day": day,
+            "drifted": drifted,
+            "faults": sorted(faults),
+            "n_articles": len(articles),
+            "n_events": n_impressions + reads,
+        },
     )
     return DayResult(
         day, len(articles), n_impressions, reads, new_users, tuple(sorted(faults)), drifted,
@@ -181,13 +177,8 @@ def seed(
     pubs = world.make_publications(cfg)
     results: list[DayResult] = []
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            "TRUNCATE warehouse.events, warehouse.articles, warehouse.users, "
-            "warehouse.publications, sim.config, sim.publications, sim.articles, sim.users, "
-            "sim.user_taste, sim.user_publication_affinity, sim.region_category_bias, "
-            "sim.impression_truth, sim.days"
-        )
-        cur.execute("INSERT INTO sim.config (params) VALUES (%s)", (cfg.to_json(),))
+        cur.execute(queries.load("sim_truncate_world"))
+        cur.execute(queries.load("sim_insert_config"), {"params": cfg.to_json()})
         db.copy_frame(cur, "warehouse.publications", pubs.frame)
         db.copy_frame(
             cur,
@@ -228,16 +219,16 @@ def seed(
                 day_faults = fault_set if day == fault_date else frozenset()
                 results.append(_generate_day(cur, conn, cfg, day, pubs, users, day_faults))
                 bar.update(1)
-        cur.execute("ANALYZE warehouse.events")
+        cur.execute(queries.load("warehouse_analyze_events"))
     return results
 
 
 def load_config() -> world.SimConfig:
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('sim.config')")
+        cur.execute(queries.load("sim_config_exists"))
         if cur.fetchone()[0] is None:
             raise NewsrecError("the warehouse is not migrated; run `newsrec db migrate` first")
-        cur.execute("SELECT params FROM sim.config")
+        cur.execute(queries.load("sim_config"))
         row = cur.fetchone()
     if not row:
         raise NewsrecError("no simulated world yet; run `newsrec warehouse seed` first")
@@ -257,7 +248,7 @@ def simulate_day(
     with db.transaction() as conn, conn.cursor() as cur:
         if drift_from is not None:
             cfg.drift_from = drift_from
-            cur.execute("UPDATE sim.config SET params = %s", (cfg.to_json(),))
+            cur.execute(queries.load("sim_update_config"), {"params": cfg.to_json()})
         pubs = world.make_publications(cfg)
         users = world.users_on(cfg, day, pubs)
         live = closed_loop.load_live_lists(conn, day)
