@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.core.errors import NewsrecError
 from pipelines.warehouse import simulator as sim
+from pipelines.warehouse.simulator import behaviour
 
 CFG = sim.SimConfig(users=500, articles_per_day=300, start=date(2026, 1, 1), seed=1)
 
@@ -16,7 +17,7 @@ def test_window_pick_respects_bounds():
     times = np.array([0.0, 10.0, 20.0, 30.0])
     t = np.array([5.0, 25.0, 30.0, -1.0])
     u = np.array([0.99, 0.0, 0.99, 0.5])
-    idx = sim._pick_from_window(times, t, window_s=15.0, u=u)
+    idx = behaviour._pick_from_window(times, t, window_s=15.0, u=u)
     assert idx.tolist() == [0, 2, 3, -1]  # (t - window, t]: 10 is out for t=25
 
 

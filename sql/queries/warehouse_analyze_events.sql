@@ -1,0 +1,2 @@
+-- Fresh planner statistics after bulk-loading events.
+ANALYZE warehouse.events
