@@ -20,7 +20,7 @@ def up(
     dashboard_port: int = typer.Option(8787, help="Dashboard port (the dashboard needs bokeh)."),
 ) -> None:
     """Start a scheduler and worker processes in the background (with this venv and environment)."""
-    from pipelines.core import cluster
+    from pipelines.local import dask_cluster as cluster
 
     state = cluster.up(workers, threads, memory_limit, port, dashboard_port)
     _, info = cluster.status()
@@ -32,7 +32,7 @@ def up(
 @app.command()
 def status() -> None:
     """Address, workers, threads, memory and dashboard of this home's local cluster."""
-    from pipelines.core import cluster
+    from pipelines.local import dask_cluster as cluster
 
     state, info = cluster.status()
     if info is None:
@@ -44,7 +44,7 @@ def status() -> None:
 @app.command()
 def down() -> None:
     """Stop this home's local cluster (workers first, then the scheduler)."""
-    from pipelines.core import cluster
+    from pipelines.local import dask_cluster as cluster
 
     state = cluster.down()
     typer.echo(f"stopped the Dask cluster at {state.address}" if state else "no local Dask cluster")

@@ -20,9 +20,9 @@ def start() -> None:
 @app.command()
 def stop() -> None:
     """Stop the embedded PostgreSQL."""
-    from pipelines.core import db
+    from pipelines.local import postgres
 
-    typer.echo("stopped" if db.stop_embedded() else "not running")
+    typer.echo("stopped" if postgres.stop_embedded() else "not running")
 
 
 @app.command()
@@ -30,7 +30,7 @@ def status() -> None:
     """Say where the database is and whether it answers."""
     from pipelines.core import db
 
-    st = db.status()
+    st = db.server_status()
     kind = "embedded" if st.embedded else "external"
     state = "running" if st.running else "not running"
     pid = f" (pid {st.pid})" if st.pid else ""

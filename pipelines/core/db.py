@@ -1,9 +1,8 @@
 """Where the database is and how to talk to it.
 
-``NEWSREC_DATABASE_URL`` points at an existing server's newsrec database. Without it, an
-embedded PostgreSQL (the ``pgserver`` wheel) runs from ``$NEWSREC_HOME/pg`` and is shared by
-every process of the project (CLI, Airflow tasks, the reader); it keeps running until
-``newsrec db stop``. Side databases (Airflow metadata, MLflow) live on the same server and
+``NEWSREC_DATABASE_URL`` points at an existing server's newsrec database. Without it, the
+embedded PostgreSQL of :mod:`pipelines.local.postgres` is started on first use (the one place
+the production path falls back to local tooling). Side databases (Airflow metadata, MLflow) live on the same server and
 are named after the main one (``<main>_airflow``, ``<main>_mlflow``).
 """
 
@@ -13,136 +12,19 @@ import contextlib
 import io
 import logging
 import time
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.core.config import get_settings
 from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.local import postgres
 
 if TYPE_CHECKING:
     import pandas as pd
     import psycopg2.extensions
 
 log = logging.getLogger(__name__)
-
-# Server settings applied once to a fresh embedded cluster (they need a restart).
-_EMBEDDED_SERVER_SETTINGS = {
-    "max_connections": "200",
-    "shared_buffers": "512MB",
-    "work_mem": "64MB",
-    "maintenance_work_mem": "512MB",
-    "max_wal_size": "4GB",
-}
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    embedded: bool
-    running: bool
-    location: str
-    pid: int | None = None
-
-
-def _read_postmaster(pg_dir: Path) -> tuple[int, Path, str] | None:
-    """(pid, socket dir, status) of a running embedded server, from postmaster.pid."""
-    pid_file = pg_dir / "postmaster.pid"
-    try:
-        lines = pid_file.read_text().splitlines()
-    except OSError:
-        return None
-    if len(lines) < 8:
-        return None
-    pid = int(lines[0])
-    try:
-        import os
-
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid, Path(lines[4].strip() or pg_dir), lines[7].strip()
-
-
-def _embedded_uri(socket_dir: Path, database: str) -> str:
-    return f"postgresql://postgres:@/{database}?host={socket_dir}"
-
-
-def start_embedded() -> Path:
-    """Start (or attach to) the embedded server; return its socket directory."""
-    settings = get_settings()
-    pg_dir = settings.pg_dir
-    info = _read_postmaster(pg_dir)
-    if info and info[2] == "ready":
-        return info[1]
-    pg_dir.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not (pg_dir / "PG_VERSION").exists()
-    pgserver = _pgserver()
-    log.info("starting embedded PostgreSQL in %s", pg_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(pg_dir, cleanup_mode=None)
-    if fresh:
-        _tune_fresh_cluster(server)
-    info = _read_postmaster(pg_dir)
-    if not info:
-        raise NewsrecError(f"embedded PostgreSQL did not start; see {pg_dir / 'log'}")
-    return info[1]
-
-
-def _pgserver() -> Any:
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, cron); the fallback is fine.
-        warnings.simplefilter("ignore")
-        import pgserver
-
-    return pgserver
-
-
-def _tune_fresh_cluster(server: Any) -> None:
-    pgserver = _pgserver()
-
-    for key, value in _EMBEDDED_SERVER_SETTINGS.items():
-        server.psql(f"ALTER SYSTEM SET {key} = '{value}';")
-    pgserver.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
-
-
-def stop_embedded() -> bool:
-    """Stop the embedded server if it runs; True when it was running."""
-    settings = get_settings()
-    if settings.database_url:
-        raise ConfigError("NEWSREC_DATABASE_URL is set: the server is not managed by newsrec")
-    if not _read_postmaster(settings.pg_dir):
-        return False
-    pgserver = _pgserver()
-
-    user = "pgserver" if _is_root() else None
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=settings.pg_dir, user=user, timeout=60)
-    return True
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
-
-
-def status() -> ServerStatus:
-    settings = get_settings()
-    if settings.database_url:
-        try:
-            with connect() as conn:
-                conn.cursor().execute("SELECT 1")
-            return ServerStatus(False, True, redact(settings.database_url))
-        except NewsrecError:
-            return ServerStatus(False, False, redact(settings.database_url))
-    info = _read_postmaster(settings.pg_dir)
-    return ServerStatus(True, bool(info), str(settings.pg_dir), info[0] if info else None)
-
 
 def redact(url: str) -> str:
     """The URL without its password (``user:password@`` or libpq's ``?password=``), for
@@ -170,8 +52,8 @@ def database_url(database: str | None = None, *, start: bool = True) -> str:
         name = main if database is None else database.replace("{main}", main)
         return urlunsplit(parts._replace(path="/" + name))
     name = main if database is None else database.replace("{main}", main)
-    socket_dir = start_embedded() if start else settings.pg_dir
-    return _embedded_uri(socket_dir, name)
+    socket_dir = postgres.start_embedded() if start else settings.pg_dir
+    return postgres.embedded_uri(socket_dir, name)
 
 
 def sqlalchemy_url(database: str | None = None, driver: str = "psycopg2") -> str:
@@ -286,3 +168,16 @@ def wait_until_ready(timeout_s: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def server_status() -> postgres.ServerStatus:
+    settings = get_settings()
+    if settings.database_url:
+        try:
+            with connect() as conn:
+                conn.cursor().execute("SELECT 1")
+            return postgres.ServerStatus(False, True, redact(settings.database_url))
+        except NewsrecError:
+            return postgres.ServerStatus(False, False, redact(settings.database_url))
+    info = postgres.read_postmaster(settings.pg_dir)
+    return postgres.ServerStatus(True, bool(info), str(settings.pg_dir), info[0] if info else None)
