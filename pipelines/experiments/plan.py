@@ -20,40 +20,15 @@ arm restarts at each step, see :mod:`pipelines.experiments.decide`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
+from pipelines.core.hashing import unit_hash
+
 CHAMPION = "champion"
 KINDS = ("champion", "challenger", "popularity")
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser: a bijection of uint64 with full avalanche."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def _key(text: str) -> np.uint64:
-    return np.uint64(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
-
-
-def unit_hash(user_ids: np.ndarray, key: str) -> np.ndarray:
-    """A number in [0, 1) per user id, uniform and independent across keys; stable forever."""
-    ids = np.asarray(user_ids, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        x = _mix64(_mix64(ids ^ _key(key)) + _GOLDEN)
-    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
 
 @dataclass(frozen=True)
 class Arm:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import db, hashing
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
 from pipelines.features import matrix, partitions, retrieval
@@ -92,9 +92,7 @@ def tie_order(event_id: np.ndarray | pd.Series) -> np.ndarray:
     tie many items scored the logged, position-biased reads on top and early stopping kept
     one tree.
     """
-    ids = np.asarray(event_id, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        return ((ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)).astype(np.int64)
+    return hashing.tie_order(np.asarray(event_id))
 
 
 def sample_groups(frame: pd.DataFrame, max_groups: int | None, seed: int) -> pd.DataFrame:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 
 from pipelines.model import promotion, registry
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
+from pipelines.core.jsonable import json_safe
 from pipelines.features.matrix import to_matrix
 from pipelines.model import dataset, evaluate, ranker
 
@@ -289,7 +289,7 @@ def _register_and_gate(
         metrics,
         hyper,
         lineage,
-        artifacts={"evaluation.json": _jsonable(table), "model_tests.json": _jsonable(tests)},
+        artifacts={"evaluation.json": json_safe(table), "model_tests.json": json_safe(tests)},
     )
     champion, champion_ndcg = champion_ndcg_on(splits.test)
     decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
@@ -428,17 +428,3 @@ def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table:
             registry.set_champion(version)
     promotion.record(decision, day)
     return decision
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if value != value else float(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value

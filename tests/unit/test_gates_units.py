@@ -14,7 +14,8 @@ from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.definitions import FEATURES, VIEWS
 from pipelines.gates.quality import suites
-from pipelines.gates.quality.gate import CheckOutcome, GateResult, json_safe
+from pipelines.core.jsonable import json_safe
+from pipelines.gates.quality.gate import CheckOutcome, GateResult
 from tests.helpers import ROOT, run_cli
 
 

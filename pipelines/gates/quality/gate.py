@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
+from pipelines.core.jsonable import finite, json_safe
 from pipelines.gates.quality import suites
 from pipelines.gates.quality.suites import Severity
 
@@ -329,7 +329,7 @@ def _store(result: GateResult) -> int:
                     o.severity,
                     o.success,
                     o.unexpected_count,
-                    _finite(o.unexpected_percent),
+                    finite(o.unexpected_percent),
                     json.dumps(o.observed),
                     json.dumps(o.expected),
                     json.dumps(o.examples),
@@ -339,27 +339,6 @@ def _store(result: GateResult) -> int:
             ],
         )
     return result_id
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values (NaN -> null, numpy/pandas scalars -> Python) so Postgres jsonb takes them."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float):
-        return _finite(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return json_safe(value.item())
-    if isinstance(value, date | datetime) or hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _short(value: Any, limit: int = 160) -> str:
