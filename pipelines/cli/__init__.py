@@ -62,9 +62,9 @@ def run_day(
     dry_run: bool = typer.Option(False, help="Score but do not publish."),
 ) -> None:
     """Run every nightly stage for one date without Airflow (same functions as the DAG)."""
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import runner
 
-    steps = nightly.run_day(day.date(), ingest, force_retrain, trials, minutes, dry_run)
+    steps = runner.run_day(day.date(), ingest, force_retrain, trials, minutes, dry_run)
     typer.echo(json.dumps(steps, indent=2, default=str))
 
 
@@ -77,22 +77,16 @@ def backfill(
     minutes: float = typer.Option(None, min=0.1, help="Search budget in minutes when training."),
 ) -> None:
     """Run the nightly stages date by date, oldest first (stops at the first failing date)."""
-    from datetime import timedelta
+    from pipelines.nightly import plan, runner
 
-    from pipelines.nightly import stages as nightly
-
-    if last < first:
-        raise NewsrecError("--to is before --from")
-    day = first.date()
-    while day <= last.date():
-        steps = nightly.run_day(day, ingest, trials=trials, minutes=minutes)
+    options = plan.RunOptions(ingest_source=ingest, trials=trials, minutes=minutes)
+    for day, steps in runner.backfill(first.date(), last.date(), options):
         published = steps.get("publish", {})
         trained = steps.get("train", {})
         typer.echo(
             f"{day}: batch {published.get('batch_id')} ({published.get('users', 0):,} users), "
             f"{'trained v' + str(trained['version']) if trained else 'no training'}, {steps['seconds']} s"
         )
-        day += timedelta(days=1)
 
 
 @app.command()

@@ -37,7 +37,7 @@ def quality(
 def drift(
     day: datetime = DateOpt,
     reference_from: datetime = typer.Option(
-        None, formats=["%Y-%m-%d"], help="First reference day (default: the 7 days before --date)."
+        None, formats=["%Y-%m-%d"], help="First reference day (default: as the nightly run: the champion's training window, else the days before --date)."
     ),
     reference_to: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="Last reference day."),
     kind: str = typer.Option("all", help="features, target (labels of D) or all."),
@@ -48,11 +48,12 @@ def drift(
     if (reference_from is None) != (reference_to is None):
         raise typer.BadParameter("give both --reference-from and --reference-to, or neither")
     from pipelines.gates import drift as drift_gate
+    from pipelines.gates import reference as drift_reference
 
     if reference_from is not None:
         reference = drift_gate.reference_range(reference_from.date(), reference_to.date())
     else:
-        reference = drift_gate.default_reference_days(day.date())
+        reference = drift_reference.drift_reference(day.date())
     results = []
     if kind in ("features", "all"):
         results.append(drift_gate.check_drift(day.date(), reference))

@@ -31,7 +31,9 @@ def train(
     if mode not in training.MODES:
         raise typer.BadParameter("choose full or warm", param_hint="'--mode'")
     if compare_objectives:
-        typer.echo(training.render_comparison(training.compare_objectives(day.date(), train_days)))
+        from pipelines.model import objectives
+
+        typer.echo(objectives.render_comparison(objectives.compare_objectives(day.date(), train_days)))
         return
     typer.echo(training.train(day.date(), trials, minutes, train_days, objective, mode).render())
 
@@ -41,15 +43,14 @@ def evaluate(
     model: str = typer.Option("champion", help="Version number or alias."),
 ) -> None:
     """Evaluate a registered model on one day next to the baselines (and the oracle)."""
-    from pipelines.model import registry
-    from pipelines.features.matrix import check_signature, to_matrix
-    from pipelines.model import dataset
+    from pipelines.features.matrix import check_signature
     from pipelines.model import evaluate as ev
+    from pipelines.model import registry
 
     loaded = registry.load(model)
     check_signature(loaded.spec)
-    split, _ = dataset.load_split(day.date(), day.date(), loaded.spec)
-    table = ev.evaluate(split, loaded.predict(to_matrix(split.rows, loaded.spec)))
+    split, scores = ev.score_on_day(loaded, day.date())
+    table = ev.evaluate(split, scores)
     typer.echo(f"model version {loaded.version} on {day.date()} ({table['rows']:,} impressions)\n")
     typer.echo(ev.render(table))
 
@@ -85,18 +86,16 @@ def show(version: str = typer.Argument("champion", help="Version number or alias
 @app.command()
 def promote(version: str = typer.Argument(..., help="Version to make champion.")) -> None:
     """Make a version champion by hand (recorded in ops.model_decisions)."""
-    from pipelines.model import promotion, registry
+    from pipelines.model import promotion
 
-    before = registry.set_champion(version)
-    promotion.record(promotion.Decision(True, version, before, ["promoted by hand"]), logical_date=None, kind="manual")
+    before, version = promotion.promote_by_hand(version)
     typer.echo(f"champion: {before or 'none'} -> {version}")
 
 
 @app.command()
 def rollback() -> None:
     """Move the champion back to the version it replaced (one step)."""
-    from pipelines.model import promotion, registry
+    from pipelines.model import promotion
 
-    old, new = registry.rollback()
-    promotion.record(promotion.Decision(True, new, old, ["rollback"]), logical_date=None, kind="rollback")
+    old, new = promotion.rollback_champion()
     typer.echo(f"champion: {old} -> {new}")

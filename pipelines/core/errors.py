@@ -11,3 +11,8 @@ class ConfigError(NewsrecError):
 
 class DataError(NewsrecError):
     """Input data is malformed; the operation was rolled back."""
+
+
+class GateFailed(NewsrecError):
+    """A critical gate check failed: nothing downstream may run. The message is one line (the
+    failing checks and the report); the full verdict is logged and stored in ops."""

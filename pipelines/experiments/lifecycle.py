@@ -9,6 +9,7 @@ cohort's users; the champion's share is the rest. Every refusal is a one-line
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -17,6 +18,8 @@ from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.experiments.plan import CHAMPION
+
+log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 
@@ -311,3 +314,33 @@ def render(info: ExperimentInfo) -> str:
 
 def _num(value: Any, digits: int) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def start_from_params(
+    day: date,
+    challengers: list[str],
+    challenger_share: float | None = None,
+    popularity_share: float = 0.0,
+    cohort_size: int | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Start an experiment from the nightly run's params (served from the publish of ``day`` on).
+
+    Idempotent: a re-run finds the experiment it created. A refusal (another experiment is
+    running, an unknown version, bad shares) is logged and returned, never raised: the night's
+    publish must not wait for a mistyped param."""
+    if not challengers and not popularity_share:
+        return {"started": False}
+    name = name or f"{day}-" + "-".join(f"v{v}" for v in challengers or ["popularity"])
+    try:
+        existing = get(name)
+    except NewsrecError:
+        existing = None
+    if existing is not None:
+        return {"started": False, "experiment": name, "status": existing.status}
+    try:
+        info = create(name, challengers, challenger_share, popularity_share, None, cohort_size, started_on=day)
+    except NewsrecError as exc:
+        log.warning("experiment %s not started: %s", name, exc)
+        return {"started": False, "experiment": name, "refused": str(exc)}
+    return {"started": True, "experiment": info.name, "experiment_id": info.experiment_id}

@@ -19,7 +19,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pipelines.core import db
-from pipelines.model import registry
+from pipelines.features.definitions import FEATURE_SERVICE
+from pipelines.features.matrix import MatrixSpec, current_feature_names
+from pipelines.model import evaluate, registry
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 
@@ -47,18 +49,13 @@ class RetrainDecision:
 
 def champion_decay(day: date, version: str) -> tuple[float | None, float | None]:
     """(NDCG@10 at registration, NDCG@10 on ``day``'s labels) of the champion."""
-    from pipelines.features.matrix import to_matrix
-    from pipelines.model import dataset, evaluate
-    from pipelines.model.ranking_metrics import ranking_metrics
-
     model = registry.load(version)
     try:
-        split, _ = dataset.load_split(day, day, model.spec, max_groups=params("training").get("max_eval_groups"))
+        split, scores = evaluate.score_on_day(model, day, max_groups=params("training").get("max_eval_groups"))
     except NewsrecError as exc:
         log.warning("cannot measure the champion on %s: %s", day, exc)
         return None, None
-    scores = model.predict(to_matrix(split.rows, model.spec))
-    now = ranking_metrics(evaluate.group_ids(split.rows), split.y, scores, evaluate.tiebreak(split.rows))["ndcg@10"]
+    now = evaluate.ndcg_at_10(split, scores)
     at_registration = registry.run_metrics(model.run_id).get("ndcg_at_10")
     return at_registration, now
 
@@ -73,9 +70,6 @@ def latest_drift_share(day: date) -> float | None:
 
 def decide(day: date, drift_share: float | None = None, force: bool = False) -> RetrainDecision:
     """Decide for logical date ``day``; ``drift_share`` is the drift check's share of drifted features."""
-    from pipelines.features.definitions import FEATURE_SERVICE
-    from pipelines.features.matrix import MatrixSpec, current_feature_names
-
     cfg = params("retrain")
     reasons: list[str] = []
     evidence: dict[str, Any] = {"drift_share": drift_share}

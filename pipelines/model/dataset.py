@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -165,3 +166,29 @@ def snapshot(split: Split, path: Path) -> str:
 
 def dataset_dir() -> Path:
     return get_settings().home / "datasets"
+
+
+@dataclass
+class Splits:
+    train: Split
+    valid: Split
+    test: Split
+    spec: Any
+    window: tuple[date, date]
+
+
+def load_splits(day: date, train_days: int | None = None, spec: Any = None, first: date | None = None) -> Splits:
+    """Train on ``first`` (default: D-n-1) .. D-2, validate on D-1, test on D; a given ``spec``
+    (a warm start's champion signature) keeps the champion's vocabularies."""
+    cfg = params("training")
+    n = int(train_days or cfg.get("train_days", 5))
+    seed = int(cfg.get("seed", 13))
+    if n < 1:
+        raise NewsrecError("train_days must be at least 1")
+    last = day - timedelta(days=2)
+    first = first or day - timedelta(days=n + 1)
+    train, spec = load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed)
+    valid, _ = load_split(day - timedelta(days=1), day - timedelta(days=1), spec,
+                                  max_groups=cfg.get("max_eval_groups"), seed=seed)  # fmt: skip
+    test, _ = load_split(day, day, spec, max_groups=cfg.get("max_eval_groups"), seed=seed)
+    return Splits(train, valid, test, spec, (first, last))

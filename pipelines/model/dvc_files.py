@@ -19,6 +19,10 @@ import pandas as pd
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
+from pipelines.model import dataset, registry
+from pipelines.model.dataset import tie_order
+from pipelines.model.ranker import default_objective, lgb_params
+from pipelines.model.ranking_metrics import ranking_metrics
 
 KEYS = ["event_id", "user_id", "article_id", "day", "label"]
 SLICE_COLUMNS = ["user_region", "user_tenure_days"]
@@ -28,8 +32,6 @@ def resolve_date(value: str) -> date:
     """An ISO date, or 'champion' for the logical date the current champion was trained for."""
     if value != "champion":
         return date.fromisoformat(value)
-    from pipelines.model import registry
-
     info = registry.version_info(registry.CHAMPION)
     if info is None:
         raise NewsrecError("no champion yet: run the nightly job (make demo) or give --date")
@@ -37,10 +39,7 @@ def resolve_date(value: str) -> date:
 
 
 def export(day: date, out: Path) -> dict[str, Any]:
-    from pipelines.model import dataset
-    from pipelines.model.train import load_splits
-
-    splits = load_splits(day)
+    splits = dataset.load_splits(day)
     out.mkdir(parents=True, exist_ok=True)
     hashes = {}
     for name, split in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
@@ -68,7 +67,6 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     """Retrain deterministically; parameters of a registered version, or params.yaml's."""
     import lightgbm as lgb
 
-    from pipelines.model.ranker import default_objective, lgb_params
 
     meta = json.loads((data / "meta.json").read_text())
     spec = MatrixSpec.from_dict(meta["spec"])
@@ -77,11 +75,9 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     overrides: dict[str, Any] = {}
     objective = default_objective()
     if params_from != "params":
-        from pipelines.model import registry
-
         info = registry.version_info(params_from)
         objective = (info or {}).get("tags", {}).get("objective", "plain")
-        overrides = registered_params(params_from, lgb_params(objective=objective))
+        overrides = registry.registered_params(params_from, lgb_params(objective=objective))
     p = lgb_params(overrides, objective)
     rounds = int(p.pop("num_boost_round", 300))
     patience = int(p.pop("early_stopping_rounds", 20))
@@ -100,8 +96,6 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
 def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) -> dict[str, Any]:
     import lightgbm as lgb
 
-    from pipelines.model.dataset import tie_order
-    from pipelines.model.ranking_metrics import ranking_metrics
 
     meta = json.loads((data / "meta.json").read_text())
     spec = MatrixSpec.from_dict(meta["spec"])
@@ -122,28 +116,3 @@ def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) 
     slices_out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(table).to_csv(slices_out, index=False, float_format="%.6f")
     return metrics
-
-
-def registered_params(ref: str, base: dict[str, Any]) -> dict[str, Any]:
-    """The numeric LightGBM parameters logged with a registered version (number or alias):
-    what DVC's ``fit`` and a warm start reuse instead of searching again."""
-    from mlflow import MlflowClient
-
-    from pipelines.model import registry
-
-    info = registry.version_info(ref)
-    if info is None:
-        raise NewsrecError(f"no registered model {ref!r} to take parameters from")
-    registry._mlflow()
-    return _numeric_overrides(MlflowClient().get_run(info["run_id"]).data.params, base)
-
-
-def _numeric_overrides(logged: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
-    """The numeric LightGBM parameters of a logged run, with params.yaml's types."""
-    out: dict[str, Any] = {}
-    for key, value in logged.items():
-        current = base.get(key)
-        if isinstance(current, bool) or not isinstance(current, (int, float)):
-            continue
-        out[key] = type(current)(float(value))
-    return out

@@ -14,15 +14,20 @@ expected dwell of an impression if examined (relevance x expected dwell). The or
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipelines.core import db
+from pipelines.features.matrix import to_matrix
+from pipelines.model import dataset
 from pipelines.model.dataset import Split, tie_order
 from pipelines.model.ranking_metrics import ranking_metrics, truth_ndcg
+
+if TYPE_CHECKING:
+    from pipelines.model.registry import LoadedModel
 
 NEW_USER_DAYS = 14
 
@@ -41,6 +46,29 @@ def group_ids(rows: pd.DataFrame) -> np.ndarray:
 def tiebreak(rows: pd.DataFrame) -> np.ndarray:
     """Ties in scores are broken in a fixed order that is not the logged slate order."""
     return tie_order(rows["event_id"].to_numpy())
+
+
+def score_on_day(
+    model: LoadedModel,
+    day: date | None = None,
+    *,
+    split: Split | None = None,
+    max_groups: int | None = None,
+    sample_seed: int = 0,
+) -> tuple[Split, np.ndarray]:
+    """A registered model's scores on held-out day ``day`` (or on a ``split`` already loaded):
+    the one way the gate, the retrain checker, training and ``newsrec evaluate`` score a model.
+    Sampling (``max_groups``, ``sample_seed``) stays the caller's choice."""
+    if split is None:
+        if day is None:
+            raise ValueError("score_on_day needs a day or a split")
+        split, _ = dataset.load_split(day, day, model.spec, max_groups=max_groups, seed=sample_seed)
+    return split, np.asarray(model.predict(to_matrix(split.rows, model.spec)))
+
+
+def ndcg_at_10(split: Split, scores: np.ndarray) -> float:
+    """NDCG@10 of ``scores`` on ``split``'s logged labels (ties broken as in every evaluation)."""
+    return ranking_metrics(group_ids(split.rows), split.y, scores, tiebreak(split.rows))["ndcg@10"]
 
 
 def baseline_scores(split: Split, seed: int = 0) -> dict[str, np.ndarray]:

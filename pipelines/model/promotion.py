@@ -16,6 +16,7 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.features.matrix import MatrixSpec, to_matrix
+from pipelines.model import evaluate, registry
 
 
 @dataclass
@@ -120,26 +121,40 @@ def gate_online_winner(day: date, challenger: str, online: dict[str, Any]) -> De
     floor, popularity and model tests on day ``day``'s held-out impressions; the experiment's
     evidence stands in for the held-out comparison with the champion. Not applied (the caller
     moves the alias with :func:`promote` only when it passes)."""
-    from pipelines.model import registry
-    from pipelines.model import dataset
-    from pipelines.model import evaluate as ev
-
     model = registry.load(challenger)
-    split, _ = dataset.load_split(day, day, model.spec, max_groups=params("training").get("max_eval_groups"))
-    scores = model.predict(to_matrix(split.rows, model.spec))
-    table = ev.evaluate(split, scores)
+    split, scores = evaluate.score_on_day(model, day, max_groups=params("training").get("max_eval_groups"))
+    table = evaluate.evaluate(split, scores)
     tests = model_tests(model.predict, model.spec, split.rows)
     return decide(challenger, table["overall"], tests, registry.champion_version(), None, online=online)
 
 
 def promote(decision: Decision, logical_date: date | None, kind: str = "promotion") -> Decision:
-    """Move the champion alias to a challenger the gate passed, and record the decision."""
-    from pipelines.model import registry
-
+    """The one place the champion alias moves (a gate's promotion, an experiment's winner, a
+    manual promotion, a rollback to a named version): moves it when the decision says so and
+    records the decision in ``ops.model_decisions`` either way."""
     if decision.promoted:
-        registry.set_champion(decision.challenger)
+        before = registry.set_champion(decision.challenger)
+        if decision.champion is None:
+            decision.champion = before
     record(decision, logical_date, kind)
     return decision
+
+
+def promote_by_hand(version: str) -> tuple[str | None, str]:
+    """Make ``version`` champion outside the gate; recorded as a manual decision."""
+    decision = promote(Decision(True, str(version), None, ["promoted by hand"]), None, kind="manual")
+    return decision.champion, str(version)
+
+
+def rollback_champion(version: str | None = None) -> tuple[str | None, str]:
+    """Move the champion back: to ``version``, or one step to the version it replaced.
+    Returns (from, to); the move is recorded as a rollback."""
+    if version:
+        decision = promote(Decision(True, str(version), None, ["rollback"]), None, kind="rollback")
+        return decision.champion, str(version)
+    before, after = registry.rollback()
+    record(Decision(True, after, before, ["rollback"]), logical_date=None, kind="rollback")
+    return before, after
 
 
 def record(decision: Decision, logical_date: date | None, kind: str = "promotion") -> None:

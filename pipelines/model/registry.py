@@ -295,3 +295,23 @@ def mirror_to_neptune(version: str, metrics: dict[str, float], lineage: dict[str
     finally:
         run.stop()
     return os.environ["NEPTUNE_DATA_DIRECTORY"]
+
+
+def registered_params(ref: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The numeric LightGBM parameters logged with a registered version (number or alias):
+    what DVC's ``fit`` and a warm start reuse instead of searching again."""
+    info = version_info(ref)
+    if info is None:
+        raise NewsrecError(f"no registered model {ref!r} to take parameters from")
+    return _numeric_overrides(_client().get_run(info["run_id"]).data.params, base)
+
+
+def _numeric_overrides(logged: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
+    """The numeric LightGBM parameters of a logged run, with params.yaml's types."""
+    out: dict[str, Any] = {}
+    for key, value in logged.items():
+        current = base.get(key)
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            continue
+        out[key] = type(current)(float(value))
+    return out

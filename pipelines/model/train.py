@@ -20,12 +20,15 @@ from datetime import date, timedelta
 from typing import Any
 
 
-from pipelines.model import promotion, registry
+from pipelines.core import cluster
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import json_safe
-from pipelines.features.matrix import to_matrix
+from pipelines.core.runs import record_run
+from pipelines.features.matrix import check_signature
+from pipelines.model import promotion, registry
 from pipelines.model import dataset, evaluate, ranker
+from pipelines.model.dataset import Splits, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -70,50 +73,19 @@ class TrainResult:
         )
 
 
-@dataclass
-class Splits:
-    train: dataset.Split
-    valid: dataset.Split
-    test: dataset.Split
-    spec: Any
-    window: tuple[date, date]
-
-
-def load_splits(day: date, train_days: int | None = None, spec: Any = None, first: date | None = None) -> Splits:
-    """Train on ``first`` (default: D-n-1) .. D-2, validate on D-1, test on D; a given ``spec``
-    (a warm start's champion signature) keeps the champion's vocabularies."""
-    cfg = params("training")
-    n = int(train_days or cfg.get("train_days", 5))
-    seed = int(cfg.get("seed", 13))
-    if n < 1:
-        raise NewsrecError("train_days must be at least 1")
-    last = day - timedelta(days=2)
-    first = first or day - timedelta(days=n + 1)
-    train, spec = dataset.load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed)
-    valid, _ = dataset.load_split(day - timedelta(days=1), day - timedelta(days=1), spec,
-                                  max_groups=cfg.get("max_eval_groups"), seed=seed)  # fmt: skip
-    test, _ = dataset.load_split(day, day, spec, max_groups=cfg.get("max_eval_groups"), seed=seed)
-    return Splits(train, valid, test, spec, (first, last))
-
-
 def champion_ndcg_on(split: dataset.Split) -> tuple[str | None, float | None]:
     """The champion's NDCG@10 on the same held-out rows (None if it cannot score them)."""
     version = registry.champion_version()
     if version is None:
         return None, None
-    from pipelines.features.matrix import check_signature
-
     champ = registry.load(version)
     try:
         check_signature(champ.spec)
     except NewsrecError as exc:
         log.warning("champion %s: %s", version, exc)
         return version, None
-    scores = champ.predict(to_matrix(split.rows, champ.spec))
-    from pipelines.model.ranking_metrics import ranking_metrics
-
-    gids = evaluate.group_ids(split.rows)
-    return version, ranking_metrics(gids, split.y, scores, evaluate.tiebreak(split.rows))["ndcg@10"]
+    _, scores = evaluate.score_on_day(champ, split=split)
+    return version, evaluate.ndcg_at_10(split, scores)
 
 
 def train(
@@ -130,8 +102,6 @@ def train(
         raise NewsrecError(f"unknown training mode {mode!r} (full or warm)")
     if mode == "warm":
         return train_warm(day)
-    from pipelines.core import cluster
-
     requested = ranker.check_objective(objective or ranker.default_objective())
     # With NEWSREC_DASK_ADDRESS set the search and the final fit run on that cluster (checked
     # here, before any data is read); the model is registered and gated exactly as a local one.
@@ -142,8 +112,6 @@ def train(
 def _train_full(
     day: date, trials: int | None, minutes: float | None, train_days: int | None, requested: str, client: Any
 ) -> TrainResult:
-    from pipelines.core.runs import record_run
-
     cfg = params("training")
     objective, why = ranker.objective_on(requested, client is not None)
     if why:
@@ -203,10 +171,6 @@ def train_warm(day: date) -> TrainResult:
     """Continue the champion as of ``day`` on the days it has not seen (at most
     ``training.warm.train_days``), with its parameters and objective, for at most
     ``training.warm.num_boost_round`` new trees; early stopping on D-1 as in a full run."""
-    from pipelines.features.matrix import check_signature
-    from pipelines.core.runs import record_run
-    from pipelines.model.dvc_files import registered_params
-
     cfg = params("training")
     warm = cfg.get("warm", {})
     t0 = time.perf_counter()
@@ -234,7 +198,7 @@ def train_warm(day: date) -> TrainResult:
             result = _reuse(day, existing["version"], splits, data_hash, t0)
             run.details.update(version=result.version, reused=True, mode="warm", warm_from=champion.version)
             return result
-        overrides = registered_params(champion.version, ranker.lgb_params(objective=objective))
+        overrides = registry.registered_params(champion.version, ranker.lgb_params(objective=objective))
         rounds = int(warm.get("num_boost_round", 100))
         booster = ranker.fit(
             splits.train, splits.valid, splits.spec, overrides, objective, init_model=champion.booster, rounds=rounds
@@ -292,10 +256,7 @@ def _register_and_gate(
         artifacts={"evaluation.json": json_safe(table), "model_tests.json": json_safe(tests)},
     )
     champion, champion_ndcg = champion_ndcg_on(splits.test)
-    decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
-    if decision.promoted:
-        registry.set_champion(version)
-    promotion.record(decision, day)
+    decision = promotion.promote(promotion.decide(version, table["overall"], tests, champion, champion_ndcg), day)
     registry.mirror_to_neptune(version, table["overall"]["model"], lineage)
     rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
     return _Gated(day, version, table, decision, rows)
@@ -322,8 +283,8 @@ def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -
     """The same date and data were already trained and registered: report that version
     instead of registering an identical one (re-runs and backfills stay idempotent)."""
     model = registry.load(version)
-    table = evaluate.evaluate(splits.test, model.predict(to_matrix(splits.test.rows, model.spec)),
-                              seed=int(params("training").get("seed", 13)))  # fmt: skip
+    _, scores = evaluate.score_on_day(model, split=splits.test)
+    table = evaluate.evaluate(splits.test, scores, seed=int(params("training").get("seed", 13)))
     earlier = promotion.latest_decision(version)
     if earlier is None:  # the run that registered it was killed before recording its gate decision
         earlier = _gate_unrecorded(day, version, model, splits, table)
@@ -352,62 +313,6 @@ def _reuse(day: date, version: str, splits: Splits, data_hash: str, t0: float) -
     )
 
 
-def compare_objectives(
-    day: date, train_days: int | None = None, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Plain and debiased LambdaRank fitted on the same splits with the same parameters (no
-    search, nothing registered), measured on D against the logged labels and, on the
-    simulator, against the truth: whether debiasing pays is a measurement, not a belief."""
-    splits = load_splits(day, train_days)
-    seed = int(params("training").get("seed", 13))
-    out: dict[str, Any] = {
-        "day": day.isoformat(),
-        "test_rows": len(splits.test.y),
-        "train_rows": len(splits.train.y),
-        "scorers": {},
-    }
-    for objective in ranker.OBJECTIVES:
-        t0 = time.perf_counter()
-        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective)
-        seconds = time.perf_counter() - t0
-        table = evaluate.evaluate(splits.test, booster.predict(splits.test.X), seed=seed)
-        for name, m in table["overall"].items():
-            key = objective if name == "model" else name
-            if key in out["scorers"]:
-                continue
-            out["scorers"][key] = {"logged_ndcg@10": m["ndcg@10"], "truth_ndcg@10": table.get("truth", {}).get(name)}
-        out["scorers"][objective].update(seconds=seconds, best_iteration=booster.best_iteration)
-    scorers = out["scorers"]
-    for kind in ("logged_ndcg@10", "truth_ndcg@10"):
-        values = {name: m[kind] for name, m in scorers.items() if m[kind] is not None}
-        if {"popularity", "oracle"} <= set(values):
-            for objective in ranker.OBJECTIVES:
-                scorers[objective][kind.replace("ndcg@10", "gap_closed")] = evaluate.gap_closed(values, objective)
-    return out
-
-
-def render_comparison(result: dict[str, Any]) -> str:
-    """A Markdown table of :func:`compare_objectives`."""
-    lines = [
-        f"plain vs debiased on {result['day']} (train {result['train_rows']:,} rows, test {result['test_rows']:,})",
-        "",
-        "| scorer | NDCG@10 (logged labels) | gap closed (logged) | NDCG@10 (truth) | gap closed (truth) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-
-    def fmt(value: Any, pct: bool = False) -> str:
-        if value is None or value != value:
-            return ""
-        return f"{value:.1%}" if pct else f"{value:.4f}"
-
-    for name, m in result["scorers"].items():
-        lines.append(
-            f"| {name} | {fmt(m['logged_ndcg@10'])} | {fmt(m.get('logged_gap_closed'), True)} | "
-            f"{fmt(m['truth_ndcg@10'])} | {fmt(m.get('truth_gap_closed'), True)} |"
-        )
-    return "\n".join(lines)
-
-
 def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table: dict[str, Any]) -> promotion.Decision:
     """Pass a registered version through the promotion gate as its killed run would have, and
     record the decision. A version that is champion already (killed after the alias moved)
@@ -424,7 +329,6 @@ def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table:
         if decision.promoted and newer > day.isoformat():
             decision.promoted = False
             decision.reasons.append(f"champion {current} was trained for a later date ({newer})")
-        if decision.promoted:
-            registry.set_champion(version)
+        return promotion.promote(decision, day)
     promotion.record(decision, day)
     return decision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from pipelines.core import db, sql as queries
 
@@ -30,3 +31,11 @@ def summarize() -> WarehouseSummary:
         cur.execute(queries.load("events_by_day"))
         days = cur.fetchall()
     return WarehouseSummary(counts, days)
+
+
+def events_in_day(day: date) -> int:
+    """How many events the warehouse holds for UTC day ``day``."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(queries.load("warehouse_events_in_day"), {"start": day, "end": day + timedelta(days=1)})
+        (events,) = cur.fetchone()
+    return int(events)

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines.nightly import stages as nightly
+from pipelines.nightly import runner
+
 from pipelines.features.build import backfill
 from pipelines.warehouse import simulator
 from tests.helpers import admin_sql, query, run_cli, use_database
@@ -65,7 +66,7 @@ def single_runs(pg_server, migrated_template, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         _world(pg_server, migrated_template, "nightly_single", tmp_path_factory.mktemp("single"), mp)
         for day in DAYS:
-            nightly.run_day(day, **OPTIONS)
+            runner.run_day(day, **OPTIONS)
         return _state()
 
 
@@ -76,7 +77,7 @@ def test_rerun_and_backfill_match_single_runs(single_runs, pg_server, migrated_t
                    "--trials", "1", "--minutes", "1", timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("batch ") == 3
-    nightly.run_day(DAYS[-1], **OPTIONS)
+    runner.run_day(DAYS[-1], **OPTIONS)
     state = _state()
     assert state["live"] and state["live"] == single_runs["live"]
     for key in ("fallback", "batches", "retrain", "quality", "drift", "champion"):

@@ -12,7 +12,8 @@ import pytest
 
 from pipelines.model import registry
 from pipelines.features.matrix import MatrixSpec
-from pipelines.model.train import compare_objectives, render_comparison, train
+from pipelines.model.objectives import compare_objectives, render_comparison
+from pipelines.model.train import train
 from tests.helpers import simulated_world
 
 START = date(2026, 8, 3)

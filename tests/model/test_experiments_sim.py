@@ -61,7 +61,7 @@ def _models() -> dict[str, str]:
     """Champion (weak), better, worse and a copy of the champion, registered; champion set."""
     from pipelines.model import registry
     from pipelines.model import ranker
-    from pipelines.model.train import load_splits
+    from pipelines.model.dataset import load_splits
 
     splits = load_splits(D0, train_days=3)
     better = ranker.fit(splits.train, splits.valid, splits.spec, objective="debiased")

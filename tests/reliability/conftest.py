@@ -44,12 +44,12 @@ def make_world(rel_server, nightly_template, tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference(make_world) -> dict:
     """What an undisturbed nightly run of D leaves: the state every disturbed run must reach."""
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import runner
 
     url, home = make_world("reference")
     with nw.pointed_at(url, home):
         before = nw.snapshot()
-        nightly.run_day(nw.D, force_retrain=True, **nw.RUN)
+        runner.run_day(nw.D, force_retrain=True, **nw.RUN)
         after = nw.snapshot()
     assert after["live_batch"][0] == nw.D and after["live"] and after["live"] != before["live"]
     assert after["registry"]["champion"] != before["registry"]["champion"], "the reference run must promote"

@@ -89,7 +89,7 @@ class Server:
 
 def build_template(server: Server, name: str, home: Path) -> None:
     """History, features, one nightly run of D0, and day D simulated."""
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import runner
     from pipelines.features.build import backfill
     from pipelines.warehouse import simulator
     from pipelines.warehouse.migrations import migrate
@@ -99,7 +99,7 @@ def build_template(server: Server, name: str, home: Path) -> None:
         migrate()
         simulator.seed(simulator.SimConfig.from_params(**SIM), HISTORY)
         backfill(START, D0 - timedelta(days=1))
-        nightly.run_day(D0, **RUN)
+        runner.run_day(D0, **RUN)
         simulator.simulate_day(D)
     from pipelines.core.config import reset_caches
 

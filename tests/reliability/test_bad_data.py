@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.nightly import runner
+
 from pipelines.nightly import stages as nightly
 from pipelines.features import partitions
 from pipelines.warehouse import simulator
@@ -52,7 +54,7 @@ def _nothing_downstream_ran(before: dict) -> None:
 
 def _run_expecting_gate(match: str) -> str:
     with pytest.raises(nightly.GateFailed) as failure:
-        nightly.run_day(nw.D, ingest_source="warehouse", force_retrain=True, **nw.RUN)
+        runner.run_day(nw.D, ingest_source="warehouse", force_retrain=True, **nw.RUN)
     message = str(failure.value)
     assert "\n" not in message and message.startswith(f"quality raw {nw.D}: FAILED")
     assert match in message

@@ -1,0 +1,67 @@
+"""Plain vs position-debiased LambdaRank on the same splits: whether debiasing pays is a
+measurement (``newsrec train --compare-objectives``), not a belief. Nothing is registered."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+from pipelines.core.config import params
+from pipelines.model import dataset, evaluate, ranker
+
+
+def compare_objectives(
+    day: date, train_days: int | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plain and debiased LambdaRank fitted on the same splits with the same parameters (no
+    search, nothing registered), measured on D against the logged labels and, on the
+    simulator, against the truth: whether debiasing pays is a measurement, not a belief."""
+    splits = dataset.load_splits(day, train_days)
+    seed = int(params("training").get("seed", 13))
+    out: dict[str, Any] = {
+        "day": day.isoformat(),
+        "test_rows": len(splits.test.y),
+        "train_rows": len(splits.train.y),
+        "scorers": {},
+    }
+    for objective in ranker.OBJECTIVES:
+        t0 = time.perf_counter()
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective)
+        seconds = time.perf_counter() - t0
+        table = evaluate.evaluate(splits.test, booster.predict(splits.test.X), seed=seed)
+        for name, m in table["overall"].items():
+            key = objective if name == "model" else name
+            if key in out["scorers"]:
+                continue
+            out["scorers"][key] = {"logged_ndcg@10": m["ndcg@10"], "truth_ndcg@10": table.get("truth", {}).get(name)}
+        out["scorers"][objective].update(seconds=seconds, best_iteration=booster.best_iteration)
+    scorers = out["scorers"]
+    for kind in ("logged_ndcg@10", "truth_ndcg@10"):
+        values = {name: m[kind] for name, m in scorers.items() if m[kind] is not None}
+        if {"popularity", "oracle"} <= set(values):
+            for objective in ranker.OBJECTIVES:
+                scorers[objective][kind.replace("ndcg@10", "gap_closed")] = evaluate.gap_closed(values, objective)
+    return out
+
+
+def render_comparison(result: dict[str, Any]) -> str:
+    """A Markdown table of :func:`compare_objectives`."""
+    lines = [
+        f"plain vs debiased on {result['day']} (train {result['train_rows']:,} rows, test {result['test_rows']:,})",
+        "",
+        "| scorer | NDCG@10 (logged labels) | gap closed (logged) | NDCG@10 (truth) | gap closed (truth) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+
+    def fmt(value: Any, pct: bool = False) -> str:
+        if value is None or value != value:
+            return ""
+        return f"{value:.1%}" if pct else f"{value:.4f}"
+
+    for name, m in result["scorers"].items():
+        lines.append(
+            f"| {name} | {fmt(m['logged_ndcg@10'])} | {fmt(m.get('logged_gap_closed'), True)} | "
+            f"{fmt(m['truth_ndcg@10'])} | {fmt(m.get('truth_gap_closed'), True)} |"
+        )
+    return "\n".join(lines)

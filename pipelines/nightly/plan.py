@@ -1,0 +1,108 @@
+"""The nightly stage plan, declared once.
+
+Every stage of a night, in an order that respects its dependencies. ``run_day`` (and with it
+``newsrec run-day`` and ``newsrec backfill``) runs this list; the nightly benchmark runs the
+same list stage by stage in fresh processes; ``dags/newsrec_nightly.py`` wires a task per
+stage, and ``tests/dags/test_dags.py`` checks that its tasks and edges are these.
+
+Each stage names the DAG task (``task``), the key of its result in ``run_day``'s output
+(``step``), its upstream stages (``after``, the DAG's edges) and how ``run_day`` calls its
+function in :mod:`pipelines.nightly.stages` from the run's options and the results so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pipelines.nightly import stages
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a caller of ``run_day`` chooses (the DAG's params, the CLI's options)."""
+
+    ingest_source: str = "simulate"
+    force_retrain: bool = False
+    trials: int | None = None
+    minutes: float | None = None
+    dry_run: bool = False
+    dask_address: str | None = None
+    experiment_challengers: tuple[str, ...] = ()
+    experiment_popularity_share: float = 0.0
+    experiment_cohort_size: int | None = None
+
+
+Results = Mapping[str, dict[str, Any]]
+Call = Callable[[date, RunOptions, Results], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    task: str  # the DAG task id
+    step: str  # the key of its result in run_day's output (and the stage named in alerts)
+    call: Call = field(repr=False)
+    after: tuple[str, ...] = ()  # upstream tasks
+    gate: bool = False  # a failed gate stops the night and is never retried
+    runs_if: Callable[[Results], bool] | None = field(default=None, repr=False)  # None: always
+    finally_: bool = False  # runs whatever happened before (the report)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "ingest", lambda d, o, r: stages.ingest(d, o.ingest_source)),
+    # a bad day stops here, before any feature of it is written
+    Stage("raw_gate", "quality_raw", lambda d, o, r: stages.quality(d, "raw"), ("ingest",), gate=True),
+    # D's events answered the lists published the night before
+    Stage("business_metrics", "business_metrics", lambda d, o, r: stages.business_metrics(d), ("raw_gate",)),
+    Stage("features", "features", lambda d, o, r: stages.features(d, dask_address=o.dask_address), ("raw_gate",)),
+    Stage("quality_gate", "quality", lambda d, o, r: stages.quality(d, "features"), ("features",), gate=True),
+    Stage("materialize", "materialize", lambda d, o, r: stages.materialize(d), ("quality_gate",)),
+    Stage("drift_check", "drift", lambda d, o, r: stages.drift(d), ("quality_gate",)),
+    Stage(
+        "retrain_checker",
+        "retrain",
+        lambda d, o, r: stages.decide_retrain(d, r["drift"].get("share"), o.force_retrain),
+        ("drift_check",),
+    ),
+    Stage(
+        "train",
+        "train",
+        lambda d, o, r: stages.train(d, o.trials, o.minutes, dask_address=o.dask_address),
+        ("retrain_checker",),
+        runs_if=lambda r: bool(r["retrain"]["retrain"]),
+    ),
+    Stage(
+        "start_experiment",
+        "start_experiment",
+        lambda d, o, r: stages.start_experiment(
+            d,
+            list(o.experiment_challengers),
+            popularity_share=o.experiment_popularity_share,
+            cohort_size=o.experiment_cohort_size,
+        ),
+    ),
+    # before the publish: tonight's lists follow the decision
+    Stage(
+        "decide_experiments",
+        "decide_experiments",
+        lambda d, o, r: stages.decide_experiments(d),
+        ("business_metrics", "start_experiment", "train"),
+    ),
+    Stage(
+        "score_and_publish",
+        "publish",
+        lambda d, o, r: stages.score_and_publish(d, dry_run=o.dry_run, dask_address=o.dask_address),
+        ("decide_experiments", "materialize"),
+    ),
+    Stage("report", "report", lambda d, o, r: stages.report(d), ("score_and_publish",), finally_=True),
+)
+
+
+def stage(task: str) -> Stage:
+    """The stage of a DAG task id."""
+    for s in STAGES:
+        if s.task == task:
+            return s
+    raise KeyError(f"no nightly stage {task!r}")
