@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 
 log = logging.getLogger("newsrec.alerts")
 
@@ -17,9 +17,6 @@ def record_task_failure(
     log.error("ALERT %s.%s failed for %s (try %s): %s", dag_id, task_id, day, try_number, error)
     try:
         with db.transaction() as conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO ops.alerts (source, task, logical_date, try_number, error) VALUES (%s, %s, %s, %s, %s)",
-                (dag_id, task_id, day, try_number, error[:4000]),
-            )
+            cur.execute(queries.load("alerts_insert"), (dag_id, task_id, day, try_number, error[:4000]))
     except Exception:  # noqa: BLE001 - the alert log line above is the fallback
         log.exception("could not store the alert in ops.alerts")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 
 
 class RunRecord:
@@ -33,14 +33,11 @@ def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
     run marks its row failed (abandoned) instead of leaving it 'running' forever."""
     with db.transaction() as conn, conn.cursor() as cur:
         _abandon_dead_runs(cur)
-        cur.execute(
-            "INSERT INTO ops.runs (stage, logical_date, status) VALUES (%s, %s, 'running') RETURNING run_id",
-            (stage, logical_date),
-        )
+        cur.execute(queries.load("ops_insert_run"), (stage, logical_date))
         record = RunRecord(cur.fetchone()[0])
     holder = db.connect()
     with holder.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_ROW_LOCK, _lock_id(record.run_id)))
+        cur.execute(queries.load("ops_lock_run_row"), (RUN_ROW_LOCK, _lock_id(record.run_id)))
     holder.commit()
     record.details["pid"] = os.getpid()
     status = "failed"
@@ -53,8 +50,7 @@ def record_run(stage: str, logical_date: date | None) -> Iterator[RunRecord]:
     finally:
         with contextlib.suppress(Exception), db.transaction() as conn, conn.cursor() as cur:
             cur.execute(
-                "UPDATE ops.runs SET status = %s, finished_at = now(), details = %s WHERE run_id = %s",
-                (status, json.dumps(record.details, default=str), record.run_id),
+                queries.load("ops_finish_run"), (status, json.dumps(record.details, default=str), record.run_id)
             )
         with contextlib.suppress(Exception):
             holder.close()
@@ -67,12 +63,7 @@ def _lock_id(run_id: int) -> int:
 def _abandon_dead_runs(cur: Any) -> None:
     """Fail the 'running' rows whose process no longer holds their lock (a transaction-level
     try-lock succeeds only for those, and is released at commit)."""
-    cur.execute(
-        "UPDATE ops.runs SET status = 'failed', finished_at = now(), "
-        "details = details || jsonb_build_object('error', %s::text) "
-        "WHERE status = 'running' AND pg_try_advisory_xact_lock(%s, (run_id %% 2147483647)::int)",
-        (ABANDONED, RUN_ROW_LOCK),
-    )
+    cur.execute(queries.load("ops_abandon_dead_runs"), (ABANDONED, RUN_ROW_LOCK))
 
 
 # --------------------------------------------------------------------------------------
@@ -92,14 +83,14 @@ def _lock_connection(wait_s: float, what: str) -> Any:
     conn = db.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, int(wait_s * 1000))}ms",))
+            cur.execute(queries.load("locks_set_timeout"), (f"{max(1, int(wait_s * 1000))}ms",))
             try:
-                cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK,))
+                cur.execute(queries.load("locks_advisory_lock"), (RUN_LOCK,))
             except errors.LockNotAvailable:
                 raise NewsrecError(
                     f"another nightly run has held the run lock for over {wait_s:.0f} s; {what} did not start"
                 ) from None
-            cur.execute("SELECT set_config('lock_timeout', '0', false)")
+            cur.execute(queries.load("locks_reset_timeout"))
         conn.commit()
     except BaseException:
         conn.close()
@@ -110,7 +101,7 @@ def _lock_connection(wait_s: float, what: str) -> Any:
 def _lock_alive(conn: Any) -> bool:
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1")
+            cur.execute(queries.load("locks_connection_alive"))
         conn.rollback()
         return True
     except Exception:  # noqa: BLE001 - a dead connection (e.g. the server restarted) lost the lock

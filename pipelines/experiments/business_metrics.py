@@ -27,25 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.core.config import params
 
 FALLBACK = "fallback"
-
-_IMPRESSIONS_SQL = """
-SELECT i.event_id, i.user_id, i.article_id, i.batch_id, i.arm, i.model_version, a.category, u.region,
-       coalesce(r.dwell, 0)::float8 AS dwell, (r.impression_id IS NOT NULL)::int AS is_read
-FROM warehouse.events i
-JOIN warehouse.articles a USING (article_id)
-JOIN warehouse.users u USING (user_id)
-LEFT JOIN (
-    SELECT impression_id, coalesce(max(dwell_seconds) FILTER (WHERE dwell_seconds > 0), 0) AS dwell
-    FROM warehouse.events
-    WHERE event_type = 'read' AND batch_id IS NOT NULL AND event_ts >= %(start)s AND event_ts < %(end)s
-    GROUP BY impression_id
-) r ON r.impression_id = i.event_id
-WHERE i.event_type = 'impression' AND i.batch_id IS NOT NULL AND i.event_ts >= %(start)s AND i.event_ts < %(end)s
-"""
 
 
 @dataclass
@@ -78,13 +63,7 @@ class MetricsResult:
 def experiment_of_batch(cur: Any, batch_id: int) -> tuple[int, str, float] | None:
     """The experiment (id, salt, cohort share) whose plan the batch was scored with: the one
     running when the batch was created, from the batch's logical date on."""
-    cur.execute(
-        "SELECT e.experiment_id, e.salt, e.cohort_share FROM serving.batches b JOIN ops.experiments e "
-        "ON e.created_at <= b.created_at AND (e.stopped_at IS NULL OR e.stopped_at > b.created_at) "
-        "AND (e.started_on IS NULL OR e.started_on <= b.data_date) WHERE b.batch_id = %s "
-        "ORDER BY e.experiment_id DESC LIMIT 1",
-        (batch_id,),
-    )
+    cur.execute(queries.load("business_metrics_batch_experiment"), (batch_id,))
     row = cur.fetchone()
     return (int(row[0]), row[1], float(row[2])) if row else None
 
@@ -93,10 +72,7 @@ def _window_articles(cur: Any, day: date) -> int:
     """Articles the batch shown on ``day`` could recommend: those of its candidate window."""
     hours = float(params("serving").get("candidates", {}).get("window_hours", 48))
     end = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    cur.execute(
-        "SELECT count(*) FROM warehouse.articles WHERE published_at >= %s AND published_at < %s",
-        (end - timedelta(hours=hours), end),
-    )
+    cur.execute(queries.load("business_metrics_window_articles"), (end - timedelta(hours=hours), end))
     return int(cur.fetchone()[0])
 
 
@@ -145,7 +121,7 @@ def compute(day: date) -> MetricsResult:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     with db.transaction() as conn, conn.cursor() as cur:
         imp = db.read_frame(
-            conn, _IMPRESSIONS_SQL, {"start": start, "end": start + timedelta(days=1)},
+            conn, queries.load("business_metrics_impressions"), {"start": start, "end": start + timedelta(days=1)},
             {"arm": pa.string(), "model_version": pa.string(), "category": pa.string(), "region": pa.string()},
         )  # fmt: skip
         batch_ids = sorted(int(b) for b in imp["batch_id"].unique()) if len(imp) else []
@@ -171,8 +147,8 @@ def compute(day: date) -> MetricsResult:
         if len(days):
             days["in_cohort"] = cohort_of.loc[days["user_id"]].to_numpy()
         table = aggregate(days, imp, window)
-        cur.execute("DELETE FROM ops.business_metrics WHERE logical_date = %s", (day,))
-        cur.execute("DELETE FROM ops.experiment_user_days WHERE logical_date = %s", (day,))
+        cur.execute(queries.load("business_metrics_delete_day"), (day,))
+        cur.execute(queries.load("business_metrics_delete_user_days"), (day,))
         if len(table):
             db.copy_frame(
                 cur,

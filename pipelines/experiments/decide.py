@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.experiments.plan import CHAMPION
 from pipelines.core.faults import checkpoint
 
@@ -190,18 +190,10 @@ def plan_decisions(
 
 
 def _load(cur: Any, experiment_id: int, day: date) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    cur.execute(
-        "SELECT arm, kind, model_version, share, step, status, since FROM ops.experiment_arms "
-        "WHERE experiment_id = %s ORDER BY position",
-        (experiment_id,),
-    )
+    cur.execute(queries.load("experiments_arms"), (experiment_id,))
     keys = ("arm", "kind", "model_version", "share", "step", "status", "since")
     arms = [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
-    cur.execute(
-        "SELECT logical_date, user_id, arm, model_version, dwell_s FROM ops.experiment_user_days "
-        "WHERE experiment_id = %s AND logical_date <= %s",
-        (experiment_id, day),
-    )
+    cur.execute(queries.load("experiments_user_days"), (experiment_id, day))
     frame = pd.DataFrame(cur.fetchall(), columns=["logical_date", "user_id", "arm", "model_version", "dwell_s"])
     frame["dwell_s"] = frame["dwell_s"].astype(np.float64)
     return arms, frame
@@ -216,16 +208,12 @@ def decide(day: date) -> dict[str, Any]:
     from pipelines.model import promotion
 
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT experiment_id, name, config FROM ops.experiments WHERE status = 'running' FOR UPDATE")
+        cur.execute(queries.load("experiments_lock_running"))
         row = cur.fetchone()
         if row is None:
             return {"day": day.isoformat(), "experiment": None, "decisions": []}
         experiment = {"experiment_id": int(row[0]), "name": row[1], "config": row[2]}
-        cur.execute(
-            "SELECT arm, decision, share_before, share_after FROM ops.experiment_decisions "
-            "WHERE experiment_id = %s AND logical_date = %s ORDER BY decision_id",
-            (experiment["experiment_id"], day),
-        )
+        cur.execute(queries.load("experiments_decisions_of_day"), (experiment["experiment_id"], day))
         done = cur.fetchall()
         if done:  # decided already: a re-run of the night returns what was decided
             return {"day": day.isoformat(), "experiment": row[1], "decisions": [
@@ -265,8 +253,7 @@ def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], 
     ended: str | None = None
     for d in decisions:
         cur.execute(
-            "INSERT INTO ops.experiment_decisions (experiment_id, logical_date, arm, model_version, decision, "
-            "share_before, share_after, reasons, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            queries.load("experiments_insert_decision"),
             (experiment_id, day, d.arm, d.model_version, d.decision, d.share_before, d.share_after,
              json.dumps(d.reasons), json.dumps(d.evidence, default=float)),
         )  # fmt: skip
@@ -285,34 +272,18 @@ def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], 
         share = round(share_value, 9)
         step = 1 if reason and reason.startswith("won") else 0
         cur.execute(
-            "UPDATE ops.experiment_arms SET share = %s, status = %s, step = step + %s, "
-            "since = CASE WHEN %s THEN %s ELSE since END WHERE experiment_id = %s AND arm = %s",
+            queries.load("experiments_update_arm"),
             (share, status, step, bool(step), effective, experiment_id, arm),
         )
-        cur.execute(
-            "INSERT INTO ops.experiment_share_history (experiment_id, arm, effective_from, share, reason) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (experiment_id, arm, effective, share, reason),
-        )
+        cur.execute(queries.load("experiments_insert_share_history"), (experiment_id, arm, effective, share, reason))
     if ended is None and decisions:
-        cur.execute(
-            "SELECT count(*) FROM ops.experiment_arms WHERE experiment_id = %s AND kind = 'challenger' "
-            "AND status = 'active' AND share > 0",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_active_challengers"), (experiment_id,))
         if cur.fetchone()[0] == 0:  # every challenger is out: nothing left to learn
             ended = "demoted"
     if ended:
         reason = "a challenger won and became champion" if ended == "promoted" else "every challenger was demoted"
-        cur.execute(
-            "UPDATE ops.experiments SET status = %s, stopped_at = now(), stopped_on = %s, stop_reason = %s "
-            "WHERE experiment_id = %s",
-            (ended, day, reason, experiment_id),
-        )
-        cur.execute(
-            "UPDATE ops.experiment_arms SET status = 'ended' WHERE experiment_id = %s AND status = 'active'",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_end"), (ended, day, reason, experiment_id))
+        cur.execute(queries.load("experiments_end_arms"), (experiment_id,))
 
 
 def decide_experiments(day: date) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.experiments.plan import CHAMPION
@@ -126,15 +126,15 @@ def create(
         _check_versions(arms)
     cfg = settings()
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("LOCK TABLE ops.experiments IN SHARE ROW EXCLUSIVE MODE")
-        cur.execute("SELECT name FROM ops.experiments WHERE status = 'running'")
+        cur.execute(queries.load("experiments_lock_table"))
+        cur.execute(queries.load("experiments_running_name"))
         running = cur.fetchone()
         if running:
             raise NewsrecError(f"experiment {running[0]!r} is already running; stop it first")
-        cur.execute("SELECT 1 FROM ops.experiments WHERE name = %s", (name,))
+        cur.execute(queries.load("experiments_name_taken"), (name,))
         if cur.fetchone():
             raise NewsrecError(f"an experiment named {name!r} exists already; choose another name")
-        cur.execute("SELECT count(*) FROM warehouse.users")
+        cur.execute(queries.load("experiments_count_users"))
         (users,) = cur.fetchone()
         share = 1.0
         if cohort_size is not None:
@@ -142,34 +142,28 @@ def create(
                 raise NewsrecError("the warehouse has no users to draw a cohort from")
             share = min(1.0, cohort_size / users)
         cur.execute(
-            "INSERT INTO ops.experiments (name, salt, cohort_size, cohort_share, users_at_start, started_on, config) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING experiment_id",
+            queries.load("experiments_insert"),
             (name, salt or name, cohort_size, share, users, started_on, json.dumps(cfg)),
         )
         (experiment_id,) = cur.fetchone()
         for position, arm in enumerate(arms):
             cur.execute(
-                "INSERT INTO ops.experiment_arms (experiment_id, arm, position, kind, model_version, share, since) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                queries.load("experiments_insert_arm"),
                 (experiment_id, arm.name, position, arm.kind, arm.model_version, arm.share, started_on),
             )
             cur.execute(
-                "INSERT INTO ops.experiment_share_history (experiment_id, arm, effective_from, share, reason) "
-                "VALUES (%s, %s, %s, %s, 'created')",
-                (experiment_id, arm.name, started_on, arm.share),
+                queries.load("experiments_insert_created_share"), (experiment_id, arm.name, started_on, arm.share)
             )
     return get(name)
 
 
 def _resolve(cur: Any, ref: str | None) -> int:
     if ref is None:
-        cur.execute(
-            "SELECT experiment_id FROM ops.experiments ORDER BY (status = 'running') DESC, experiment_id DESC LIMIT 1"
-        )
+        cur.execute(queries.load("experiments_resolve_default"))
     elif ref.isdigit():
-        cur.execute("SELECT experiment_id FROM ops.experiments WHERE experiment_id = %s OR name = %s", (int(ref), ref))
+        cur.execute(queries.load("experiments_resolve_id_or_name"), (int(ref), ref))
     else:
-        cur.execute("SELECT experiment_id FROM ops.experiments WHERE name = %s", (ref,))
+        cur.execute(queries.load("experiments_resolve_name"), (ref,))
     row = cur.fetchone()
     if row is None:
         raise NewsrecError("no experiment yet" if ref is None else f"no experiment {ref!r}")
@@ -180,17 +174,9 @@ def get(ref: str | None = None) -> ExperimentInfo:
     """An experiment by name or id (default: the running one, else the newest)."""
     with db.transaction() as conn, conn.cursor() as cur:
         experiment_id = _resolve(cur, ref)
-        cur.execute(
-            "SELECT experiment_id, name, salt, status, cohort_size, cohort_share, users_at_start, started_on, "
-            "stopped_on, stop_reason, config FROM ops.experiments WHERE experiment_id = %s",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_get"), (experiment_id,))
         info = ExperimentInfo(*cur.fetchone())
-        cur.execute(
-            "SELECT arm, kind, model_version, share, step, status, since FROM ops.experiment_arms "
-            "WHERE experiment_id = %s ORDER BY position",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_arms"), (experiment_id,))
         keys = ("arm", "kind", "model_version", "share", "step", "status", "since")
         info.arms = [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
     return info
@@ -198,7 +184,7 @@ def get(ref: str | None = None) -> ExperimentInfo:
 
 def running() -> ExperimentInfo | None:
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT name FROM ops.experiments WHERE status = 'running'")
+        cur.execute(queries.load("experiments_running_name"))
         row = cur.fetchone()
     return get(row[0]) if row else None
 
@@ -206,12 +192,7 @@ def running() -> ExperimentInfo | None:
 def listing() -> list[tuple]:
     """Every experiment, newest first: id, name, status, started on, stopped on, arms (name:share:status)."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT e.experiment_id, e.name, e.status, e.started_on, e.stopped_on, "
-            "string_agg(a.arm || ':' || round(a.share::numeric, 2) || ':' || a.status, ' ' ORDER BY a.position) "
-            "FROM ops.experiments e LEFT JOIN ops.experiment_arms a USING (experiment_id) "
-            "GROUP BY e.experiment_id ORDER BY e.experiment_id DESC"
-        )
+        cur.execute(queries.load("experiments_list"))
         return cur.fetchall()
 
 
@@ -219,43 +200,25 @@ def stop(ref: str, reason: str = "stopped by hand", day: date | None = None) -> 
     """End a running experiment: from the next publish on everyone gets the champion."""
     with db.transaction() as conn, conn.cursor() as cur:
         experiment_id = _resolve(cur, ref)
-        cur.execute(
-            "UPDATE ops.experiments SET status = 'stopped', stopped_at = now(), stopped_on = %s, stop_reason = %s "
-            "WHERE experiment_id = %s AND status = 'running' RETURNING name",
-            (day, reason, experiment_id),
-        )
+        cur.execute(queries.load("experiments_stop"), (day, reason, experiment_id))
         if cur.fetchone() is None:
-            cur.execute("SELECT name, status FROM ops.experiments WHERE experiment_id = %s", (experiment_id,))
+            cur.execute(queries.load("experiments_status"), (experiment_id,))
             name, status = cur.fetchone()
             raise NewsrecError(f"experiment {name!r} is not running (it is {status})")
-        cur.execute(
-            "UPDATE ops.experiment_arms SET status = 'ended' WHERE experiment_id = %s AND status = 'active'",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_end_arms"), (experiment_id,))
     return get(str(experiment_id))
 
 
 def daily_metrics(experiment_id: int) -> list[tuple]:
     """Per day and arm (cohort users): active users, dwell per user, CTR, coverage, diversity."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT logical_date, arm, sum(active_users), sum(dwell_s) / nullif(sum(active_users), 0), "
-            "sum(reads)::float8 / nullif(sum(impressions), 0), max(coverage), "
-            "sum(diversity * active_users) / nullif(sum(active_users), 0) "
-            "FROM ops.business_metrics WHERE experiment_id = %s AND in_cohort "
-            "GROUP BY logical_date, arm ORDER BY logical_date, arm",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_daily_metrics"), (experiment_id,))
         return cur.fetchall()
 
 
 def decisions(experiment_id: int) -> list[tuple]:
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT logical_date, arm, decision, share_before, share_after, reasons, evidence "
-            "FROM ops.experiment_decisions WHERE experiment_id = %s ORDER BY logical_date, decision_id",
-            (experiment_id,),
-        )
+        cur.execute(queries.load("experiments_decisions"), (experiment_id,))
         return cur.fetchall()
 
 

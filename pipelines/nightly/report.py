@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.core.config import get_settings
 
 
@@ -25,118 +25,50 @@ class Section:
     note: str = ""
 
 
-def _query(cur, sql: str, params: tuple) -> list[tuple]:
-    cur.execute(sql, params)
+def _query(cur, name: str, params: tuple) -> list[tuple]:
+    """The rows of the named query ``name`` (sql/queries/<name>.sql)."""
+    cur.execute(queries.load(name), params)
     return cur.fetchall()
 
 
 def collect(day: date) -> list[Section]:
     sections: list[Section] = []
     with db.transaction() as conn, conn.cursor() as cur:
-        runs = _query(
-            cur,
-            "SELECT DISTINCT ON (stage) stage, status, "
-            "round(extract(epoch FROM finished_at - started_at)::numeric, 1), details->>'error' "
-            "FROM ops.runs WHERE logical_date = %s ORDER BY stage, run_id DESC",
-            (day,),
-        )
+        runs = _query(cur, "report_stage_runs", (day,))
         sections.append(Section("Stages (latest run of each)", ["stage", "status", "seconds", "error"],
                                 [list(r) for r in runs]))  # fmt: skip
-        quality = _query(
-            cur,
-            "SELECT stage, passed, n_checks, n_critical_failed, n_warning_failed, report_path "
-            "FROM ops.quality_latest WHERE logical_date = %s ORDER BY stage",
-            (day,),
-        )
-        failing = _query(
-            cur,
-            "SELECT q.stage, c.severity, c.check_name, c.unexpected_count FROM ops.quality_checks c "
-            "JOIN ops.quality_latest q USING (result_id) WHERE q.logical_date = %s AND NOT c.success "
-            "ORDER BY c.severity, c.check_name",
-            (day,),
-        )
+        quality = _query(cur, "report_quality", (day,))
+        failing = _query(cur, "report_failed_checks", (day,))
         note = "; ".join(f"{s}/{sev}: {name} ({n} rows)" for s, sev, name, n in failing)
         sections.append(Section("Quality gate", ["stage", "passed", "checks", "critical failed", "warnings", "report"],
                                 [list(r) for r in quality], note and f"Failed checks: {note}"))  # fmt: skip
-        drift = _query(
-            cur,
-            "SELECT kind, drifted, round(drift_share::numeric, 3), n_drifted, n_columns, "
-            "verdict->'drifted_columns', report_path FROM ops.drift_latest WHERE logical_date = %s ORDER BY kind",
-            (day,),
-        )
+        drift = _query(cur, "report_drift", (day,))
         sections.append(Section("Drift", ["kind", "drifted", "share", "drifted cols", "cols", "which", "report"],
                                 [[*r[:5], ", ".join(r[5] or []), r[6]] for r in drift]))  # fmt: skip
-        retrain = _query(
-            cur,
-            "SELECT retrain, mode, champion_version, reasons, evidence FROM ops.retrain_decisions "
-            "WHERE logical_date = %s ORDER BY decision_id DESC LIMIT 1",
-            (day,),
-        )
+        retrain = _query(cur, "report_retrain", (day,))
         sections.append(Section("Retrain checker", ["retrain", "mode", "champion", "reasons", "evidence"],
                                 [[r[0], r[1], r[2], "; ".join(r[3]), _evidence(r[4])] for r in retrain]))  # fmt: skip
-        training = _query(
-            cur,
-            "SELECT status, details->>'mode', details->>'objective', details->>'warm_from', details->>'version', "
-            "details->>'reused', details->>'promoted', details->>'ndcg', "
-            "round(extract(epoch FROM finished_at - started_at)::numeric, 1) "
-            "FROM ops.runs WHERE logical_date = %s AND stage = 'train' ORDER BY run_id DESC LIMIT 1",
-            (day,),
-        )
+        training = _query(cur, "report_training", (day,))
         sections.append(Section("Training", ["status", "mode", "objective", "warm from", "version", "reused",
                                              "promoted", "NDCG@10", "seconds"],
                                 [list(r) for r in training]))  # fmt: skip
-        models = _query(
-            cur,
-            "SELECT kind, challenger_version, champion_version, promoted, reasons, "
-            "evidence->>'challenger_ndcg@10', evidence->>'champion_ndcg@10' FROM ops.model_decisions "
-            "WHERE logical_date = %s ORDER BY decision_id",
-            (day,),
-        )
+        models = _query(cur, "report_model_decisions", (day,))
         sections.append(Section("Model decisions", ["kind", "challenger", "champion", "promoted", "reasons",
                                                     "challenger NDCG@10", "champion NDCG@10"],
                                 [[*r[:4], "; ".join(r[4]), *r[5:]] for r in models]))  # fmt: skip
         sections += _experiment_sections(cur, day)
-        batches = _query(
-            cur,
-            "SELECT b.batch_id, b.model_version, b.status, b.n_users, b.n_rows, b.created_at, "
-            "(l.batch_id = b.batch_id) FROM serving.batches b CROSS JOIN serving.live l "
-            "WHERE b.data_date = %s ORDER BY b.batch_id",
-            (day,),
-        )
+        batches = _query(cur, "report_batches", (day,))
         sections.append(Section("Serving batches", ["batch", "model", "status", "users", "rows", "created", "live"],
                                 [list(r) for r in batches]))  # fmt: skip
-        alerts = _query(
-            cur,
-            "SELECT raised_at, source, task, error FROM ops.alerts WHERE logical_date = %s ORDER BY alert_id",
-            (day,),
-        )
+        alerts = _query(cur, "report_alerts", (day,))
         sections.append(Section("Alerts", ["raised", "source", "task", "error"], [list(r) for r in alerts]))
     return sections
 
 
 def _experiment_sections(cur, day: date) -> list[Section]:
     """The business metric of D per arm (all regions) and the promoter/demoter's decisions."""
-    metrics = _query(
-        cur,
-        "SELECT m.arm, m.in_cohort, string_agg(DISTINCT m.model_version, ', '), sum(m.active_users), "
-        "round((sum(m.dwell_s) / nullif(sum(m.active_users), 0))::numeric, 2), "
-        "round((sum(m.reads)::float8 / nullif(sum(m.impressions), 0))::numeric, 4), "
-        "round(max(m.coverage)::numeric, 3), "
-        "round((sum(m.diversity * m.active_users) / nullif(sum(m.active_users), 0))::numeric, 2), e.name "
-        "FROM ops.business_metrics m LEFT JOIN ops.experiments e USING (experiment_id) "
-        "WHERE m.logical_date = %s GROUP BY m.arm, m.in_cohort, e.name ORDER BY m.in_cohort DESC, m.arm",
-        (day,),
-    )
-    decisions = _query(
-        cur,
-        "SELECT e.name, d.arm, d.model_version, d.decision, d.share_before, d.share_after, "
-        "round((d.evidence->>'mean_challenger')::numeric, 2), round((d.evidence->>'mean_champion')::numeric, 2), "
-        "round((d.evidence->>'diff')::numeric, 2), d.evidence->'ci', d.evidence->>'days', "
-        "d.evidence->>'n_challenger', d.evidence->>'n_champion', d.reasons "
-        "FROM ops.experiment_decisions d JOIN ops.experiments e USING (experiment_id) "
-        "WHERE d.logical_date = %s ORDER BY d.decision_id",
-        (day,),
-    )
+    metrics = _query(cur, "report_business_metrics", (day,))
+    decisions = _query(cur, "report_experiment_decisions", (day,))
     return [
         Section("Business metric (recommended impressions of D)", ["arm", "in cohort", "model", "active users",
                 "dwell/user s", "CTR", "coverage", "diversity", "experiment"], [list(r) for r in metrics],

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.core.errors import DataError, NewsrecError
 from pipelines.core.faults import checkpoint
 
@@ -100,13 +100,14 @@ def _check_frames(recommendations: pd.DataFrame, fallback: pd.DataFrame, keep: i
 
 
 def _lookup(cur: Any, ids: np.ndarray, query: str) -> list[tuple]:
-    """Run ``query`` joined to a temporary table of ids (faster than a huge IN list)."""
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS publish_ids (id bigint PRIMARY KEY) ON COMMIT DELETE ROWS")
+    """Run ``query`` (a named query's text) joined to a temporary table of ids (faster than a
+    huge IN list)."""
+    cur.execute(queries.load("publish_create_ids_table"))
     db.copy_frame(cur, "publish_ids", pd.DataFrame({"id": np.unique(ids).astype(np.int64)}))
-    cur.execute("ANALYZE publish_ids")
+    cur.execute(queries.load("publish_analyze_ids"))
     cur.execute(query)
     rows = cur.fetchall()
-    cur.execute("DELETE FROM publish_ids")
+    cur.execute(queries.load("publish_clear_ids"))
     return rows
 
 
@@ -121,9 +122,7 @@ def _denormalise(conn: Any, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple
         rows = _lookup(
             cur,
             article_ids,
-            "SELECT a.article_id, a.title, a.url, a.category, p.name, p.misinformation_flag "
-            "FROM publish_ids i JOIN warehouse.articles a ON a.article_id = i.id "
-            "JOIN warehouse.publications p ON p.publication_id = a.publication_id",
+            queries.load("publish_article_info"),
         )
         info = pd.DataFrame(
             rows, columns=["article_id", "title", "url", "category", "publication", "flagged"]
@@ -131,7 +130,7 @@ def _denormalise(conn: Any, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple
         regions = _lookup(
             cur,
             recs["user_id"].to_numpy(np.int64),
-            "SELECT u.user_id, u.region FROM publish_ids i JOIN warehouse.users u ON u.user_id = i.id",
+            queries.load("publish_user_regions"),
         )
     conn.commit()
     known = pd.Index(info.index)
@@ -167,7 +166,7 @@ def _denormalise(conn: Any, recs: pd.DataFrame, fallback: pd.DataFrame) -> tuple
 
 def live_batch_id() -> int | None:
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT batch_id FROM serving.live")
+        cur.execute(queries.load("publish_live_batch"))
         row = cur.fetchone()
     return row[0] if row else None
 
@@ -196,11 +195,7 @@ def publish_batch(
             _sweep(conn, fail_writing=True)
             recs, fb = _denormalise(conn, recommendations, fallback)
             with conn.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO serving.batches (data_date, model_version, status) "
-                    "VALUES (%s, %s, 'writing') RETURNING batch_id",
-                    (day, model_version),
-                )
+                cur.execute(queries.load("publish_insert_batch"), (day, model_version))
                 batch_id = int(cur.fetchone()[0])
             conn.commit()
             run.details["batch_id"] = batch_id
@@ -250,13 +245,13 @@ def _acquire_publish_lock(conn: Any) -> None:
 
     wait_s = float(params("serving").get("publish", {}).get("lock_wait_seconds", 600))
     with conn.cursor() as cur:
-        cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(wait_s * 1000)}ms",))
+        cur.execute(queries.load("locks_set_timeout"), (f"{int(wait_s * 1000)}ms",))
         try:
-            cur.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK,))
+            cur.execute(queries.load("locks_advisory_lock"), (PUBLISH_LOCK,))
         except errors.LockNotAvailable:
             conn.rollback()
             raise NewsrecError(f"another publish has been running for over {wait_s:.0f} s; try later") from None
-        cur.execute("SELECT set_config('lock_timeout', '0', false)")
+        cur.execute(queries.load("locks_reset_timeout"))
     conn.commit()
 
 
@@ -295,6 +290,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
         }
     )
     with conn.cursor() as cur:
+        # The partition's DDL stays inline: its table name is composed per batch (sql.Identifier).
         # The CHECK matches the partition bound, so ATTACH needs no validation scan.
         cur.execute(
             sql.SQL(
@@ -311,10 +307,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
         )
         db.copy_frame(cur, "serving.fallback_recommendations", fb)
         n_users = int(frame["user_id"].nunique())
-        cur.execute(
-            "UPDATE serving.batches SET n_users = %s, n_rows = %s WHERE batch_id = %s",
-            (n_users, len(frame), batch_id),
-        )
+        cur.execute(queries.load("publish_batch_counts"), (n_users, len(frame), batch_id))
         cur.execute(sql.SQL("ANALYZE {}").format(table))
     conn.commit()
     return n_users, len(frame)
@@ -323,10 +316,7 @@ def _write_rows(conn: Any, batch_id: int, recs: pd.DataFrame, fallback: pd.DataF
 def _mark_failed(conn: Any, batch_id: int) -> None:
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                "UPDATE serving.batches SET status = 'failed' WHERE batch_id = %s AND status = 'writing'",
-                (batch_id,),
-            )
+            cur.execute(queries.load("publish_fail_batch"), (batch_id,))
         conn.commit()
     except Exception:  # the connection may be gone; the next publish fails it instead
         log.warning("could not mark batch %d failed", batch_id, exc_info=True)
@@ -340,23 +330,16 @@ def _switch(conn: Any, batch_id: int) -> tuple[int | None, bool]:
     backfill of past days) is completed and kept for rollback, but readers keep the newer
     lists. Going back is an explicit rollback."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT l.batch_id, b.data_date FROM serving.live l "
-            "LEFT JOIN serving.batches b ON b.batch_id = l.batch_id FOR UPDATE OF l"
-        )
+        cur.execute(queries.load("publish_lock_live_with_date"))
         previous, live_date = cur.fetchone()
-        cur.execute(
-            "UPDATE serving.batches SET status = 'complete', published_at = now() "
-            "WHERE batch_id = %s AND status = 'writing' RETURNING data_date",
-            (batch_id,),
-        )
+        cur.execute(queries.load("publish_complete_batch"), (batch_id,))
         row = cur.fetchone()
         if row is None:
             conn.rollback()
             raise NewsrecError(f"batch {batch_id} is no longer 'writing'; not switching")
         moved = live_date is None or row[0] >= live_date
         if moved:
-            cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (batch_id,))
+            cur.execute(queries.load("publish_switch_live"), (batch_id,))
     conn.commit()
     if not moved:
         log.warning(
@@ -369,16 +352,9 @@ def _switch(conn: Any, batch_id: int) -> tuple[int | None, bool]:
 def _retire(conn: Any, keep: int) -> list[int]:
     """Mark complete batches beyond the newest ``keep`` (and never the live one) retired."""
     with conn.cursor() as cur:
-        cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
+        cur.execute(queries.load("publish_lock_live"))
         live = cur.fetchone()[0]
-        cur.execute(
-            "UPDATE serving.batches SET status = 'retired' "
-            "WHERE status = 'complete' AND batch_id IS DISTINCT FROM %(live)s AND batch_id NOT IN ("
-            "  SELECT batch_id FROM serving.batches WHERE status = 'complete' "
-            "  ORDER BY batch_id DESC LIMIT %(keep)s) "
-            "RETURNING batch_id",
-            {"live": live, "keep": keep},
-        )
+        cur.execute(queries.load("publish_retire_batches"), {"live": live, "keep": keep})
         retired = sorted(r[0] for r in cur.fetchall())
     conn.commit()
     return retired
@@ -393,31 +369,22 @@ def _sweep(conn: Any, fail_writing: bool) -> None:
 
     with conn.cursor() as cur:
         if fail_writing:
-            cur.execute("UPDATE serving.batches SET status = 'failed' WHERE status = 'writing' RETURNING batch_id")
+            cur.execute(queries.load("publish_fail_writing"))
             failed = [r[0] for r in cur.fetchall()]
             if failed:
                 log.warning("batches %s were left 'writing' by a crashed publish: marked failed", failed)
-        cur.execute(
-            "SELECT b.batch_id, i.inhrelid IS NOT NULL, coalesce(i.inhdetachpending, false) "
-            "FROM serving.batches b "
-            "JOIN pg_class c ON c.relname = 'recommendations_b' || b.batch_id "
-            " AND c.relnamespace = 'serving'::regnamespace "
-            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
-            "WHERE b.status IN ('failed', 'retired') ORDER BY b.batch_id"
-        )
+        cur.execute(queries.load("publish_doomed_batches"))
         doomed = cur.fetchall()
-        cur.execute(
-            "DELETE FROM serving.fallback_recommendations f USING serving.batches b "
-            "WHERE f.batch_id = b.batch_id AND b.status IN ('failed', 'retired')"
-        )
+        cur.execute(queries.load("publish_delete_doomed_fallback"))
     conn.commit()
     if not doomed:
         return
     conn.autocommit = True  # DETACH ... CONCURRENTLY cannot run inside a transaction block
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT set_config('lock_timeout', %s, false)", (_PRUNE_LOCK_TIMEOUT,))
+            cur.execute(queries.load("locks_set_timeout"), (_PRUNE_LOCK_TIMEOUT,))
             for batch_id, attached, pending in doomed:
+                # DETACH and DROP stay inline: the partition's name is composed per batch.
                 table = sql.SQL("serving.{}").format(sql.Identifier(_partition(batch_id)))
                 try:
                     if attached:
@@ -428,7 +395,7 @@ def _sweep(conn: Any, fail_writing: bool) -> None:
                     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
                 except psycopg2.Error as exc:  # e.g. lock_timeout behind a long reader query
                     log.warning("could not drop the rows of batch %d yet: %s", batch_id, str(exc).strip())
-            cur.execute("SELECT set_config('lock_timeout', '0', false)")
+            cur.execute(queries.load("locks_reset_timeout"))
     finally:
         conn.autocommit = False
 
@@ -445,27 +412,24 @@ def rollback(to_batch: int | None = None) -> int:
 
     with record_run("rollback", None) as run:
         with db.transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT batch_id FROM serving.live FOR UPDATE")
+            cur.execute(queries.load("publish_lock_live"))
             live = cur.fetchone()[0]
             if to_batch is None:
                 if live is None:
                     raise NewsrecError("no batch is live yet: nothing to roll back")
-                cur.execute(
-                    "SELECT max(batch_id) FROM serving.batches WHERE status = 'complete' AND batch_id < %s",
-                    (live,),
-                )
+                cur.execute(queries.load("publish_previous_complete"), (live,))
                 target = cur.fetchone()[0]
                 if target is None:
                     raise NewsrecError(f"no complete batch older than the live batch {live} to roll back to")
             else:
-                cur.execute("SELECT status FROM serving.batches WHERE batch_id = %s", (to_batch,))
+                cur.execute(queries.load("publish_batch_status"), (to_batch,))
                 row = cur.fetchone()
                 if row is None:
                     raise NewsrecError(f"batch {to_batch} does not exist")
                 if row[0] != "complete":
                     raise NewsrecError(f"batch {to_batch} is {row[0]}: only a complete batch can go live")
                 target = to_batch
-            cur.execute("UPDATE serving.live SET batch_id = %s, switched_at = now()", (target,))
+            cur.execute(queries.load("publish_switch_live"), (target,))
         run.details.update(previous=live, live=target)
     log.warning("serving rolled back: live batch %s -> %s", live, target)
     return int(target)
@@ -474,12 +438,8 @@ def rollback(to_batch: int | None = None) -> int:
 def status(limit: int = 10) -> ServingStatus:
     """The live batch and the most recent batches (newest first)."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT batch_id, switched_at FROM serving.live")
+        cur.execute(queries.load("publish_live_pointer"))
         live, switched_at = cur.fetchone()
-        cur.execute(
-            "SELECT batch_id, data_date, model_version, status, created_at, published_at, n_users, n_rows "
-            "FROM serving.batches ORDER BY batch_id DESC LIMIT %s",
-            (limit,),
-        )
+        cur.execute(queries.load("publish_recent_batches"), (limit,))
         batches = [BatchInfo(*row, live=row[0] == live) for row in cur.fetchall()]
     return ServingStatus(live, switched_at if live is not None else None, batches)

@@ -20,8 +20,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from psycopg2 import sql
 
-from pipelines.core import db
+from pipelines.core import db, sql as queries
 from pipelines.core.errors import DataError
 from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
 
@@ -242,12 +243,7 @@ def import_mind(directory: Path) -> MindImport:
 
     migrate()
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO warehouse.publications (publication_id, name, domain, home_region, language, "
-            "trust_score, misinformation_flag) VALUES (%s, 'MIND (MSN News)', 'msn.com', 'GLOBAL', 'en', "
-            "0.8, false) ON CONFLICT (publication_id) DO NOTHING",
-            (MIND_PUBLICATION_ID,),
-        )
+        cur.execute(queries.load("mind_insert_publication"), (MIND_PUBLICATION_ID,))
         _upsert(cur, "warehouse.articles", "article_id", articles[
             ["article_id", "publication_id", "category", "subcategory", "title", "abstract", "url",
              "language", "published_at", "external_id"]
@@ -256,8 +252,9 @@ def import_mind(directory: Path) -> MindImport:
             ["user_id", "region", "signup_date", "plan", "declared_interests", "external_id"]
         ])  # fmt: skip
         for day in days:
-            cur.execute("SELECT warehouse.ensure_events_partition(%s)", (day,))
-            cur.execute(f"TRUNCATE warehouse.{cur.fetchone()[0]}")
+            cur.execute(queries.load("mind_ensure_events_partition"), (day,))
+            # inline: the partition's name is known only at run time (composed as an identifier)
+            cur.execute(sql.SQL("TRUNCATE warehouse.{}").format(sql.Identifier(cur.fetchone()[0])))
         db.copy_frame(cur, "warehouse.events", events.drop(columns=["day"]))
     n_reads = int((events["event_type"] == "read").sum())
     n_hist = int((events["surface"] == "mind-history").sum())
@@ -273,10 +270,20 @@ def import_mind(directory: Path) -> MindImport:
 
 
 def _upsert(cur, table: str, key: str, frame: pd.DataFrame) -> None:
-    """COPY into a temporary copy of ``table`` and merge, replacing rows with the same key."""
+    """COPY into a temporary copy of ``table`` and merge, replacing rows with the same key.
+
+    Both statements stay inline: their table and column names come from the caller (composed
+    as identifiers, never formatted into the text)."""
     stage = f"stage_{table.split('.')[1]}"
-    cur.execute(f"CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+    target, staged = sql.Identifier(*table.split(".")), sql.Identifier(stage)
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staged, target))
     db.copy_frame(cur, stage, frame)
-    cols = ", ".join(frame.columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in frame.columns if c != key)
-    cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {updates}")
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in frame.columns if c != key
+    )
+    cur.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
+            target, cols, cols, staged, sql.Identifier(key), updates
+        )
+    )

@@ -1,0 +1,2 @@
+-- Fresh statistics of the ids just copied in, so the lookup join plans well.
+ANALYZE publish_ids
