@@ -12,7 +12,7 @@ from typing import Any
 
 from pipelines.core import alerts
 from pipelines.core.errors import NewsrecError
-from pipelines.core.runs import run_lock
+from pipelines.core.locks import run_lock
 from pipelines.nightly import plan
 from pipelines.nightly.stages import as_date
 

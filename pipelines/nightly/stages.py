@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pipelines.core import cluster
 from pipelines.core.errors import GateFailed, NewsrecError
 from pipelines.core.faults import checkpoint
-from pipelines.core.runs import run_lock
+from pipelines.core.locks import run_lock
 from pipelines.experiments import business_metrics as experiment_metrics
 from pipelines.experiments import decide, lifecycle
 from pipelines.features import build, store

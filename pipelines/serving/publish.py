@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db, locks
+from pipelines.core import sql as queries
+from pipelines.core.config import params
 from pipelines.core.errors import DataError, NewsrecError
 from pipelines.core.faults import checkpoint
 
 log = logging.getLogger(__name__)
 
-PUBLISH_LOCK = 72062  # advisory-lock key of publishing (migrations use 72061)
 REC_COLUMNS = ("user_id", "rank", "article_id", "score", "reason")
 FALLBACK_COLUMNS = ("region", "rank", "article_id", "score", "reason")
 GLOBAL = "GLOBAL"
@@ -239,20 +240,9 @@ def publish_batch(
 
 def _acquire_publish_lock(conn: Any) -> None:
     """One publish at a time; wait for a running one up to ``lock_wait_seconds``."""
-    from psycopg2 import errors
-
-    from pipelines.core.config import params
-
     wait_s = float(params("serving").get("publish", {}).get("lock_wait_seconds", 600))
-    with conn.cursor() as cur:
-        cur.execute(queries.load("locks_set_timeout"), (f"{int(wait_s * 1000)}ms",))
-        try:
-            cur.execute(queries.load("locks_advisory_lock"), (PUBLISH_LOCK,))
-        except errors.LockNotAvailable:
-            conn.rollback()
-            raise NewsrecError(f"another publish has been running for over {wait_s:.0f} s; try later") from None
-        cur.execute(queries.load("locks_reset_timeout"))
-    conn.commit()
+    if not locks.take(conn, locks.PUBLISH, wait_s):
+        raise NewsrecError(f"another publish has been running for over {wait_s:.0f} s; try later")
 
 
 def _list_columns(rows: pd.DataFrame) -> dict[str, np.ndarray]:

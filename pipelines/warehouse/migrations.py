@@ -11,13 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.core import db
+from pipelines.core import db, locks
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_LOCK_KEY = 72061  # arbitrary, constant advisory-lock key for migrations
 
 _BOOTSTRAP = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -68,7 +67,7 @@ def migrate(directory: Path | None = None) -> list[str]:
     try:
         for migration in migrations:
             with conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (locks.MIGRATIONS,))
                 cur.execute(_BOOTSTRAP)
                 cur.execute(
                     "SELECT checksum FROM ops.schema_migrations WHERE version = %s",
