@@ -87,3 +87,39 @@ def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db):
     assert query("SELECT count(*) FROM ops.retrain_decisions WHERE logical_date = %s", (last,)) == [(1,)]
     report = Path(os.environ["NEWSREC_HOME"]) / "reports" / "nightly" / last.isoformat() / "report.md"
     assert "Serving batches" in report.read_text()
+
+
+_TASKS = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).get_dag("newsrec_nightly")
+print(json.dumps({t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}))
+"""
+
+
+def test_nightly_dag_wires_the_stage_plan(fresh_db):
+    """The DAG's tasks and edges are the declared plan's (the plan is what run_day, backfill and
+    the benchmark run); ``skip_training`` is the DAG's other branch of ``train``."""
+    from pipelines.nightly import plan
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _TASKS, str(ROOT / "dags" / "newsrec_nightly.py")],
+        env=_airflow_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    upstream = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert upstream.pop("skip_training") == ["retrain_checker"]
+    dag = {task: sorted(u for u in ups if u != "skip_training") for task, ups in upstream.items()}
+    assert dag == {s.task: sorted(s.after) for s in plan.STAGES}
+    assert [s.task for s in plan.STAGES if s.gate] == ["raw_gate", "quality_gate"]
+
+
+def test_stage_plan_is_in_dependency_order_and_names_real_stages():
+    from pipelines.nightly import plan
+
+    seen: set[str] = set()
+    for s in plan.STAGES:
+        assert set(s.after) <= seen, (s.task, s.after)
+        seen.add(s.task)
+    assert len({s.step for s in plan.STAGES}) == len(plan.STAGES)
+    assert plan.stage("train").runs_if is not None and plan.stage("report").finally_
