@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from pipelines.core.config import get_settings
 from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.core.db import redact
+from pipelines.core.config import reset_caches
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -215,7 +217,6 @@ def check_reach(client: Client, dsn: str | None, folder: Path | None) -> None:
     into ``folder``: the ETL's workers read Postgres and read/write feature files themselves."""
     import uuid
 
-    from pipelines.core.db import redact
 
     marker = None
     if folder is not None:
@@ -262,7 +263,6 @@ def using(address: str | None) -> Iterator[None]:
     if not address:
         yield
         return
-    from pipelines.core.config import reset_caches
 
     before = os.environ.get(_VAR)
     os.environ[_VAR] = address

@@ -29,6 +29,8 @@ import pandas as pd
 
 from pipelines.core import db, sql as queries
 from pipelines.core.config import params
+from pipelines.experiments.plan import ServingPlan
+from pipelines.core.runs import record_run
 
 FALLBACK = "fallback"
 
@@ -134,7 +136,6 @@ def compute(day: date) -> MetricsResult:
             personal = imp["model_version"].notna()
             imp["arm"] = imp["arm"].where(imp["arm"].notna(), np.where(personal, "champion", FALLBACK))
             if experiment is not None:
-                from pipelines.experiments.plan import ServingPlan
 
                 plan = ServingPlan(experiment[0], "", experiment[1], (), experiment[2])
                 imp["in_cohort"] = plan.in_cohort(imp["user_id"].to_numpy())
@@ -174,7 +175,6 @@ def compute(day: date) -> MetricsResult:
 
 def business_metrics(day: date) -> dict[str, Any]:
     """The nightly stage: compute D's metric, recorded as a run in ``ops.runs``."""
-    from pipelines.core.runs import record_run
 
     with record_run("business_metrics", day) as run:
         result = compute(day)

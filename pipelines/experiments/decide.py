@@ -38,6 +38,8 @@ import pandas as pd
 from pipelines.core import db, sql as queries
 from pipelines.experiments.plan import CHAMPION
 from pipelines.core.faults import checkpoint
+from pipelines.model import promotion
+from pipelines.core.runs import record_run
 
 
 @dataclass
@@ -205,7 +207,6 @@ def decide(day: date) -> dict[str, Any]:
     The experiment's state (shares, steps, statuses) and the decisions are written in one
     transaction; a promotion moves the champion alias through the promotion gate just before
     it commits, so a crash before leaves everything as it was and a re-run decides the same."""
-    from pipelines.model import promotion
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(queries.load("experiments_lock_running"))
@@ -288,7 +289,6 @@ def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], 
 
 def decide_experiments(day: date) -> dict[str, Any]:
     """The nightly stage, recorded as a run in ``ops.runs``."""
-    from pipelines.core.runs import record_run
 
     with record_run("decide_experiments", day) as run:
         out = decide(day)

@@ -18,6 +18,7 @@ from pipelines.core import db, sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.experiments.plan import CHAMPION
+from pipelines.model import registry
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,6 @@ def arm_specs(
 
 
 def _check_versions(arms: list[ArmSpec]) -> None:
-    from pipelines.model import registry
 
     for arm in arms:
         if arm.kind != "challenger":

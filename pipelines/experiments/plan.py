@@ -26,6 +26,7 @@ from datetime import date
 import numpy as np
 
 from pipelines.core.hashing import unit_hash
+from pipelines.core import db
 
 CHAMPION = "champion"
 KINDS = ("champion", "challenger", "popularity")
@@ -80,7 +81,6 @@ def serving_plan(day: date) -> ServingPlan | None:
     An experiment serves from its ``started_on`` date on (or from the next publish when it has
     none) until it is stopped, promoted or demoted; arms with share 0 (demoted) are left out.
     """
-    from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(

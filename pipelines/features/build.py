@@ -20,6 +20,8 @@ from pipelines.core.faults import checkpoint
 from pipelines.features import partitions
 from pipelines.features.definitions import VIEWS
 from pipelines.features.transforms import WINDOW_DAYS
+from pipelines.core import cluster
+from pipelines.core.runs import record_run
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,6 @@ def build(
     daily partials; this process publishes the day, so a failed or killed run leaves the
     published partitions and manifests of ``day`` as they were.
     """
-    from pipelines.core import cluster
 
     t0 = time.perf_counter()
     with cluster.client_for_stage("features") as client:
@@ -123,7 +124,6 @@ def _build(
     day: date, runner: str | None, beam_args: Sequence[str], refresh_window: bool, dask_address: str | None, t0: float
 ) -> BuildResult:
     from pipelines.features import etl
-    from pipelines.core.runs import record_run
 
     settings = get_settings()
     warnings: list[str] = []

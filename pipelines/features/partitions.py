@@ -25,6 +25,7 @@ import pandas as pd
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
+from pipelines.features.definitions import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS
 
 
 def root() -> Path:
@@ -62,7 +63,6 @@ def arrow_schema(columns: dict[str, str]) -> Any:
 
 
 def view_schema(view: str) -> Any:
-    from pipelines.features.definitions import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS
 
     columns = {ENTITY_KEYS[e][0]: ENTITY_KEYS[e][1] for e in VIEWS[view].entities}
     columns[TIMESTAMP] = "timestamp"

@@ -14,6 +14,7 @@ import pandas as pd
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
 from pipelines.features.definitions import TIMESTAMP, VIEWS, view_features
+from pipelines.features.store import historical_features
 
 _ROW = "__row"
 
@@ -24,7 +25,6 @@ def training_rows(entities: pd.DataFrame) -> pd.DataFrame:
     Every row gets the values known at its timestamp and never a later one (Feast's join;
     views' TTLs bound how old a value may be).
     """
-    from pipelines.features.store import historical_features
 
     needed = {"user_id", "article_id", "category", TIMESTAMP}
     if not needed <= set(entities.columns):

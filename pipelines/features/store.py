@@ -17,6 +17,12 @@ from pipelines.core import db
 from pipelines.core.config import get_settings
 from pipelines.features.definitions import FEATURE_SERVICE, VIEWS, view_features
 from pipelines.features.transforms import end_of_day
+from pipelines.features.repo.entities import ENTITIES
+from pipelines.features.repo.services import feature_services
+from pipelines.features.repo.sources import sources
+from pipelines.features.repo.views import feature_views
+from pipelines.core.config import params
+from pipelines.features import partitions
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -49,10 +55,6 @@ def configure_env(url: str | None = None) -> dict[str, str]:
 
 def definitions() -> list[Any]:
     """Every Feast object of the repository, pointing at the current features folder."""
-    from pipelines.features.repo.entities import ENTITIES
-    from pipelines.features.repo.services import feature_services
-    from pipelines.features.repo.sources import sources
-    from pipelines.features.repo.views import feature_views
 
     srcs = sources(get_settings().features_dir)
     views = feature_views(srcs)
@@ -105,8 +107,6 @@ def materialize(day: date) -> dict[str, int]:
     take every article that can still be recommended (published within the candidate
     window), unless the day before was materialized already: then only D's new articles.
     """
-    from pipelines.core.config import params
-    from pipelines.features import partitions
 
     partitions.require_day(day)
     store = feature_store()
@@ -127,7 +127,6 @@ def materialize(day: date) -> dict[str, int]:
 
 
 def partitions_rows(view: str, day: date) -> int:
-    from pipelines.features import partitions
 
     body = partitions.read_manifest(day) or {}
     return int(body.get("rows", {}).get(view, 0))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipelines.core import db
 from pipelines.core.config import PROJECT_ROOT, get_settings
+from pipelines.core.errors import NewsrecError
 
 
 def airflow_home() -> Path:
@@ -94,7 +95,6 @@ def start_services(port: int = 8080, timeout_s: float = 120, no_login: bool = Fa
     import time
     import urllib.request
 
-    from pipelines.core.errors import NewsrecError
 
     env = {**os.environ, **airflow_env(port)}
     if no_login:

@@ -18,6 +18,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipelines.core.config import get_settings, params
+from pipelines.local.airflow import airflow_env
+from pipelines.local.airflow import last_run_states
+from pipelines.core import db
+from pipelines.features.build import backfill
+from pipelines.warehouse import simulator
+from pipelines.warehouse.migrations import migrate
+from pipelines.local.demo_reader import ask_reader
 
 
 def _say(text: str) -> None:
@@ -26,7 +33,6 @@ def _say(text: str) -> None:
 
 def run_dag(day: date, conf: dict | None = None) -> None:
     """``airflow dags test newsrec_nightly`` for logical day D (the run at D+1 02:00 UTC)."""
-    from pipelines.local.airflow import airflow_env
 
     env = {**os.environ, **airflow_env()}
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -38,7 +44,6 @@ def run_dag(day: date, conf: dict | None = None) -> None:
     log = get_settings().home / "airflow" / f"dags-test-{day.isoformat()}.log"
     with open(log, "w") as fh:
         proc = subprocess.run(args, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    from pipelines.local.airflow import last_run_states
 
     states = last_run_states("newsrec_nightly")
     for task, state in states.items():
@@ -48,10 +53,6 @@ def run_dag(day: date, conf: dict | None = None) -> None:
 
 
 def main() -> None:
-    from pipelines.core import db
-    from pipelines.features.build import backfill
-    from pipelines.warehouse import simulator
-    from pipelines.warehouse.migrations import migrate
 
     t0 = time.perf_counter()
     cfg_demo = params("demo")
@@ -77,7 +78,6 @@ def main() -> None:
     run_dag(last)
 
     _say("the reader")
-    from pipelines.local.demo_reader import ask_reader
 
     print(ask_reader())
 

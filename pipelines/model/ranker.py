@@ -29,6 +29,7 @@ from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.features.matrix import MatrixSpec
 from pipelines.model.dataset import Split
+from pipelines.core.errors import NewsrecError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ def default_objective() -> str:
 
 def check_objective(objective: str) -> str:
     if objective not in OBJECTIVES:
-        from pipelines.core.errors import NewsrecError
 
         raise NewsrecError(f"unknown training objective {objective!r} (one of {', '.join(OBJECTIVES)})")
     return objective
@@ -119,7 +119,6 @@ def fit(
     categorical = list(spec.categorical)
     if client is not None:
         if init_model is not None or objective != "plain":
-            from pipelines.core.errors import NewsrecError
 
             raise NewsrecError("training on Dask supports the plain objective from scratch only")
         return fit_dask(client, train, valid, categorical, p, rounds, patience)

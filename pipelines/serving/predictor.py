@@ -19,6 +19,7 @@ import numpy as np
 
 from pipelines.core.config import params
 from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.model.registry import export_for_serving
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,6 @@ def _compiled(version: str) -> tuple[Any, float]:
     on first use (atomic rename: a crash or a concurrent run never leaves half a library)."""
     import lleaves
 
-    from pipelines.model.registry import export_for_serving
 
     folder = export_for_serving(version)
     library = folder / LIBRARY

@@ -34,6 +34,7 @@ from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import DataError, NewsrecError
 from pipelines.core.faults import checkpoint
+from pipelines.core.runs import record_run
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,6 @@ def publish_batch(
     ``model_version``: the experiment arm and the model that ranked the row);
     ``fallback``: region, rank, article_id, score, reason, with a GLOBAL list.
     """
-    from pipelines.core.runs import record_run
 
     _check_frames(recommendations, fallback, keep)
     with record_run("publish", day) as run:
@@ -398,7 +398,6 @@ def _sweep(conn: Any, fail_writing: bool) -> None:
 def rollback(to_batch: int | None = None) -> int:
     """Point serving.live at the previous complete batch (or at ``to_batch``): one step,
     instant, no data copied. Returns the batch that is live now."""
-    from pipelines.core.runs import record_run
 
     with record_run("rollback", None) as run:
         with db.transaction() as conn, conn.cursor() as cur:

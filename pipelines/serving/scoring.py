@@ -27,6 +27,21 @@ from pipelines.model import registry
 from pipelines.core.config import params
 from pipelines.features.matrix import check_signature, to_array
 from pipelines.features.transforms import end_of_day
+from pipelines.experiments.plan import serving_plan
+from pipelines.core.faults import checkpoint
+from pipelines.features.retrieval import OfflineFeatures
+from pipelines.serving.candidates import iter_candidate_chunks
+from pipelines.serving.selection import select_top
+from pipelines.serving.selection import fallback_lists
+from pipelines.core import db
+from pipelines.core.config import get_settings
+from pipelines.serving.predictor import Predictor
+from pipelines.core.cluster import dask_address
+from pipelines.core.cluster import check_workers, connect
+from pipelines.core.errors import NewsrecError
+from pipelines.core.runs import record_run
+from pipelines.serving.publish import live_batch_id, publish_batch
+from pipelines.gates.drift import check_score_drift
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +80,6 @@ def scoring_arms(day: date, model_ref: str = registry.CHAMPION) -> tuple[list[Ar
     champion = load_for_scoring(model_ref)
     plan = None
     if model_ref == registry.CHAMPION:
-        from pipelines.experiments.plan import serving_plan
 
         plan = serving_plan(day)
     if plan is None:
@@ -111,10 +125,6 @@ def score_partition(
     partitions, the warehouse and the registry, and writes nothing."""
     from tqdm.auto import tqdm
 
-    from pipelines.core.faults import checkpoint
-    from pipelines.features.retrieval import OfflineFeatures
-    from pipelines.serving.candidates import iter_candidate_chunks
-    from pipelines.serving.selection import select_top
 
     sel = params("serving").get("selection", {})
     k, cap = int(sel.get("k", 10)), int(sel.get("max_per_category", 3))
@@ -216,7 +226,6 @@ def score(
     partitions that the cluster's workers score with :func:`score_partition`; otherwise one
     partition runs in this process. Either way nothing is written here: publishing stays
     one atomic switch after every partition came back."""
-    from pipelines.serving.selection import fallback_lists
 
     t0 = time.perf_counter()
     arms, plan = scoring_arms(day, model_ref)
@@ -260,21 +269,17 @@ def score(
 def _predictor(version: str, engine: str | None) -> Any:
     """One predictor per model version and process (a Dask worker keeps it between partitions),
     keyed by the registry's database and home too: version numbers repeat across registries."""
-    from pipelines.core import db
-    from pipelines.core.config import get_settings
 
     return _cached_predictor(db.database_url(), str(get_settings().home), version, engine)
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_predictor(database_url: str, home: str, version: str, engine: str | None) -> Any:
-    from pipelines.serving.predictor import Predictor
 
     return Predictor(registry.load(version), engine)
 
 
 def _dask_address(explicit: str | None) -> str | None:
-    from pipelines.core.cluster import dask_address
 
     return explicit or dask_address()
 
@@ -288,8 +293,6 @@ def _score_on_dask(
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    from pipelines.core.cluster import check_workers, connect
-    from pipelines.core.errors import NewsrecError
 
     client = connect(address)
     try:
@@ -334,7 +337,6 @@ def score_and_publish(
     day: date, dry_run: bool = False, model_ref: str = registry.CHAMPION, dask_address: str | None = None
 ) -> dict[str, Any]:
     """Score, then publish atomically (unless ``dry_run``); the live batch changes only on success."""
-    from pipelines.core.runs import record_run
 
     with record_run("score_publish", day) as run:
         result = score(day, model_ref, dask_address=dask_address)
@@ -343,7 +345,6 @@ def score_and_publish(
         if dry_run:
             summary["published"] = False
         else:
-            from pipelines.serving.publish import live_batch_id, publish_batch
 
             registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
@@ -363,9 +364,6 @@ def score_drift_against_previous(day: date, recommendations: pd.DataFrame) -> di
     saw the day before; a re-run of a day compares with the same batch), before the switch.
 
     Informational: it is stored in ``ops.drift_results`` and never blocks publishing."""
-    from pipelines.core import db
-    from pipelines.gates.drift import check_score_drift
-    from pipelines.core.errors import NewsrecError
 
     if recommendations.empty:
         return None

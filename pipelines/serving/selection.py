@@ -18,6 +18,7 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.core.errors import DataError, NewsrecError
+from pipelines.serving.candidates import CandidateParams, load_pool
 
 GLOBAL = "GLOBAL"
 REQUIRED = ("user_id", "article_id", "score", "source", "category")
@@ -155,7 +156,6 @@ def fallback_lists(day: date, k: int = 10) -> pd.DataFrame:
     with the freshest popular ones where reads are thin. Same category cap as personal lists.
     Columns region, rank, article_id, score, reason.
     """
-    from pipelines.serving.candidates import CandidateParams, load_pool
 
     cap = int(params("serving").get("selection", {}).get("max_per_category", 3))
     p = CandidateParams.from_params()

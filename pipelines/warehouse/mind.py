@@ -25,6 +25,7 @@ from psycopg2 import sql
 from pipelines.core import db, sql as queries
 from pipelines.core.errors import DataError
 from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
+from pipelines.warehouse.migrations import migrate
 
 MIND_PUBLICATION_ID = 900_000
 _NEWS_ID = re.compile(r"^N(\d+)$")
@@ -239,7 +240,6 @@ def import_mind(directory: Path) -> MindImport:
     articles, users, events = build_tables(news, imps, hist)
     days = sorted(set(events["day"]))
 
-    from pipelines.warehouse.migrations import migrate
 
     migrate()
     with db.transaction() as conn, conn.cursor() as cur:

@@ -21,6 +21,9 @@ from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import finite, json_safe
 from pipelines.gates.quality import suites
 from pipelines.gates.quality.suites import Severity
+from pipelines.core.runs import record_run
+from pipelines.gates.quality import extracts
+from pipelines.gates.quality.extracts import INDEX_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +146,6 @@ def check_quality(day: date, stage: str = "all") -> list[GateResult]:
 
 
 def _run_stage(stage: str, day: date) -> GateResult:
-    from pipelines.core.runs import record_run
-    from pipelines.gates.quality import extracts
 
     p = params("quality")
     with record_run(f"quality_{stage}", day) as run:
@@ -217,7 +218,6 @@ def _validate(
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
-    from pipelines.gates.quality.extracts import INDEX_COLUMNS
 
     site_dir = get_settings().reports_dir / "quality" / day.isoformat()
     site_dir.mkdir(parents=True, exist_ok=True)
