@@ -30,7 +30,7 @@ def score(
 ) -> None:
     """Score every active user with the champion (and a running experiment's arms), then
     publish the batch atomically."""
-    from pipelines.serving.scoring import score_and_publish
+    from pipelines.serving.batch import score_and_publish
 
     summary = score_and_publish(day.date(), dry_run=dry_run, dask_address=dask_address)
     typer.echo(json.dumps(summary, indent=2, default=str))

@@ -32,7 +32,7 @@ from pipelines.gates import reference, retrain
 from pipelines.model import promotion
 from pipelines.model import train as training
 from pipelines.nightly import report as nightly_report
-from pipelines.serving import publish, scoring
+from pipelines.serving import batch, publish
 from pipelines.warehouse import simulator, summary
 
 __all__ = ["GateFailed"]  # raised by quality(); callers catch it from here or from core.errors
@@ -198,7 +198,7 @@ def start_experiment(
 
 @_locked
 def score_and_publish(day: str | date, dry_run: bool = False, dask_address: str | None = None) -> dict[str, Any]:
-    return scoring.score_and_publish(as_date(day), dry_run=dry_run, dask_address=dask_address or None)
+    return batch.score_and_publish(as_date(day), dry_run=dry_run, dask_address=dask_address or None)
 
 
 def rollback(what: str = "both", model_version: str | None = None, batch_id: int | None = None) -> dict[str, Any]:

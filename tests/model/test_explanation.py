@@ -10,7 +10,7 @@ from pipelines.features import store
 from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key
 from pipelines.reader.settings import as_reader
-from pipelines.serving.scoring import score_and_publish
+from pipelines.serving.batch import score_and_publish
 from tests.helpers import query
 from tests.model.conftest import DAY
 
@@ -56,7 +56,7 @@ def test_explanation_adds_up_to_the_published_score(published, monkeypatch):
 def test_score_drift_is_measured_against_the_batch_of_an_earlier_date(published, monkeypatch):
     from datetime import timedelta
 
-    from pipelines.serving.scoring import score, score_drift_against_previous
+    from pipelines.serving.batch import score, score_drift_against_previous
     from tests.helpers import use_database
 
     use_database(monkeypatch, published["url"], published["home"])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.serving import scoring
+from pipelines.serving import batch
 from pipelines.serving.candidates import iter_candidate_chunks
 from tests.helpers import query
 from tests.model.conftest import DAY
@@ -33,9 +33,9 @@ def test_each_arm_is_ranked_by_its_own_scorer(world, experiment):
     from pipelines.model import registry
     from pipelines.experiments.plan import serving_plan
 
-    plain = scoring.score(DAY, model_ref=registry.champion_version()).recommendations  # an explicit model: no arms
+    plain = batch.score(DAY, model_ref=registry.champion_version()).recommendations  # an explicit model: no arms
     assert "arm" not in plain
-    result = scoring.score(DAY)
+    result = batch.score(DAY)
     recs = result.recommendations
     plan = serving_plan(DAY)
     users = recs["user_id"].drop_duplicates().to_numpy()
@@ -69,7 +69,7 @@ def test_each_arm_is_ranked_by_its_own_scorer(world, experiment):
 
 def test_a_stopped_experiment_returns_everyone_to_the_champion(world, experiment):
     query("UPDATE ops.experiments SET status = 'stopped' WHERE experiment_id = %s", (experiment,))
-    result = scoring.score(DAY)
+    result = batch.score(DAY)
     assert result.arms == {}
     assert "arm" not in result.recommendations
     assert set(result.recommendations["model_version"]) == {result.model_version}

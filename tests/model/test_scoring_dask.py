@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.serving import scoring
+from pipelines.serving import batch
 from pipelines.core.errors import NewsrecError
 from tests.helpers import query, use_database
 from tests.model.conftest import DAY
@@ -42,14 +42,14 @@ def cluster(in_world):
 
 @pytest.fixture(scope="module")
 def local_result(in_world):
-    return scoring.score(DAY)
+    return batch.score(DAY)
 
 
-def _lists(result: scoring.ScoreResult) -> pd.DataFrame:
+def _lists(result: batch.ScoreResult) -> pd.DataFrame:
     return result.recommendations.sort_values(KEYS).reset_index(drop=True)
 
 
-def _assert_same_lists(a: scoring.ScoreResult, b: scoring.ScoreResult) -> None:
+def _assert_same_lists(a: batch.ScoreResult, b: batch.ScoreResult) -> None:
     assert (a.users, a.candidates) == (b.users, b.candidates)
     x, y = _lists(a), _lists(b)
     assert x[KEYS + ["article_id", "reason"]].equals(y[KEYS + ["article_id", "reason"]])
@@ -57,7 +57,7 @@ def _assert_same_lists(a: scoring.ScoreResult, b: scoring.ScoreResult) -> None:
 
 
 def test_cluster_scoring_gives_the_local_lists(world, cluster, local_result):
-    on_dask = scoring.score(DAY, dask_address=cluster.scheduler.address)
+    on_dask = batch.score(DAY, dask_address=cluster.scheduler.address)
     assert on_dask.partitions == 4 and on_dask.dask_address == cluster.scheduler.address
     assert local_result.partitions == 1 and local_result.users > 300
     _assert_same_lists(local_result, on_dask)
@@ -126,7 +126,7 @@ def _run_killing(client, fault_dir: Path, kills: int, call) -> tuple[list[int], 
 def test_a_worker_killed_mid_partition_is_retried(world, cluster, local_result, tmp_path):
     before = set(cluster.scheduler_info()["workers"])
     killed, result = _run_killing(
-        cluster, tmp_path, 1, lambda: scoring.score(DAY, dask_address=cluster.scheduler.address)
+        cluster, tmp_path, 1, lambda: batch.score(DAY, dask_address=cluster.scheduler.address)
     )
     assert len(killed) == 1
     cluster.wait_for_workers(2, timeout=60)
@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_partition_is_retried(world, cluster, local_result, 
 
 
 def test_a_partition_that_keeps_failing_publishes_nothing(world, cluster, tmp_path):
-    scoring.score_and_publish(DAY)  # a live batch to protect
+    batch.score_and_publish(DAY)  # a live batch to protect
     live_before = query("SELECT batch_id FROM serving.live")[0][0]
     rows_before = query(
         "SELECT count(*), sum(article_id) FROM serving.recommendations WHERE batch_id = %s", (live_before,)
@@ -157,7 +157,7 @@ def test_a_partition_that_keeps_failing_publishes_nothing(world, cluster, tmp_pa
                 cluster,
                 tmp_path,
                 1,
-                lambda: scoring.score_and_publish(DAY, dask_address=cluster.scheduler.address),
+                lambda: batch.score_and_publish(DAY, dask_address=cluster.scheduler.address),
             )
     finally:
         allow(previous)

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from pipelines.model import registry
-from pipelines.serving import scoring
+from pipelines.serving import batch, scoring
 from pipelines.core.errors import NewsrecError
 from pipelines.serving.predictor import LIBRARY, Predictor
 from tests.model.conftest import DAY
 
 
 def test_compiled_scores_equal_lightgbm_and_give_the_same_lists(world):
-    plain = scoring.score(DAY, engine="lightgbm")
-    compiled = scoring.score(DAY, engine="lleaves")
+    plain = batch.score(DAY, engine="lightgbm")
+    compiled = batch.score(DAY, engine="lleaves")
     assert (plain.engine, compiled.engine) == ("lightgbm", "lleaves")
     assert compiled.candidates == plain.candidates > 10_000
     keys = ["user_id", "rank"]
