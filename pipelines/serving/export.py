@@ -1,6 +1,6 @@
 """Exporting a published batch to one file, for bulk consumers such as the e-mail sender.
 
-Two formats: ``jsonl`` writes the reader's export lines (:mod:`pipelines.reader.ndjson`, one
+Two formats: ``jsonl`` writes the reader's export lines (:mod:`pipelines.serving.ndjson`, one
 user a line, the same bytes as ``GET /v1/recommendations/export``); ``parquet`` one row per
 (user, rank) with batch_id, model_version, article_id, score and reason.
 
@@ -25,6 +25,7 @@ from typing import Any
 from pipelines import db
 from pipelines.errors import NewsrecError
 from pipelines.faults import checkpoint
+from pipelines.serving import ndjson
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,7 @@ def _rows(conn: Any, batch: _Batch, fetch_rows: int) -> Iterator[list[tuple]]:
 
 
 def _write_jsonl(conn: Any, batch: _Batch, path: Path, fetch_rows: int, bar: Any) -> tuple[int, int]:
-    from pipelines.reader.ndjson import UserLines
-
-    lines = UserLines(batch.batch_id, batch.model_version)
+    lines = ndjson.UserLines(batch.batch_id, batch.model_version)
     with path.open("wb") as f:
         for rows in _rows(conn, batch, fetch_rows):
             f.write(lines.feed(rows))
