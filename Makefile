@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock clean airflow airflow-down soak bench
+.PHONY: venv demo test lint db-start db-stop lock lock-reader reader-slim clean airflow airflow-down soak bench
 
 venv: $(STAMP)
 
@@ -66,6 +66,15 @@ lock:
 	{ echo "# Full pinned environment, resolved from requirements.in (see 'make lock')."; \
 	  echo "# Python 3.11. Install: pip install -r requirements.txt"; \
 	  /tmp/newsrec-lock/bin/pip freeze --exclude-editable | sort -f; } > requirements.txt
+
+# The REST reader's slim environment (requirements-reader.txt, what docker/reader.Dockerfile
+# installs) in a fresh venv, with the reader's tests run in it; prints its size next to .venv's.
+reader-slim:
+	PYTHON=$(PYTHON) FULL_VENV=$(CURDIR)/$(VENV) tests/reader_slim/check.sh
+
+# Re-resolve requirements-reader.txt at requirements.txt's versions (run after `make lock`).
+lock-reader:
+	tests/reader_slim/lock.sh $(PYTHON)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

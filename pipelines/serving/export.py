@@ -25,6 +25,7 @@ from typing import Any
 from pipelines.core import db
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
+from pipelines.serving import ndjson
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,7 @@ def _rows(conn: Any, batch: _Batch, fetch_rows: int) -> Iterator[list[tuple]]:
 
 
 def _write_jsonl(conn: Any, batch: _Batch, path: Path, fetch_rows: int, bar: Any) -> tuple[int, int]:
-    from pipelines.serving.ndjson import UserLines
-
-    lines = UserLines(batch.batch_id, batch.model_version)
+    lines = ndjson.UserLines(batch.batch_id, batch.model_version)
     with path.open("wb") as f:
         for rows in _rows(conn, batch, fetch_rows):
             f.write(lines.feed(rows))

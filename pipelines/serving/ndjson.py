@@ -5,7 +5,8 @@
 
 The reader's ``GET /v1/recommendations/export`` and ``newsrec serve export --format jsonl``
 both write their lines with :class:`UserLines`, so the same batch gives the same bytes by
-either path. Standard library only: the reader imports it, and so does the pipeline side.
+either path. Standard library only: the reader imports it from here (interfaces import
+serving, never the other way), and so does :mod:`pipelines.serving.export`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pipelines.reader.app import create_app
-from pipelines.reader.export import BATCH_HEADER, NEXT_HEADER, ExportQueries, export_page
+from pipelines.reader.export_routes import BATCH_HEADER, NEXT_HEADER, ExportQueries, export_page
 from pipelines.reader.keys import create_key
 from pipelines.reader.settings import ReaderParams, as_reader
 from pipelines.serving import publish

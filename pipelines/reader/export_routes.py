@@ -13,21 +13,24 @@ at a time, so memory does not grow with the page. Pages are separate snapshots: 
 needs one whole batch checks that ``X-Batch-Id`` stays the same from page to page.
 """
 
+# No `from __future__ import annotations`: FastAPI reads the route signature at run time.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from pipelines.core.sql import load
-from pipelines.reader.metrics import ReaderMetrics
-from pipelines.serving.ndjson import MEDIA_TYPE, UserLines
+from pipelines.reader.dependencies import PoolDep, ReaderDep, require_key
+from pipelines.reader.http_errors import ApiError
+from pipelines.reader.prometheus import ReaderMetrics
+from pipelines.reader.schemas import ERROR_RESPONSES, MAX_ID
 from pipelines.reader.settings import ReaderParams
+from pipelines.serving.ndjson import MEDIA_TYPE, UserLines
 
-MAX_ID = 2**63 - 1
 NEXT_HEADER = "X-Next-After-User-Id"
 BATCH_HEADER = "X-Batch-Id"
 
@@ -80,31 +83,29 @@ class ExportResponse(StreamingResponse):
 
     def __init__(
         self,
-        request: Request,
+        pool: asyncpg.Pool,
         after_user_id: int,
         limit: int,
         *,
         queries: ExportQueries,
         fetch_rows: int,
-        api_error: type,
         metrics: ReaderMetrics,
     ) -> None:
         super().__init__(content=_no_lines(), media_type=MEDIA_TYPE)  # the page's lines, once open
-        self.request = request
+        self.pool = pool
         self.after_user_id = after_user_id
         self.limit = limit
         self.queries = queries
         self.fetch_rows = fetch_rows
-        self.api_error = api_error
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with (
-            self.request.app.state.pool.acquire() as conn,
+            self.pool.acquire() as conn,
             export_page(conn, self.queries, self.after_user_id, self.limit, self.fetch_rows) as (page, lines),
         ):
             if page is None:
-                raise self.api_error(503, "no_live_batch", "no recommendations are published yet")
+                raise ApiError(503, "no_live_batch", "no recommendations are published yet")
             self.metrics.saw_batch(page["batch_id"], page["created_at"])
             self.headers[BATCH_HEADER] = str(page["batch_id"])
             if page["more"]:
@@ -113,9 +114,9 @@ class ExportResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
 
 
-def add_export_route(
-    app: FastAPI, require_key: Any, api_error: type, responses: dict, p: ReaderParams, metrics: ReaderMetrics
-) -> None:
+def router(p: ReaderParams) -> APIRouter:
+    """The route, with the page sizes of ``p`` (they are part of its OpenAPI schema)."""
+    routes = APIRouter(dependencies=[Depends(require_key)], tags=["recommendations"])
     queries = ExportQueries()
     documented = {
         200: {
@@ -129,19 +130,13 @@ def add_export_route(
                 BATCH_HEADER: {"description": "the batch every line comes from", "schema": {"type": "integer"}},
             },
         },
-        **responses,
+        **ERROR_RESPONSES,
     }
 
-    @app.get(
-        "/v1/recommendations/export",
-        response_class=ExportResponse,
-        status_code=200,
-        responses=documented,
-        dependencies=[Depends(require_key)],
-        tags=["recommendations"],
-    )
+    @routes.get("/v1/recommendations/export", response_class=ExportResponse, status_code=200, responses=documented)
     async def export(
-        request: Request,
+        reader: ReaderDep,
+        pool: PoolDep,
         after_user_id: Annotated[
             int, Query(ge=-1, le=MAX_ID, description="Start after this user id (-1: from the first user)")
         ] = -1,
@@ -156,6 +151,8 @@ def add_export_route(
         batch (``X-Batch-Id``); when a publish switches batches between two pages, the
         header changes, and a client that needs one whole batch starts over."""
         return ExportResponse(
-            request, after_user_id, limit,
-            queries=queries, fetch_rows=p.export_fetch_rows, api_error=api_error, metrics=metrics,
+            pool, after_user_id, limit,
+            queries=queries, fetch_rows=reader.params.export_fetch_rows, metrics=reader.metrics,
         )  # fmt: skip
+
+    return routes

@@ -1,0 +1,58 @@
+"""What the reader's routes share, as FastAPI dependencies: the app's knobs, metrics,
+statements and key cache (:class:`Reader`), its connection pool, and the API-key check.
+
+Everything lives on ``app.state`` (set by :func:`pipelines.reader.app.create_app` and its
+lifespan), so the route modules hold no state and several apps can live in one process (the
+tests build many). The dependencies are ``async def``: FastAPI would run plain functions in
+its thread pool, a thread hop per request for a dictionary lookup.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from pipelines.reader.http_errors import ApiError
+from pipelines.reader.keys import KeyCache
+from pipelines.reader.prometheus import ReaderMetrics
+from pipelines.reader.queries import ReaderQueries
+from pipelines.reader.settings import ReaderParams
+
+MAX_KEY_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One app's settings and the objects built from them."""
+
+    params: ReaderParams
+    metrics: ReaderMetrics
+    sql: ReaderQueries
+    keys: KeyCache
+
+
+async def get_reader(request: Request) -> Reader:
+    return request.app.state.reader
+
+
+async def get_pool(request: Request) -> asyncpg.Pool:
+    """The app's pool (opened by the lifespan; it answers 503s while the database is down)."""
+    return request.app.state.pool
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from `newsrec reader keys`")
+
+
+async def require_key(reader: ReaderDep, pool: PoolDep, key: Annotated[str | None, Security(api_key)] = None) -> None:
+    """401 unless the request carries a valid, unrevoked key. A router dependency, so it runs
+    before the route's own parameters are validated: an anonymous client learns nothing
+    about its input."""
+    if not key:
+        raise ApiError(401, "unauthorized", "missing API key (header X-API-Key)", {"WWW-Authenticate": "ApiKey"})
+    if len(key) > MAX_KEY_CHARS or not await reader.keys.is_valid(key, lambda digest: reader.sql.key_id(pool, digest)):
+        raise ApiError(401, "unauthorized", "invalid or revoked API key", {"WWW-Authenticate": "ApiKey"})
