@@ -25,6 +25,7 @@ from datetime import date
 
 import numpy as np
 
+from pipelines.core import sql as queries
 from pipelines.core.hashing import unit_hash
 from pipelines.core import db
 
@@ -84,16 +85,14 @@ def serving_plan(day: date) -> ServingPlan | None:
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT experiment_id, name, salt, cohort_share FROM ops.experiments "
-            "WHERE status = 'running' AND (started_on IS NULL OR started_on <= %s)",
+            queries.load("experiments_running_as_of"),
             (day,),
         )
         row = cur.fetchone()
         if row is None:
             return None
         cur.execute(
-            "SELECT arm, kind, model_version, share FROM ops.experiment_arms "
-            "WHERE experiment_id = %s AND share > 0 ORDER BY position",
+            queries.load("experiments_serving_arms"),
             (row[0],),
         )
         arms = tuple(Arm(name, kind, version, float(share)) for name, kind, version, share in cur.fetchall())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
@@ -55,8 +56,7 @@ def check_warehouse(conn) -> None:
     """Fail early, naming what is missing, when the warehouse is not what the ETL expects."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'warehouse'"
+            queries.load("features_warehouse_columns")
         )
         found: dict[tuple[str, str], set[str]] = {}
         for schema, table, column in cur.fetchall():
@@ -72,7 +72,7 @@ def check_warehouse(conn) -> None:
 def user_ranges(conn, shards: int) -> list[tuple[int, int]]:
     """Split the user ids into ``shards`` half-open ranges of equal width."""
     with conn.cursor() as cur:
-        cur.execute("SELECT min(user_id), max(user_id) FROM warehouse.users")
+        cur.execute(queries.load("features_user_id_range"))
         lo, hi = cur.fetchone()
     if lo is None:
         return [(0, 1)]
@@ -85,8 +85,7 @@ def days_with_events(conn) -> set[date]:
     """Days that have an events partition (a day without one has no events)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'warehouse.events'::regclass"
+            queries.load("features_event_partitions")
         )
         names = [r[0] for r in cur.fetchall()]
     return {date(int(n[7:11]), int(n[11:13]), int(n[13:15])) for n in names if n.startswith("events_")}

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.features.definitions import FEATURE_SERVICE
 from pipelines.features.matrix import MatrixSpec, current_feature_names
@@ -63,7 +64,7 @@ def champion_decay(day: date, version: str) -> tuple[float | None, float | None]
 def latest_drift_share(day: date) -> float | None:
     """The share of drifted features in the day's latest feature-drift result, if any."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT drift_share FROM ops.drift_latest WHERE logical_date = %s AND kind = 'features'", (day,))
+        cur.execute(queries.load("retrain_latest_drift_share"), (day,))
         row = cur.fetchone()
     return float(row[0]) if row else None
 
@@ -114,7 +115,7 @@ def recorded_mode(day: date) -> str:
     or forced training run with no decision on record trains from scratch)."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT mode FROM ops.retrain_decisions WHERE logical_date = %s ORDER BY decision_id DESC LIMIT 1", (day,)
+            queries.load("retrain_recorded_mode"), (day,)
         )
         row = cur.fetchone()
     return "warm" if row and row[0] == "warm" else "full"
@@ -123,10 +124,9 @@ def recorded_mode(day: date) -> str:
 def _record(decision: RetrainDecision) -> None:
     """Replace the day's decision: re-running a date leaves one record, like a single run."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM ops.retrain_decisions WHERE logical_date = %s", (decision.day,))
+        cur.execute(queries.load("retrain_delete_day"), (decision.day,))
         cur.execute(
-            "INSERT INTO ops.retrain_decisions (logical_date, decided_at, retrain, mode, champion_version, reasons, "
-            "evidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            queries.load("retrain_insert_decision"),
             (
                 decision.day,
                 datetime.now(UTC),

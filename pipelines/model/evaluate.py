@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.features.matrix import to_matrix
 from pipelines.model import dataset
@@ -30,14 +31,6 @@ if TYPE_CHECKING:
     from pipelines.model.registry import LoadedModel
 
 NEW_USER_DAYS = 14
-
-_REGIONAL_READS_SQL = """
-SELECT u.region AS user_region, e.article_id, count(*)::float8 AS reads
-FROM warehouse.events e JOIN warehouse.users u USING (user_id)
-WHERE e.event_type = 'read' AND e.event_ts >= %(start)s AND e.event_ts < %(end)s
-GROUP BY 1, 2
-"""
-
 
 def group_ids(rows: pd.DataFrame) -> np.ndarray:
     return rows.groupby(["day", "user_id"], sort=False).ngroup().to_numpy()
@@ -78,7 +71,7 @@ def baseline_scores(split: Split, seed: int = 0) -> dict[str, np.ndarray]:
     conn = db.connect()
     try:
         regional = db.read_frame(
-            conn, _REGIONAL_READS_SQL, {"start": f"{start} 00:00:00+00", "end": f"{end} 00:00:00+00"}
+            conn, queries.load("evaluate_regional_reads"), {"start": f"{start} 00:00:00+00", "end": f"{end} 00:00:00+00"}
         )
     finally:
         conn.close()
@@ -105,13 +98,12 @@ def oracle_scores(split: Split) -> np.ndarray | None:
     conn = db.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('sim.impression_truth')")
+            cur.execute(queries.load("evaluate_sim_truth_exists"))
             if cur.fetchone()[0] is None:
                 return None
         truth = db.read_frame(
             conn,
-            "SELECT event_id, relevance * expected_dwell AS gain FROM sim.impression_truth "
-            "WHERE day = ANY(%(days)s::date[])",
+            queries.load("evaluate_sim_truth_gains"),
             {"days": sorted({str(d) for d in split.rows["day"]})},
         )
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.features.matrix import MatrixSpec, to_matrix
@@ -160,8 +161,7 @@ def rollback_champion(version: str | None = None) -> tuple[str | None, str]:
 def record(decision: Decision, logical_date: date | None, kind: str = "promotion") -> None:
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO ops.model_decisions (logical_date, kind, challenger_version, champion_version, promoted, "
-            "reasons, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            queries.load("promotion_insert_decision"),
             (
                 logical_date,
                 kind,
@@ -178,8 +178,7 @@ def latest_decision(challenger: str) -> Decision | None:
     """The last gate decision recorded for a version, if any."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT promoted, champion_version, reasons, evidence FROM ops.model_decisions "
-            "WHERE challenger_version = %s AND kind = 'promotion' ORDER BY decision_id DESC LIMIT 1",
+            queries.load("promotion_latest_decision"),
             (challenger,),
         )
         row = cur.fetchone()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.core.config import params
 from pipelines.core.errors import DataError, NewsrecError
@@ -163,7 +164,7 @@ def fallback_lists(day: date, k: int = 10) -> pd.DataFrame:
     try:
         pool = load_pool(conn, day, p)
         with conn.cursor() as cur:
-            cur.execute("SELECT DISTINCT region FROM warehouse.users ORDER BY 1")
+            cur.execute(queries.load("serving_user_regions"))
             regions = [r[0] for r in cur.fetchall()]
     finally:
         conn.close()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.core import sql as queries
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
@@ -296,9 +297,7 @@ def _store(result: GateResult) -> int:
 
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO ops.quality_results (run_id, logical_date, stage, suite_version, passed, n_checks, "
-            "n_critical_failed, n_warning_failed, params, runtime, report_path, pages) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING result_id",
+            queries.load("quality_insert_result"),
             (
                 result.run_id,
                 result.day,
@@ -317,8 +316,7 @@ def _store(result: GateResult) -> int:
         result_id = cur.fetchone()[0]
         execute_values(
             cur,
-            "INSERT INTO ops.quality_checks (result_id, check_name, asset, expectation, column_name, severity, "
-            "success, unexpected_count, unexpected_percent, observed, expected, examples, error) VALUES %s",
+            queries.load("quality_insert_checks"),
             [
                 (
                     result_id,

@@ -1,0 +1,2 @@
+-- Record the outcome of every check of a quality gate (execute_values fills VALUES).
+INSERT INTO ops.quality_checks (result_id, check_name, asset, expectation, column_name, severity, success, unexpected_count, unexpected_percent, observed, expected, examples, error) VALUES %s
