@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         return self.home / "artifacts"
 
     @property
+    def serving_models_dir(self) -> Path:
+        """Model files exported at publish time for the reader's explanations: ``<version>/``."""
+        return self.home / "serving" / "models"
+
+    @property
     def feast_dir(self) -> Path:
         """Feast's file registry."""
         return self.home / "feast"

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from pipelines.core.config import params
 from pipelines.features.definitions import FEATURES, TIMESTAMP, view_columns
 
 WINDOW_DAYS = 28
@@ -43,6 +44,13 @@ _DTYPES = {"int64": "int64", "float32": "float32", "string": "object"}
 def end_of_day(day: date) -> datetime:
     """When features of day D become known: D+1 00:00 UTC."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def request_time(day: date) -> pd.Timestamp:
+    """When D's lists are read: request-time features (article age) of scoring and explanations
+    are computed as of this hour of D+1 (``scoring.request_offset_hours``)."""
+    hours = float(params("scoring").get("request_offset_hours", 8))
+    return pd.Timestamp(end_of_day(day)) + timedelta(hours=hours)
 
 
 def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:

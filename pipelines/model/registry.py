@@ -15,6 +15,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from pipelines.core import db
@@ -196,8 +197,8 @@ def load(ref: str = CHAMPION) -> LoadedModel:
     return LoadedModel(info["version"], booster, spec, info["tags"], info["run_id"])
 
 
-def serving_model_dir(version: str):
-    return get_settings().home / "serving" / "models" / str(version)
+def serving_model_dir(version: str) -> Path:
+    return get_settings().serving_models_dir / str(version)
 
 
 def export_for_serving(version: str) -> Any:

@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.features.definitions import TIMESTAMP
+from pipelines.features import partitions
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
+from pipelines.features.transforms import request_time
 
 
 @lru_cache(maxsize=4)
 def serving_model(version: str) -> tuple[Any, MatrixSpec]:
     import lightgbm as lgb
 
-    from pipelines.model.registry import serving_model_dir
-
-    folder = serving_model_dir(version)
+    folder = get_settings().serving_models_dir / str(version)
     if not (folder / "model.txt").exists():
         raise NewsrecError(f"model {version} is not exported for serving")
     spec = MatrixSpec.from_dict(json.loads((folder / "spec.json").read_text()))
@@ -37,9 +38,7 @@ def serving_model(version: str) -> tuple[Any, MatrixSpec]:
 
 
 def feature_row(user_id: int, article_id: int, day: date, url: str | None = None) -> pd.DataFrame:
-    from pipelines.features import partitions
-    from pipelines.features.store import online_features
-    from pipelines.serving.scoring import request_time
+    from pipelines.features.store import online_features  # Feast: on first use only
 
     row = pd.DataFrame([online_features(user_id, article_id, url)])
     category = row["article_category"].iloc[0]

@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from pipelines.core.faults import checkpoint
 from pipelines.experiments.plan import serving_plan
 from pipelines.features.matrix import check_signature, to_array
 from pipelines.features.retrieval import OfflineFeatures
-from pipelines.features.transforms import end_of_day
+from pipelines.features.transforms import request_time
 from pipelines.model import registry
 from pipelines.serving.candidates import iter_candidate_chunks
 from pipelines.serving.predictor import Predictor
@@ -42,11 +42,6 @@ def load_for_scoring(ref: str = registry.CHAMPION) -> registry.LoadedModel:
     model = registry.load(ref)
     check_signature(model.spec)
     return model
-
-
-def request_time(day: date) -> pd.Timestamp:
-    hours = float(params("scoring").get("request_offset_hours", 8))
-    return pd.Timestamp(end_of_day(day)) + timedelta(hours=hours)
 
 
 @dataclass(frozen=True)
