@@ -13,12 +13,12 @@ export DVC_NO_ANALYTICS := 1
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "newsrec needs Python 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing requirements into $(VENV) (first run takes a few minutes)..."
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 \
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
 		| { grep -v '^WARNING: Location' || true; }
 	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
 		| { grep -v '^WARNING: Location' || true; }
@@ -50,8 +50,11 @@ bench: venv
 soak: venv
 	$(BIN)/newsrec bench soak --seconds 60 --connections 32
 
+# What CI checks before the tests: ruff's rules, ruff's format and the import rules (pyproject.toml).
 lint: venv
 	$(BIN)/ruff check pipelines dags plugins tests
+	$(BIN)/ruff format --check pipelines dags plugins tests
+	$(BIN)/lint-imports
 
 db-start: venv
 	$(BIN)/newsrec db start
@@ -59,13 +62,18 @@ db-start: venv
 db-stop: venv
 	$(BIN)/newsrec db stop
 
-# Re-resolve requirements.txt from requirements.in in a scratch environment.
+# Re-resolve requirements.txt (run time) and requirements-dev.txt (tools on top) in scratch venvs.
 lock:
 	rm -rf /tmp/newsrec-lock && $(PYTHON) -m venv /tmp/newsrec-lock
 	/tmp/newsrec-lock/bin/pip install -q -r requirements.in
-	{ echo "# Full pinned environment, resolved from requirements.in (see 'make lock')."; \
+	{ echo "# Run-time environment, pinned, resolved from requirements.in (see 'make lock'). Dev tools: requirements-dev.txt."; \
 	  echo "# Python 3.11. Install: pip install -r requirements.txt"; \
 	  /tmp/newsrec-lock/bin/pip freeze --exclude-editable | sort -f; } > requirements.txt
+	/tmp/newsrec-lock/bin/pip freeze --exclude-editable | sort -f > /tmp/newsrec-lock/runtime.txt
+	/tmp/newsrec-lock/bin/pip install -q -c requirements.txt -r requirements-dev.in
+	{ echo "# Tests, lint and profiling on top of the run time (pinned; from requirements-dev.in, see 'make lock')."; \
+	  echo "-r requirements.txt"; \
+	  /tmp/newsrec-lock/bin/pip freeze --exclude-editable | sort -f | comm -23 - /tmp/newsrec-lock/runtime.txt; } > requirements-dev.txt
 
 # The REST reader's slim environment (requirements-reader.txt, what docker/reader.Dockerfile
 # installs) in a fresh venv, with the reader's tests run in it; prints its size next to .venv's.

@@ -18,7 +18,8 @@ if [ ${#TESTS[@]} -eq 0 ]; then
   TESTS=(tests/integration/test_reader.py tests/reliability/test_reader_bad_input.py
          tests/reliability/test_reader_role.py tests/reliability/test_reader_fuzz.py tests/integration/test_export.py)
 fi
-# The tests' own tools, at requirements.txt's versions; nothing the reader imports at run time.
+# The tests' own tools, at the pinned versions (requirements.txt, requirements-dev.txt); nothing the
+# reader imports at run time.
 TEST_TOOLS=(pytest pgserver httpx hypothesis schemathesis)
 
 echo "== requirements-reader.txt pins the versions of requirements.txt"
@@ -52,7 +53,9 @@ echo "== run time, before any test tool is installed"
 "$VENV/bin/newsrec" reader --help > /dev/null && echo "newsrec reader --help: ok"
 
 echo "== test tools: ${TEST_TOOLS[*]}"
-"$VENV/bin/pip" install "${PIP[@]}" -c requirements.txt "${TEST_TOOLS[@]}" 2>&1 | { grep -v '^WARNING: Location' || true; }
+DEV_PINS="$(mktemp)"
+grep -v '^-r' requirements-dev.txt > "$DEV_PINS"
+"$VENV/bin/pip" install "${PIP[@]}" -c requirements.txt -c "$DEV_PINS" "${TEST_TOOLS[@]}" 2>&1 | { grep -v '^WARNING: Location' || true; }
 status=0
 for test in "${TESTS[@]}"; do
   echo "== $test"
