@@ -37,7 +37,9 @@ def quality(
 def drift(
     day: datetime = DateOpt,
     reference_from: datetime = typer.Option(
-        None, formats=["%Y-%m-%d"], help="First reference day (default: as the nightly run: the champion's training window, else the days before --date)."
+        None,
+        formats=["%Y-%m-%d"],
+        help="First reference day (default: as the nightly run, the champion's training window).",
     ),
     reference_to: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="Last reference day."),
     kind: str = typer.Option("all", help="features, target (labels of D) or all."),

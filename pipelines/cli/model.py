@@ -72,8 +72,8 @@ def list_() -> None:
 @app.command()
 def show(version: str = typer.Argument("champion", help="Version number or alias.")) -> None:
     """Lineage, signature and metrics of one version."""
-    from pipelines.model import registry
     from pipelines.core.errors import NewsrecError
+    from pipelines.model import registry
 
     info = registry.version_info(version)
     if info is None:

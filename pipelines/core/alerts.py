@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 
 log = logging.getLogger("newsrec.alerts")
 

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.core.config import get_settings
-from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.core.config import get_settings, reset_caches
 from pipelines.core.db import redact
-from pipelines.core.config import reset_caches
+from pipelines.core.errors import ConfigError, NewsrecError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -216,7 +215,6 @@ def check_reach(client: Client, dsn: str | None, folder: Path | None) -> None:
     """Every worker connects to the database at ``dsn`` and sees the files this process writes
     into ``folder``: the ETL's workers read Postgres and read/write feature files themselves."""
     import uuid
-
 
     marker = None
     if folder is not None:

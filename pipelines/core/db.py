@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def redact(url: str) -> str:
     """The URL without its password (``user:password@`` or libpq's ``?password=``), for
     messages and logs."""

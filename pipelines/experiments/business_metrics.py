@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import params
-from pipelines.experiments.plan import ServingPlan
 from pipelines.core.runs import record_run
+from pipelines.experiments.plan import ServingPlan
 
 FALLBACK = "fallback"
 
@@ -136,7 +137,6 @@ def compute(day: date) -> MetricsResult:
             personal = imp["model_version"].notna()
             imp["arm"] = imp["arm"].where(imp["arm"].notna(), np.where(personal, "champion", FALLBACK))
             if experiment is not None:
-
                 plan = ServingPlan(experiment[0], "", experiment[1], (), experiment[2])
                 imp["in_cohort"] = plan.in_cohort(imp["user_id"].to_numpy())
             else:

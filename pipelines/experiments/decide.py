@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db, sql as queries
-from pipelines.experiments.plan import CHAMPION
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.faults import checkpoint
-from pipelines.model import promotion
 from pipelines.core.runs import record_run
+from pipelines.experiments.plan import CHAMPION
+from pipelines.model import promotion
 
 
 @dataclass

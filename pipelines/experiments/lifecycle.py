@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.experiments.plan import CHAMPION

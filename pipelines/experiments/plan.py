@@ -25,12 +25,13 @@ from datetime import date
 
 import numpy as np
 
+from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.hashing import unit_hash
-from pipelines.core import db
 
 CHAMPION = "champion"
 KINDS = ("champion", "challenger", "popularity")
+
 
 @dataclass(frozen=True)
 class Arm:

@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from pipelines.core import cluster, db
 from pipelines.core import sql as queries
-from pipelines.core import db
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
+from pipelines.core.runs import record_run
 from pipelines.features import partitions
 from pipelines.features.definitions import VIEWS
 from pipelines.features.transforms import WINDOW_DAYS
-from pipelines.core import cluster
-from pipelines.core.runs import record_run
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ class BuildResult:
 def check_warehouse(conn) -> None:
     """Fail early, naming what is missing, when the warehouse is not what the ETL expects."""
     with conn.cursor() as cur:
-        cur.execute(
-            queries.load("features_warehouse_columns")
-        )
+        cur.execute(queries.load("features_warehouse_columns"))
         found: dict[tuple[str, str], set[str]] = {}
         for schema, table, column in cur.fetchall():
             found.setdefault((schema, table), set()).add(column)
@@ -84,9 +81,7 @@ def user_ranges(conn, shards: int) -> list[tuple[int, int]]:
 def days_with_events(conn) -> set[date]:
     """Days that have an events partition (a day without one has no events)."""
     with conn.cursor() as cur:
-        cur.execute(
-            queries.load("features_event_partitions")
-        )
+        cur.execute(queries.load("features_event_partitions"))
         names = [r[0] for r in cur.fetchall()]
     return {date(int(n[7:11]), int(n[11:13]), int(n[13:15])) for n in names if n.startswith("events_")}
 

@@ -40,12 +40,11 @@ import pandas as pd  # noqa: E402
 from apache_beam.metrics import Metrics  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
+from pipelines.core import db  # noqa: E402
+from pipelines.core.errors import ConfigError, NewsrecError  # noqa: E402
 from pipelines.core.faults import checkpoint  # noqa: E402
 from pipelines.features import partitions, transforms  # noqa: E402
 from pipelines.features.definitions import ENTITY_KEYS, VIEWS  # noqa: E402
-from pipelines.core.errors import ConfigError
-from pipelines.core.errors import NewsrecError
-from pipelines.core import db
 
 _EVENTS_SQL = """
 SELECT e.event_id, e.user_id, e.article_id, a.category, e.event_type,
@@ -232,7 +231,6 @@ def pipeline_options(runner: str, beam_args: Sequence[str] = (), dask_address: s
     if not dask_address:
         return PipelineOptions([f"--runner={runner}", *beam_args])
     if runner not in _LOCAL_RUNNERS:
-
         raise ConfigError(
             f"NEWSREC_DASK_ADDRESS sends the ETL to Dask, but the Beam runner is {runner}; unset one of them"
         )
@@ -250,7 +248,6 @@ def _run(pipeline: beam.Pipeline, what: str) -> Any:
         result.wait_until_finish()
     except Exception as exc:
         if type(exc).__name__ == "KilledWorker":
-
             raise NewsrecError(
                 f"the {what} failed: Dask workers died running it ({str(exc).splitlines()[0]}); nothing was published"
             ) from None

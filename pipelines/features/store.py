@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipelines.core import db
-from pipelines.core.config import get_settings
+from pipelines.core.config import get_settings, params
+from pipelines.features import partitions
 from pipelines.features.definitions import FEATURE_SERVICE, VIEWS, view_features
-from pipelines.features.transforms import end_of_day
 from pipelines.features.repo.entities import ENTITIES
 from pipelines.features.repo.services import feature_services
 from pipelines.features.repo.sources import sources
 from pipelines.features.repo.views import feature_views
-from pipelines.core.config import params
-from pipelines.features import partitions
+from pipelines.features.transforms import end_of_day
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pipelines.core import sql as queries
 from pipelines.core import db
+from pipelines.core import sql as queries
+from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
 from pipelines.features.definitions import FEATURE_SERVICE
 from pipelines.features.matrix import MatrixSpec, current_feature_names
 from pipelines.model import evaluate, registry
-from pipelines.core.config import params
-from pipelines.core.errors import NewsrecError
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def recorded_mode(day: date) -> str:
     """The training mode the checker chose for ``day`` ("full" when it never ran: an explicit
     or forced training run with no decision on record trains from scratch)."""
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute(
-            queries.load("retrain_recorded_mode"), (day,)
-        )
+        cur.execute(queries.load("retrain_recorded_mode"), (day,))
         row = cur.fetchone()
     return "warm" if row and row[0] == "warm" else "full"
 

@@ -95,7 +95,6 @@ def start_services(port: int = 8080, timeout_s: float = 120, no_login: bool = Fa
     import time
     import urllib.request
 
-
     env = {**os.environ, **airflow_env(port)}
     if no_login:
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"

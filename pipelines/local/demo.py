@@ -17,14 +17,13 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.core.config import get_settings, params
-from pipelines.local.airflow import airflow_env
-from pipelines.local.airflow import last_run_states
 from pipelines.core import db
+from pipelines.core.config import get_settings, params
 from pipelines.features.build import backfill
+from pipelines.local.airflow import airflow_env, last_run_states
+from pipelines.local.demo_reader import ask_reader
 from pipelines.warehouse import simulator
 from pipelines.warehouse.migrations import migrate
-from pipelines.local.demo_reader import ask_reader
 
 
 def _say(text: str) -> None:

@@ -67,7 +67,6 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     """Retrain deterministically; parameters of a registered version, or params.yaml's."""
     import lightgbm as lgb
 
-
     meta = json.loads((data / "meta.json").read_text())
     spec = MatrixSpec.from_dict(meta["spec"])
     X, y, groups, keys = _load(data / "train.parquet", spec)
@@ -95,7 +94,6 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
 
 def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) -> dict[str, Any]:
     import lightgbm as lgb
-
 
     meta = json.loads((data / "meta.json").read_text())
     spec = MatrixSpec.from_dict(meta["spec"])

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import sql as queries
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.features.matrix import to_matrix
 from pipelines.model import dataset
 from pipelines.model.dataset import Split, tie_order
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pipelines.model.registry import LoadedModel
 
 NEW_USER_DAYS = 14
+
 
 def group_ids(rows: pd.DataFrame) -> np.ndarray:
     return rows.groupby(["day", "user_id"], sort=False).ngroup().to_numpy()
@@ -71,7 +72,9 @@ def baseline_scores(split: Split, seed: int = 0) -> dict[str, np.ndarray]:
     conn = db.connect()
     try:
         regional = db.read_frame(
-            conn, queries.load("evaluate_regional_reads"), {"start": f"{start} 00:00:00+00", "end": f"{end} 00:00:00+00"}
+            conn,
+            queries.load("evaluate_regional_reads"),
+            {"start": f"{start} 00:00:00+00", "end": f"{end} 00:00:00+00"},
         )
     finally:
         conn.close()

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import sql as queries
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.features.matrix import MatrixSpec, to_matrix
 from pipelines.model import evaluate, registry

@@ -27,9 +27,9 @@ import pandas as pd
 
 from pipelines.core import db
 from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
 from pipelines.model.dataset import Split
-from pipelines.core.errors import NewsrecError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ def default_objective() -> str:
 
 def check_objective(objective: str) -> str:
     if objective not in OBJECTIVES:
-
         raise NewsrecError(f"unknown training objective {objective!r} (one of {', '.join(OBJECTIVES)})")
     return objective
 
@@ -119,7 +118,6 @@ def fit(
     categorical = list(spec.categorical)
     if client is not None:
         if init_model is not None or objective != "plain":
-
             raise NewsrecError("training on Dask supports the plain objective from scratch only")
         return fit_dask(client, train, valid, categorical, p, rounds, patience)
     position = train.positions if objective == "debiased" else None

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-
 from pipelines.core import cluster
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import json_safe
 from pipelines.core.runs import record_run
 from pipelines.features.matrix import check_signature
-from pipelines.model import promotion, registry
-from pipelines.model import dataset, evaluate, ranker
+from pipelines.model import dataset, evaluate, promotion, ranker, registry
 from pipelines.model.dataset import Splits, load_splits
 
 log = logging.getLogger(__name__)

@@ -191,9 +191,7 @@ def start_experiment(
     name: str | None = None,
 ) -> dict[str, Any]:
     """Start an experiment from the DAG's params (idempotent; a refusal is returned, not raised)."""
-    return lifecycle.start_from_params(
-        as_date(day), challengers, challenger_share, popularity_share, cohort_size, name
-    )
+    return lifecycle.start_from_params(as_date(day), challengers, challenger_share, popularity_share, cohort_size, name)
 
 
 @_locked

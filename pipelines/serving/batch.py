@@ -132,7 +132,6 @@ def score_and_publish(
         if dry_run:
             summary["published"] = False
         else:
-
             registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
             t0 = time.perf_counter()

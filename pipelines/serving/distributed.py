@@ -22,7 +22,6 @@ def score_on_dask(
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-
     client = connect(address)
     try:
         check_workers(client)

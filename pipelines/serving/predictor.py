@@ -81,7 +81,6 @@ def _compiled(version: str) -> tuple[Any, float]:
     on first use (atomic rename: a crash or a concurrent run never leaves half a library)."""
     import lleaves
 
-
     folder = export_for_serving(version)
     library = folder / LIBRARY
     compiled = lleaves.Model(model_file=str(folder / "model.txt"))

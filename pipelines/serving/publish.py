@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core import db, locks
-from pipelines.serving import list_rows
 from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
 from pipelines.core.runs import record_run
+from pipelines.serving import list_rows
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ decides which model ranks them: the champion, a challenger, or the popularity co
 row carries its arm and model version. With a Dask address configured, partitions of users
 are scored by the cluster's workers through the same function as in-process.
 """
+
 from __future__ import annotations
 
 import functools
@@ -66,7 +67,6 @@ def scoring_arms(day: date, model_ref: str = registry.CHAMPION) -> tuple[list[Ar
     champion = load_for_scoring(model_ref)
     plan = None
     if model_ref == registry.CHAMPION:
-
         plan = serving_plan(day)
     if plan is None:
         return [ArmScorer(None, "champion", champion.version)], None
@@ -110,7 +110,6 @@ def score_partition(
     The same function runs in-process and on Dask workers; it reads only the feature
     partitions, the warehouse and the registry, and writes nothing."""
     from tqdm.auto import tqdm
-
 
     sel = params("serving").get("selection", {})
     k, cap = int(sel.get("k", 10)), int(sel.get("max_per_category", 3))

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import sql as queries
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import DataError, NewsrecError
 from pipelines.serving.candidates import CandidateParams, load_pool

@@ -22,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 from psycopg2 import sql
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.errors import DataError
-from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
 from pipelines.warehouse.migrations import migrate
+from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
 
 MIND_PUBLICATION_ID = 900_000
 _NEWS_ID = re.compile(r"^N(\d+)$")
@@ -239,7 +240,6 @@ def import_mind(directory: Path) -> MindImport:
     imps, hist, skipped = parse_behaviors(directory / "behaviors.tsv", set(news["article_id"]))
     articles, users, events = build_tables(news, imps, hist)
     days = sorted(set(events["day"]))
-
 
     migrate()
     with db.transaction() as conn, conn.cursor() as cur:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.local.airflow import airflow_env, last_run_states
 from pipelines.features.build import backfill
+from pipelines.local.airflow import airflow_env, last_run_states
 from pipelines.warehouse import simulator
 from tests.helpers import ROOT, query
 

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 
 from pipelines.core import cluster
-from pipelines.model import registry
 from pipelines.core.config import reset_caches
 from pipelines.core.errors import NewsrecError
 from pipelines.features import build, partitions
 from pipelines.features.definitions import ENTITY_KEYS, VIEWS
+from pipelines.model import registry
 from tests.helpers import query, simulated_world, use_database
 
 START = date(2026, 6, 1)

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines.gates import drift
 from pipelines.core.errors import NewsrecError
+from pipelines.gates import drift
 from pipelines.warehouse import simulator
 from tests.helpers import query, run_cli, simulated_world, use_database
 

@@ -44,7 +44,6 @@ def export_template(pg_server, migrated_template, tmp_path_factory):
         return name
 
 
-
 @pytest.fixture(scope="module")
 def served(pg_server, export_template, tmp_path_factory):
     """Two complete batches: an older one kept for rollback and the live one (without

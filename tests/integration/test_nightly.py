@@ -7,9 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines.nightly import runner
-
 from pipelines.features.build import backfill
+from pipelines.nightly import runner
 from pipelines.warehouse import simulator
 from tests.helpers import admin_sql, query, run_cli, use_database
 

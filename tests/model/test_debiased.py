@@ -10,8 +10,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from pipelines.model import registry
 from pipelines.features.matrix import MatrixSpec
+from pipelines.model import registry
 from pipelines.model.objectives import compare_objectives, render_comparison
 from pipelines.model.train import train
 from tests.helpers import simulated_world

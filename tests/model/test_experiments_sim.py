@@ -59,8 +59,7 @@ def _register(booster, spec, name: str) -> str:
 
 def _models() -> dict[str, str]:
     """Champion (weak), better, worse and a copy of the champion, registered; champion set."""
-    from pipelines.model import registry
-    from pipelines.model import ranker
+    from pipelines.model import ranker, registry
     from pipelines.model.dataset import load_splits
 
     splits = load_splits(D0, train_days=3)
@@ -101,8 +100,8 @@ def sim_world(pg_server, migrated_template, tmp_path_factory):
 
 def _night(day: date) -> dict:
     """One simulated night, in run_day's order without training, drift and quality."""
-    from pipelines.nightly import stages as nightly
     from pipelines.features.build import build
+    from pipelines.nightly import stages as nightly
     from pipelines.warehouse import simulator
 
     out: dict = {"simulated": simulator.simulate_day(day)}
@@ -153,9 +152,9 @@ def _table(experiment_id: int, arms: dict[str, str]) -> str:
 
 @pytest.mark.slow
 def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_path, request):
-    from pipelines.nightly import stages as nightly
-    from pipelines.model import registry
     from pipelines.experiments import lifecycle
+    from pipelines.model import registry
+    from pipelines.nightly import stages as nightly
 
     v = sim_world["versions"]
     t0 = time.perf_counter()

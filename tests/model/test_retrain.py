@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from pipelines.model import registry
 from pipelines.gates import retrain
+from pipelines.model import registry
 from tests.helpers import query
 from tests.model.conftest import DAY
 

@@ -30,8 +30,8 @@ def experiment(world):
 
 
 def test_each_arm_is_ranked_by_its_own_scorer(world, experiment):
-    from pipelines.model import registry
     from pipelines.experiments.plan import serving_plan
+    from pipelines.model import registry
 
     plain = batch.score(DAY, model_ref=registry.champion_version()).recommendations  # an explicit model: no arms
     assert "arm" not in plain

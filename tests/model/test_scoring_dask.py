@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.serving import batch
 from pipelines.core.errors import NewsrecError
+from pipelines.serving import batch
 from tests.helpers import query, use_database
 from tests.model.conftest import DAY
 

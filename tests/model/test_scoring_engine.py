@@ -7,9 +7,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from pipelines.core.errors import NewsrecError
 from pipelines.model import registry
 from pipelines.serving import batch, scoring
-from pipelines.core.errors import NewsrecError
 from pipelines.serving.predictor import LIBRARY, Predictor
 from tests.model.conftest import DAY
 

@@ -15,10 +15,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from pipelines.model import promotion, registry
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
-from pipelines.model import dataset, ranker
+from pipelines.model import dataset, promotion, ranker, registry
 from pipelines.model.train import champion_ndcg_on, load_splits, train
 from tests.helpers import ROOT, query
 from tests.model.conftest import DAY, TRAIN_DAYS

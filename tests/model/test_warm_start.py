@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.nightly import stages as nightly
-from pipelines.model import registry
-from pipelines.gates import retrain
 from pipelines.core.config import PROJECT_ROOT, reset_caches
 from pipelines.features import matrix
-from pipelines.nightly.report import write_nightly_report
+from pipelines.gates import retrain
+from pipelines.model import registry
 from pipelines.model.dvc_files import registered_params
 from pipelines.model.ranker import lgb_params
+from pipelines.nightly import stages as nightly
+from pipelines.nightly.report import write_nightly_report
 from tests.helpers import query, use_database
 from tests.model.conftest import DAY
 

@@ -89,8 +89,8 @@ class Server:
 
 def build_template(server: Server, name: str, home: Path) -> None:
     """History, features, one nightly run of D0, and day D simulated."""
-    from pipelines.nightly import runner
     from pipelines.features.build import backfill
+    from pipelines.nightly import runner
     from pipelines.warehouse import simulator
     from pipelines.warehouse.migrations import migrate
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.nightly import runner
-
-from pipelines.nightly import stages as nightly
 from pipelines.features import partitions
+from pipelines.nightly import runner
+from pipelines.nightly import stages as nightly
 from pipelines.warehouse import simulator
 from tests.helpers import query, use_database
 from tests.integration.test_quality import EXPECTED_FAILURE

@@ -25,8 +25,8 @@ SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
     with served_world(pg_server, migrated_template, tmp_path_factory.mktemp("role"), "rel_role") as w:
-        from pipelines.model import registry
         from pipelines.features import store
+        from pipelines.model import registry
 
         store.apply()  # creates feast_online's tables and grants the reader SELECT on them
         if importlib.util.find_spec("mlflow"):  # not in the slim reader venv (tests/reader_slim)

@@ -9,12 +9,12 @@ from datetime import date
 import numpy as np
 import pytest
 
-from pipelines.gates import drift
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
-from pipelines.features.definitions import FEATURES, VIEWS
-from pipelines.gates.quality import suites
 from pipelines.core.jsonable import json_safe
+from pipelines.features.definitions import FEATURES, VIEWS
+from pipelines.gates import drift
+from pipelines.gates.quality import suites
 from pipelines.gates.quality.gate import CheckOutcome, GateResult
 from tests.helpers import ROOT, run_cli
 

@@ -15,7 +15,13 @@ def test_unit_hash_is_pinned():
 
 
 def test_tie_order_is_pinned():
-    assert hashing.tie_order(IDS).tolist() == [0, 5566755282872655, 8623740512126731, 6378346327801802, 5559187200237868]
+    assert hashing.tie_order(IDS).tolist() == [
+        0,
+        5566755282872655,
+        8623740512126731,
+        6378346327801802,
+        5559187200237868,
+    ]
 
 
 def test_user_partition_is_pinned():

@@ -15,16 +15,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.core import sql as queries
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import finite, json_safe
-from pipelines.gates.quality import suites
-from pipelines.gates.quality.suites import Severity
 from pipelines.core.runs import record_run
-from pipelines.gates.quality import extracts
+from pipelines.gates.quality import extracts, suites
 from pipelines.gates.quality.extracts import INDEX_COLUMNS
+from pipelines.gates.quality.suites import Severity
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +217,6 @@ def _validate(
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
-
 
     site_dir = get_settings().reports_dir / "quality" / day.isoformat()
     site_dir.mkdir(parents=True, exist_ok=True)

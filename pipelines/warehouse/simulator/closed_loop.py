@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.warehouse.simulator import impressions, world
 
 REC_SURFACE = "recs"  # surface of impressions (and their reads) that showed a published list

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from psycopg2 import sql
 
-from pipelines.core import db, sql as queries
+from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
 from pipelines.warehouse import migrations
 from pipelines.warehouse.simulator import behaviour, closed_loop, impressions, world
