@@ -78,52 +78,52 @@ def _alert(context) -> None:
 def newsrec_nightly():
     @task
     def ingest(params=None, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.ingest(_day(context), params["ingest"])
+        return stages.ingest(_day(context), params["ingest"])
 
     @task(retries=0)
     def raw_gate(ingested: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.quality(_day(context), "raw")
+        return stages.quality(_day(context), "raw")
 
     @task(outlets=[FEATURES])
     def features(passed_raw: dict, params=None, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.features(_day(context), dask_address=params["dask_address"])
+        return stages.features(_day(context), dask_address=params["dask_address"])
 
     @task(retries=0)
     def quality_gate(built: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.quality(_day(context), "features")
+        return stages.quality(_day(context), "features")
 
     @task
     def materialize(built: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.materialize(_day(context))
+        return stages.materialize(_day(context))
 
     @task(retries=0)
     def drift_check(passed: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.drift(_day(context))
+        return stages.drift(_day(context))
 
     @task.branch
     def retrain_checker(drift: dict, params=None, **context) -> str:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        decision = nightly.decide_retrain(_day(context), drift.get("share"), params["force_retrain"])
+        decision = stages.decide_retrain(_day(context), drift.get("share"), params["force_retrain"])
         return "train" if decision["retrain"] else "skip_training"
 
     @task(outlets=[CHAMPION])
     def train(params=None, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.train(
+        return stages.train(
             _day(context), params["hpo_trials"], params["hpo_minutes"], dask_address=params["dask_address"]
         )
 
@@ -133,15 +133,15 @@ def newsrec_nightly():
 
     @task
     def business_metrics(passed_raw: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.business_metrics(_day(context))
+        return stages.business_metrics(_day(context))
 
     @task
     def start_experiment(params=None, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.start_experiment(
+        return stages.start_experiment(
             _day(context),
             list(params["experiment_challengers"]),
             popularity_share=params["experiment_popularity_share"],
@@ -150,21 +150,21 @@ def newsrec_nightly():
 
     @task(trigger_rule="none_failed_min_one_success")
     def decide_experiments(metrics: dict, started: dict, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.decide_experiments(_day(context))
+        return stages.decide_experiments(_day(context))
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
     def score_and_publish(params=None, **context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.score_and_publish(_day(context), dry_run=params["dry_run"], dask_address=params["dask_address"])
+        return stages.score_and_publish(_day(context), dry_run=params["dry_run"], dask_address=params["dask_address"])
 
     @task(trigger_rule="all_done")
     def report(**context) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.report(_day(context))
+        return stages.report(_day(context))
 
     passed_raw = raw_gate(ingest())
     built = features(passed_raw)

@@ -28,9 +28,9 @@ from airflow.sdk import Param, dag, task
 def newsrec_rollback():
     @task
     def rollback(params=None) -> dict:
-        from pipelines.nightly import stages as nightly
+        from pipelines.nightly import stages
 
-        return nightly.rollback(params["what"], params["model_version"], params["batch_id"])
+        return stages.rollback(params["what"], params["model_version"], params["batch_id"])
 
     rollback()
 

@@ -31,7 +31,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.runs import record_run
-from pipelines.experiments.plan import ServingPlan
+from pipelines.experiments.arms import ServingPlan
 
 FALLBACK = "fallback"
 

@@ -39,7 +39,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.faults import checkpoint
 from pipelines.core.runs import record_run
-from pipelines.experiments.plan import CHAMPION
+from pipelines.experiments.arms import CHAMPION
 from pipelines.model import promotion
 
 

@@ -18,7 +18,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
-from pipelines.experiments.plan import CHAMPION
+from pipelines.experiments.arms import CHAMPION
 from pipelines.model import registry
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
 from pipelines.core.runs import record_run
 from pipelines.features import partitions
-from pipelines.features.definitions import VIEWS
+from pipelines.features.catalog import VIEWS
 from pipelines.features.transforms import WINDOW_DAYS
 
 log = logging.getLogger(__name__)

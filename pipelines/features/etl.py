@@ -44,7 +44,7 @@ from pipelines.core import db  # noqa: E402
 from pipelines.core.errors import ConfigError, NewsrecError  # noqa: E402
 from pipelines.core.faults import checkpoint  # noqa: E402
 from pipelines.features import partitions, transforms  # noqa: E402
-from pipelines.features.definitions import ENTITY_KEYS, VIEWS  # noqa: E402
+from pipelines.features.catalog import ENTITY_KEYS, VIEWS  # noqa: E402
 
 _EVENTS_SQL = """
 SELECT e.event_id, e.user_id, e.article_id, a.category, e.event_type,

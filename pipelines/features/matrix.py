@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import NewsrecError
-from pipelines.features.definitions import FEATURE_SERVICE, FEATURES, TIMESTAMP
+from pipelines.features.catalog import FEATURE_SERVICE, FEATURES, TIMESTAMP
 
 # Numeric features taken as they are (NaN stays NaN: LightGBM treats it as missing).
 PASSTHROUGH: tuple[str, ...] = (

@@ -25,7 +25,7 @@ import pandas as pd
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
-from pipelines.features.definitions import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS
+from pipelines.features.catalog import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS
 
 
 def root() -> Path:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
-from pipelines.features.definitions import TIMESTAMP, VIEWS, view_features
+from pipelines.features.catalog import TIMESTAMP, VIEWS, view_features
 from pipelines.features.store import historical_features
 
 _ROW = "__row"

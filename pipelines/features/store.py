@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.features import partitions
-from pipelines.features.definitions import FEATURE_SERVICE, VIEWS, view_features
+from pipelines.features.catalog import FEATURE_SERVICE, VIEWS, view_features
 from pipelines.features.repo.entities import ENTITIES
 from pipelines.features.repo.services import feature_services
 from pipelines.features.repo.sources import sources

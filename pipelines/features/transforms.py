@@ -5,7 +5,7 @@ Two steps keep the nightly work proportional to one day of events:
    per article. Partials of a user-id range are complete for those users, and article
    partials from different ranges add up.
 2. ``user_features`` / ``article_*``: roll the last 28 daily partials up into the feature
-   views of :mod:`pipelines.features.definitions`.
+   views of :mod:`pipelines.features.catalog`.
 Beam runs these on shards; the benchmark runs the same functions on whole frames.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.config import params
-from pipelines.features.definitions import FEATURES, TIMESTAMP, view_columns
+from pipelines.features.catalog import FEATURES, TIMESTAMP, view_columns
 
 WINDOW_DAYS = 28
 SHORT_WINDOW_DAYS = 7

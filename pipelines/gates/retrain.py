@@ -22,7 +22,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
-from pipelines.features.definitions import FEATURE_SERVICE
+from pipelines.features.catalog import FEATURE_SERVICE
 from pipelines.features.matrix import MatrixSpec, current_feature_names
 from pipelines.model import evaluate, registry
 

@@ -20,7 +20,7 @@ import pandas as pd
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
-from pipelines.features.definitions import TIMESTAMP
+from pipelines.features.catalog import TIMESTAMP
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
 from pipelines.features.transforms import request_time
 

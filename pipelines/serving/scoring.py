@@ -26,7 +26,7 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.core.faults import checkpoint
-from pipelines.experiments.plan import serving_plan
+from pipelines.experiments.arms import serving_plan
 from pipelines.features.matrix import check_signature, to_array
 from pipelines.features.retrieval import OfflineFeatures
 from pipelines.features.transforms import request_time

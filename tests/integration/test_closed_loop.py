@@ -118,7 +118,7 @@ def test_simulate_day_shows_the_live_lists_with_position_bias(fresh_db):
 def test_business_metrics_per_arm_region_cohort_and_idempotent(fresh_db):
     from pipelines.experiments import business_metrics as metrics
     from pipelines.experiments import lifecycle
-    from pipelines.experiments.plan import serving_plan
+    from pipelines.experiments.arms import serving_plan
 
     cfg = simulator.SimConfig.from_params(users=1500, articles_per_day=300, start=START, seed=4)
     simulator.seed(cfg, 2)

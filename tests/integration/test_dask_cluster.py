@@ -22,7 +22,7 @@ from pipelines.core import cluster
 from pipelines.core.config import reset_caches
 from pipelines.core.errors import NewsrecError
 from pipelines.features import build, partitions
-from pipelines.features.definitions import ENTITY_KEYS, VIEWS
+from pipelines.features.catalog import ENTITY_KEYS, VIEWS
 from pipelines.model import registry
 from tests.helpers import query, simulated_world, use_database
 

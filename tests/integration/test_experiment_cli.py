@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from pipelines.experiments.plan import serving_plan
+from pipelines.experiments.arms import serving_plan
 from tests.helpers import query, run_cli
 
 DAY = date(2026, 1, 6)
@@ -74,19 +74,19 @@ def test_create_show_stop(fresh_db):
 
 
 def test_the_dag_param_starts_one_experiment_idempotently(fresh_db):
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import stages
     from pipelines.warehouse import simulator
 
     simulator.seed(simulator.SimConfig.from_params(users=200, articles_per_day=50, start=DAY, seed=1), 1)
-    assert nightly.start_experiment(DAY, []) == {"started": False}  # no param: nothing
-    first = nightly.start_experiment(DAY, [], popularity_share=0.3, cohort_size=100)
+    assert stages.start_experiment(DAY, []) == {"started": False}  # no param: nothing
+    first = stages.start_experiment(DAY, [], popularity_share=0.3, cohort_size=100)
     assert first["started"] is True and first["experiment"] == f"{DAY}-vpopularity"
     assert serving_plan(DAY - timedelta(days=1)) is None and serving_plan(DAY) is not None  # from D's publish
-    assert nightly.start_experiment(DAY, [], popularity_share=0.3) == {
+    assert stages.start_experiment(DAY, [], popularity_share=0.3) == {
         "started": False, "experiment": first["experiment"], "status": "running"
     }  # fmt: skip
-    refused = nightly.start_experiment(DAY + timedelta(days=1), [], popularity_share=0.1)
+    refused = stages.start_experiment(DAY + timedelta(days=1), [], popularity_share=0.1)
     assert refused["started"] is False and "already running" in refused["refused"]
-    unknown = nightly.start_experiment(DAY + timedelta(days=1), ["12345"])
+    unknown = stages.start_experiment(DAY + timedelta(days=1), ["12345"])
     assert unknown["started"] is False and "unknown model version '12345'" in unknown["refused"]
     assert query("SELECT count(*) FROM ops.experiments") == [(1,)]

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features import build, matrix, partitions, retrieval, store
-from pipelines.features.definitions import VIEWS, view_columns
+from pipelines.features.catalog import VIEWS, view_columns
 from tests.helpers import query, simulated_world, use_database
 
 START = date(2026, 4, 6)

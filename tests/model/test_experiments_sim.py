@@ -101,14 +101,14 @@ def sim_world(pg_server, migrated_template, tmp_path_factory):
 def _night(day: date) -> dict:
     """One simulated night, in run_day's order without training, drift and quality."""
     from pipelines.features.build import build
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import stages
     from pipelines.warehouse import simulator
 
     out: dict = {"simulated": simulator.simulate_day(day)}
     build(day)
-    out["metrics"] = nightly.business_metrics(day)
-    out["decisions"] = nightly.decide_experiments(day)
-    out["publish"] = nightly.score_and_publish(day)
+    out["metrics"] = stages.business_metrics(day)
+    out["decisions"] = stages.decide_experiments(day)
+    out["publish"] = stages.score_and_publish(day)
     return out
 
 
@@ -154,13 +154,13 @@ def _table(experiment_id: int, arms: dict[str, str]) -> str:
 def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_path, request):
     from pipelines.experiments import lifecycle
     from pipelines.model import registry
-    from pipelines.nightly import stages as nightly
+    from pipelines.nightly import stages
 
     v = sim_world["versions"]
     t0 = time.perf_counter()
     exp = lifecycle.create("sim-ab", [v["better"], v["worse"], v["copy"]], challenger_share=SHARE)
     arm_of = {k: "challenger-v" + v[k] for k in ("better", "worse", "copy")}
-    nightly.score_and_publish(D0)  # the first batch with the experiment's arms (shown on D0+1)
+    stages.score_and_publish(D0)  # the first batch with the experiment's arms (shown on D0+1)
     decided: dict[str, tuple[str, int]] = {}
     day, n = D0, 0
     while n < MAX_DAYS:

@@ -30,7 +30,7 @@ def experiment(world):
 
 
 def test_each_arm_is_ranked_by_its_own_scorer(world, experiment):
-    from pipelines.experiments.plan import serving_plan
+    from pipelines.experiments.arms import serving_plan
     from pipelines.model import registry
 
     plain = batch.score(DAY, model_ref=registry.champion_version()).recommendations  # an explicit model: no arms

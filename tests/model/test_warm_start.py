@@ -19,7 +19,7 @@ from pipelines.gates import retrain
 from pipelines.model import registry
 from pipelines.model.dvc_files import registered_params
 from pipelines.model.ranker import lgb_params
-from pipelines.nightly import stages as nightly
+from pipelines.nightly import stages
 from pipelines.nightly.report import write_nightly_report
 from tests.helpers import query, use_database
 from tests.model.conftest import DAY
@@ -72,7 +72,7 @@ def test_warm_training_continues_the_champion_through_the_gate(world):
     champion = registry.load("champion")
     retrain.decide(NEXT)  # records mode 'warm' for the date; the train task reads it back
     try:
-        out = nightly.train(NEXT, trials=1, minutes=1)
+        out = stages.train(NEXT, trials=1, minutes=1)
         assert (out["mode"], out["warm_from"]) == ("warm", champion.version)
         version = out["version"]
         tags = registry.version_info(version)["tags"]
@@ -90,7 +90,7 @@ def test_warm_training_continues_the_champion_through_the_gate(world):
         gate = query("SELECT kind, challenger_version, champion_version FROM ops.model_decisions "
                      "WHERE logical_date = %s", (NEXT,))  # fmt: skip
         assert ("promotion", version, champion.version) in gate
-        again = nightly.train(NEXT, trials=1, minutes=1)  # a re-run reuses the registered warm version
+        again = stages.train(NEXT, trials=1, minutes=1)  # a re-run reuses the registered warm version
         assert again["version"] == version
 
         report = write_nightly_report(NEXT).read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.features import partitions
 from pipelines.nightly import runner
-from pipelines.nightly import stages as nightly
+from pipelines.nightly import stages
 from pipelines.warehouse import simulator
 from tests.helpers import query, use_database
 from tests.integration.test_quality import EXPECTED_FAILURE
@@ -52,7 +52,7 @@ def _nothing_downstream_ran(before: dict) -> None:
 
 
 def _run_expecting_gate(match: str) -> str:
-    with pytest.raises(nightly.GateFailed) as failure:
+    with pytest.raises(stages.GateFailed) as failure:
         runner.run_day(nw.D, ingest_source="warehouse", force_retrain=True, **nw.RUN)
     message = str(failure.value)
     assert "\n" not in message and message.startswith(f"quality raw {nw.D}: FAILED")

@@ -102,7 +102,7 @@ def test_kill_between_scoring_and_switch_keeps_the_live_batch(world, tmp_path):
 
 
 def test_kill_while_publishing_features_leaves_no_partial_day(world, tmp_path):
-    from pipelines.features.definitions import VIEWS
+    from pipelines.features.catalog import VIEWS
 
     first, second = list(VIEWS)[:2]  # the order publish_day moves the views in
     inode = {v: partitions.view_path(v, nw.D).stat().st_ino for v in (first, second)}

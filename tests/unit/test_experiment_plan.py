@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.core.errors import NewsrecError
 from pipelines.experiments.lifecycle import arm_specs
-from pipelines.experiments.plan import Arm, ServingPlan, unit_hash
+from pipelines.experiments.arms import Arm, ServingPlan, unit_hash
 
 USERS = np.arange(1, 200_001, dtype=np.int64)
 
@@ -45,7 +45,7 @@ def test_assignment_is_the_same_across_calls_orders_and_processes():
     assert (plan.assign(USERS[perm]) == first[perm]).all()
     # a fresh interpreter (another PYTHONHASHSEED) gives the same arms
     code = (
-        "import numpy as np; from pipelines.experiments.plan import unit_hash; "
+        "import numpy as np; from pipelines.experiments.arms import unit_hash; "
         "print(','.join(f'{x:.17g}' for x in unit_hash(np.arange(1, 6), 'exp-a/arm')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

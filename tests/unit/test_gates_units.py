@@ -12,7 +12,7 @@ import pytest
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import json_safe
-from pipelines.features.definitions import FEATURES, VIEWS
+from pipelines.features.catalog import FEATURES, VIEWS
 from pipelines.gates import drift
 from pipelines.gates.quality import suites
 from pipelines.gates.quality.gate import CheckOutcome, GateResult

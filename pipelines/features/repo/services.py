@@ -2,7 +2,7 @@
 
 from feast import FeatureService, FeatureView
 
-from pipelines.features.definitions import FEATURE_SERVICE
+from pipelines.features.catalog import FEATURE_SERVICE
 
 
 def feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:

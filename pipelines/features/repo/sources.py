@@ -5,7 +5,7 @@ from pathlib import Path
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
-from pipelines.features.definitions import TIMESTAMP, VIEWS
+from pipelines.features.catalog import TIMESTAMP, VIEWS
 
 
 def sources(features_dir: Path) -> dict[str, FileSource]:

@@ -3,7 +3,7 @@
 from feast import FeatureView, Field, FileSource
 from feast.types import Float32, Int64, String
 
-from pipelines.features.definitions import VIEWS, view_features
+from pipelines.features.catalog import VIEWS, view_features
 from pipelines.features.repo.entities import ENTITIES
 
 _TYPES = {"int64": Int64, "float32": Float32, "string": String}

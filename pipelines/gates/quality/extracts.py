@@ -16,7 +16,7 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
-from pipelines.features.definitions import VIEWS
+from pipelines.features.catalog import VIEWS
 
 # Events of D with lookup flags. ``e.*`` keeps the table's real columns, so a schema change
 # shows up in the columns check instead of being hidden by a fixed select list.

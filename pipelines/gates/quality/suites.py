@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipelines.features.definitions import ENTITY_KEYS, VIEWS, view_columns, view_features
+from pipelines.features.catalog import ENTITY_KEYS, VIEWS, view_columns, view_features
 
 if TYPE_CHECKING:
     import great_expectations as gx
