@@ -25,6 +25,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from pipelines.core import hashing
 from pipelines.core.errors import ConfigError
 from pipelines.serving import candidate_pool
 
@@ -46,14 +47,7 @@ __all__ = [
     "day_bounds",
     "iter_candidate_chunks",
     "load_pool",
-    "user_partition",
 ]
-
-
-def user_partition(user_ids: np.ndarray, parts: int) -> np.ndarray:
-    """The scoring partition (0..parts-1) of each user: a fixed hash, so a user is always scored
-    by the same partition for a given partition count, and partitions come out even."""
-    return (_splitmix64(np.asarray(user_ids, dtype=np.int64)) % np.uint64(parts)).astype(np.int64)
 
 
 def iter_candidate_chunks(
@@ -62,7 +56,7 @@ def iter_candidate_chunks(
     """Yield candidate frames (user_id, article_id, source, category, publication_id, prior),
     one per chunk of ``chunk_users`` active users, each user wholly inside one chunk; ``prior``
     is the article's popularity prior (log1p dwell on D minus age). With ``parts`` > 1, only
-    the users of partition ``part`` (see :func:`user_partition`).
+    the users of partition ``part`` (see :func:`pipelines.core.hashing.user_partition`).
 
     Needs the feature partitions of ``day`` (user activity and user x category shares).
     """
@@ -79,7 +73,7 @@ def iter_candidate_chunks(
         return
     users = inputs.users
     if parts > 1:
-        users = users[user_partition(users["user_id"].to_numpy(np.int64), parts) == part]
+        users = users[hashing.user_partition(users["user_id"].to_numpy(np.int64), parts) == part]
     for lo in range(0, len(users), chunk_users):
         chunk = users.iloc[lo : lo + chunk_users]
         frame = _chunk_candidates(chunk, inputs, p)
@@ -99,14 +93,6 @@ def _rows_of(sorted_ids: np.ndarray, chunk_ids: np.ndarray) -> tuple[slice, np.n
     ids = sorted_ids[lo:hi]
     pos = np.minimum(np.searchsorted(chunk_ids, ids), len(chunk_ids) - 1)
     return slice(lo, hi), np.where(chunk_ids[pos] == ids, pos, -1)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A fast, well-mixed integer hash (deterministic per user, no RNG state)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @dataclass
@@ -231,7 +217,7 @@ def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: 
         first = np.cumsum(take) - take
         within = np.arange(int(take.sum()), dtype=np.int64) - first[seg_rep]
         salt = np.int64(pool.day.toordinal())
-        offset = (_splitmix64(uid ^ salt) % np.uint64(n_fresh)).astype(np.int64)
+        offset = (hashing.splitmix64(uid ^ salt) % np.uint64(n_fresh)).astype(np.int64)
         items = pool.fresh[(offset[seg_rep] + within) % n_fresh]
         picks.append(_cut(np.arange(n), quota, seg_rep, within, items, read_keys, n_articles))
     else:

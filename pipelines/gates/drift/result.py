@@ -8,8 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from pipelines.core.jsonable import json_safe
 from pipelines.gates.drift import windows
-from pipelines.gates.quality.gate import json_safe
 
 Kind = Literal["features", "target", "scores"]
 
