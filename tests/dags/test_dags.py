@@ -92,7 +92,7 @@ def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db):
 _TASKS = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).get_dag("newsrec_nightly")
+dag = DagBag(dag_folder=sys.argv[1]).dags["newsrec_nightly"]
 print(json.dumps({t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}))
 """
 
