@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.config import PROJECT_ROOT, get_settings
 from pipelines.core.errors import NewsrecError
 
@@ -77,9 +78,7 @@ def last_run_states(dag_id: str) -> dict[str, str]:
     """Task states of the newest run of ``dag_id``, read from Airflow's metadata database."""
     with db.transaction(f"{db.main_database_name()}_airflow") as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run r "
-            "ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id "
-            "WHERE r.id = (SELECT max(id) FROM dag_run WHERE dag_id = %s) ORDER BY ti.start_date NULLS LAST",
+            queries.load("airflow_last_run_states"),
             (dag_id,),
         )
         return {task: state or "none" for task, state in cur.fetchall()}

@@ -21,11 +21,12 @@ def _free_port() -> int:
 def ask_reader() -> str:
     """Create an API key, start `newsrec reader serve`, ask for one user's list, stop it."""
     from pipelines.core import db
+    from pipelines.core import sql as queries
     from pipelines.reader.keys import create_key
 
     _, key = create_key("demo")
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT user_id FROM serving.recommendations r JOIN serving.live l USING (batch_id) LIMIT 1")
+        cur.execute(queries.load("demo_a_served_user"))
         row = cur.fetchone()
     if row is None:
         raise SystemExit("no live batch to read from")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
 
 PREFIX_CHARS = 6
@@ -41,7 +42,7 @@ def create_key(name: str) -> tuple[int, str]:
     key = secrets.token_urlsafe(32)
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO serving.api_keys (name, key_hash, key_prefix) VALUES (%s, %s, %s) RETURNING key_id",
+            queries.load("reader_key_insert"),
             (name, hash_key(key), key[:PREFIX_CHARS]),
         )
         key_id = int(cur.fetchone()[0])
@@ -52,20 +53,20 @@ def revoke_key(key_id: int) -> None:
     from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT revoked_at FROM serving.api_keys WHERE key_id = %s FOR UPDATE", (key_id,))
+        cur.execute(queries.load("reader_key_revoked_for_update"), (key_id,))
         row = cur.fetchone()
         if row is None:
             raise NewsrecError(f"no API key with id {key_id}")
         if row[0] is not None:
             raise NewsrecError(f"API key {key_id} was already revoked at {row[0]:%Y-%m-%d %H:%M:%S %Z}")
-        cur.execute("UPDATE serving.api_keys SET revoked_at = now() WHERE key_id = %s", (key_id,))
+        cur.execute(queries.load("reader_key_revoke"), (key_id,))
 
 
 def list_keys() -> list[KeyInfo]:
     from pipelines.core import db
 
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT key_id, name, key_prefix, created_at, revoked_at FROM serving.api_keys ORDER BY key_id")
+        cur.execute(queries.load("reader_keys_list"))
         return [KeyInfo(*row) for row in cur.fetchall()]
 
 
