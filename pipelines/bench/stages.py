@@ -1,0 +1,129 @@
+"""The stages of the nightly bench's cycle: which stages of the nightly run it runs, in which
+order, and what runs in each stage's fresh process.
+
+Each child below calls the nightly run's own stage function (:mod:`pipelines.nightly`), as
+the DAG task does, for the night under test; only training differs (the bench's fixed
+budget, see :func:`train`). Children import no more than the stage itself needs (what they
+would import anyway is loaded inside them): their wall time and peak RSS are what the bench
+measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pipelines import nightly
+from pipelines.bench import nightly_config
+
+# --- what runs in each child process ---------------------------------------------------
+
+
+def quality_raw(day: str) -> dict[str, Any]:
+    return nightly.quality(day, "raw")
+
+
+def features(day: str) -> dict[str, Any]:
+    return nightly.features(day)
+
+
+def quality_features(day: str) -> dict[str, Any]:
+    return nightly.quality(day, "features")
+
+
+def materialize(day: str) -> dict[str, Any]:
+    return nightly.materialize(day)
+
+
+def drift(day: str) -> dict[str, Any]:
+    return nightly.drift(day)
+
+
+def decide_retrain(day: str) -> dict[str, Any]:
+    return nightly.decide_retrain(day)
+
+
+def train(day: str, trials: int, minutes: float, train_days: int) -> dict[str, Any]:
+    """A full retrain with the bench's fixed budget (the nightly stage, with ``train_days``)."""
+    from pipelines.training.train import train as run  # numpy, pandas, MLflow: this child only
+
+    result = run(date.fromisoformat(day), trials=trials, minutes=minutes, train_days=train_days, mode="full")
+    return {
+        "version": result.version,
+        "promoted": result.decision.promoted,
+        "rows": result.rows,
+        "ndcg@10": result.evaluation["overall"]["model"]["ndcg@10"],
+    }
+
+
+def score_and_publish(day: str) -> dict[str, Any]:
+    return nightly.score_and_publish(day)
+
+
+def report(day: str) -> dict[str, Any]:
+    return nightly.report(day)
+
+
+# --- the cycle ---------------------------------------------------------------------------
+
+
+@dataclass
+class Night:
+    """What the stages of one bench night read: the day under test, the bench's budget, the
+    day's events, and what each stage run so far returned (by stage name)."""
+
+    day: str
+    cfg: nightly_config.BenchConfig
+    events: int
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _day(night: Night) -> tuple:
+    return (night.day,)
+
+
+def _total(value: Any) -> int | None:
+    """A row count that stages report as a number or as counts per table."""
+    if isinstance(value, dict):
+        return sum(int(v) for v in value.values() if isinstance(v, (int, float)))
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+@dataclass(frozen=True)
+class BenchStage:
+    name: str  # the nightly run's stage (the DAG task id)
+    label: str  # its name in nightly.json and nightly.md
+    child: Callable[..., dict[str, Any]]  # module level: it runs in a spawned process
+    args: Callable[[Night], tuple] = _day
+    rows_label: str = ""  # what the stage's rows count ("" for none)
+    rows: Callable[[Night], int | None] | None = None
+
+
+_BY_NAME = {
+    s.name: s
+    for s in (
+        BenchStage("raw_gate", "quality (raw)", quality_raw, rows_label="events", rows=lambda n: n.events),
+        BenchStage("features", "features (Beam)", features, rows_label="events", rows=lambda n: n.events),
+        BenchStage("quality_gate", "quality (features)", quality_features, rows_label="feature rows",
+                   rows=lambda n: _total(n.done["features"].get("rows"))),
+        BenchStage("materialize", "materialize (Feast online)", materialize, rows_label="online rows",
+                   rows=lambda n: _total(n.done["materialize"].get("rows"))),
+        BenchStage("drift_check", "drift", drift),
+        BenchStage("retrain_checker", "retrain decision", decide_retrain),
+        BenchStage("train", "train + evaluate + register", train,
+                   args=lambda n: (n.day, n.cfg.trials, n.cfg.hpo_minutes, n.cfg.train_days),
+                   rows_label="train+valid+test rows", rows=lambda n: _total(n.done["train"].get("rows"))),
+        BenchStage("score_and_publish", "score + publish", score_and_publish, rows_label="candidate rows",
+                   rows=lambda n: n.done["score_and_publish"].get("candidates")),
+        BenchStage("report", "report", report),
+    )
+}  # fmt: skip
+
+
+def bench_stages() -> list[BenchStage]:
+    """The cycle the bench runs, in order."""
+    order = ("raw_gate", "features", "quality_gate", "materialize", "drift_check", "retrain_checker", "train",
+             "score_and_publish", "report")  # fmt: skip
+    return [_BY_NAME[name] for name in order]
