@@ -71,9 +71,16 @@ def run(
             measure("backfill features", nightly_world.backfill_features, first,
                     (cfg.day - timedelta(days=1)).isoformat(), into=setup)  # fmt: skip
     night = stages.Night(day, cfg, nightly_world.events_of(cfg.day))
+    skipped: list[dict[str, str]] = []
     t_cycle = time.perf_counter()
     for stage in stages.bench_stages():
+        if stage.child is None:
+            say(f"[bench] {stage.label}: not run, {stage.skipped}")
+            skipped.append({"stage": stage.name, "name": stage.label, "reason": stage.skipped})
+            continue
         night.done[stage.name] = measure(stage.label, stage.child, *stage.args(night))
+        if stage.note is not None:
+            cycle[-1].details.update(stage.note(night))
         if stage.rows is not None:
             cycle[-1].rows, cycle[-1].rows_label = stage.rows(night), stage.rows_label
     cycle_wall = time.perf_counter() - t_cycle
@@ -82,7 +89,7 @@ def run(
     say("[bench] references ...")
     refs = nightly_references.measure(day, results_dir, cfg.reader_seconds, night.done["score_and_publish"])
 
-    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs)
+    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs, skipped)
     if cfg.profile:
         payload["profile"] = nightly_report.keep_slowest_profile(cycle, profiles)
     (results_dir / "nightly.json").write_text(json.dumps(payload, indent=2, default=str))

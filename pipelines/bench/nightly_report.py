@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,7 @@ def payload(
     stages: list[StageResult],
     cycle_wall: float,
     refs: dict[str, Any],
+    skipped: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -98,6 +100,7 @@ def payload(
         "config": {**asdict(cfg), "day": cfg.day.isoformat()},
         "setup": [{**asdict(s), "rows_per_s": s.rows_per_s} for s in setup],
         "stages": [{**asdict(s), "rows_per_s": s.rows_per_s} for s in stages],
+        "skipped_stages": list(skipped),  # stages of the nightly plan the bench does not run, and why
         "cycle": {
             "seconds": cycle_wall,
             "peak_rss_mb": max((s.peak_rss_mb for s in stages), default=0.0),
@@ -158,6 +161,8 @@ def render(p: dict[str, Any]) -> str:
             f"| {s['name']} | {s['seconds']:.1f} | {_n(s['peak_rss_mb'])} | {_n(s['rows'])}{label} "
             f"| {_n(s['rows_per_s'])} |"
         )
+    if p.get("skipped_stages"):
+        lines += ["", "Not run: " + "; ".join(f"{s['name']} ({s['reason']})" for s in p["skipped_stages"]) + "."]
     if p["setup"]:
         lines += ["", "Setup (not part of the cycle):", ""]
         lines += [f"- {s['name']}: {s['seconds']:.0f} s, peak RSS {_n(s['peak_rss_mb'])} MB" for s in p["setup"]]

@@ -1,11 +1,14 @@
-"""The stages of the nightly bench's cycle: which stages of the nightly run it runs, in which
-order, and what runs in each stage's fresh process.
+"""The stages of the nightly bench's cycle: every stage of the nightly plan, in the plan's
+order (:func:`bench_stages`), and what runs in each stage's fresh process.
 
 Each child below calls the nightly run's own stage function (:mod:`pipelines.nightly`), as
-the DAG task does, for the night under test; only training differs (the bench's fixed
-budget, see :func:`train`). Children import no more than the stage itself needs (what they
-would import anyway is loaded inside them): their wall time and peak RSS are what the bench
-measures.
+the DAG task does, for the night under test. Where the bench departs from a night, it says
+so in its results: ingest checks that the seeded day landed (the seed is the bench's
+setup), no experiment is started (the DAG's default params start none), and training
+always runs, a full retrain with the bench's fixed budget (see :func:`train`), whatever the
+retrain checker decided (its decision is recorded next to the training). Children import
+no more than the stage itself needs (what they would import anyway is loaded inside them):
+their wall time and peak RSS are what the bench measures.
 """
 
 from __future__ import annotations
@@ -17,8 +20,20 @@ from typing import Any
 
 from pipelines import nightly
 from pipelines.bench import nightly_config
+from pipelines.errors import NewsrecError
+
+# The nightly plan's stage names, in its order: a stand-in for pipelines/nightly/plan.py's
+# STAGES (not in this branch yet), which bench_stages() reads once it exists.
+_PLAN_ORDER = ("ingest", "raw_gate", "features", "quality_gate", "materialize", "drift_check", "retrain_checker",
+               "train", "business_metrics", "start_experiment", "decide_experiments", "score_and_publish",
+               "report")  # fmt: skip
 
 # --- what runs in each child process ---------------------------------------------------
+
+
+def ingest(day: str) -> dict[str, Any]:
+    """The bench's setup seeded the day: ingest checks that it landed, as with an upstream load."""
+    return nightly.ingest(day, "warehouse")
 
 
 def quality_raw(day: str) -> dict[str, Any]:
@@ -58,6 +73,14 @@ def train(day: str, trials: int, minutes: float, train_days: int) -> dict[str, A
     }
 
 
+def business_metrics(day: str) -> dict[str, Any]:
+    return nightly.business_metrics(day)
+
+
+def decide_experiments(day: str) -> dict[str, Any]:
+    return nightly.decide_experiments(day)
+
+
 def score_and_publish(day: str) -> dict[str, Any]:
     return nightly.score_and_publish(day)
 
@@ -95,15 +118,23 @@ def _total(value: Any) -> int | None:
 class BenchStage:
     name: str  # the nightly run's stage (the DAG task id)
     label: str  # its name in nightly.json and nightly.md
-    child: Callable[..., dict[str, Any]]  # module level: it runs in a spawned process
+    child: Callable[..., dict[str, Any]] | None  # module level: it runs in a spawned process; None: not run
     args: Callable[[Night], tuple] = _day
     rows_label: str = ""  # what the stage's rows count ("" for none)
     rows: Callable[[Night], int | None] | None = None
+    note: Callable[[Night], dict[str, Any]] | None = None  # where the bench departs from a night
+    skipped: str = ""  # why the bench does not run it (child None)
+
+
+def _trained_anyway(night: Night) -> dict[str, Any]:
+    said = night.done["retrain_checker"].get("retrain")
+    return {"retrain_checker_said_retrain": said, "trained_because": "the bench always trains (fixed budget)"}
 
 
 _BY_NAME = {
     s.name: s
     for s in (
+        BenchStage("ingest", "ingest (seeded day landed)", ingest, rows_label="events", rows=lambda n: n.events),
         BenchStage("raw_gate", "quality (raw)", quality_raw, rows_label="events", rows=lambda n: n.events),
         BenchStage("features", "features (Beam)", features, rows_label="events", rows=lambda n: n.events),
         BenchStage("quality_gate", "quality (features)", quality_features, rows_label="feature rows",
@@ -114,7 +145,13 @@ _BY_NAME = {
         BenchStage("retrain_checker", "retrain decision", decide_retrain),
         BenchStage("train", "train + evaluate + register", train,
                    args=lambda n: (n.day, n.cfg.trials, n.cfg.hpo_minutes, n.cfg.train_days),
-                   rows_label="train+valid+test rows", rows=lambda n: _total(n.done["train"].get("rows"))),
+                   rows_label="train+valid+test rows", rows=lambda n: _total(n.done["train"].get("rows")),
+                   note=_trained_anyway),
+        BenchStage("business_metrics", "business metrics", business_metrics, rows_label="impressions",
+                   rows=lambda n: n.done["business_metrics"].get("impressions")),
+        BenchStage("start_experiment", "start experiment", None,
+                   skipped="the bench starts no experiment (the DAG's default params start none)"),
+        BenchStage("decide_experiments", "decide experiments", decide_experiments),
         BenchStage("score_and_publish", "score + publish", score_and_publish, rows_label="candidate rows",
                    rows=lambda n: n.done["score_and_publish"].get("candidates")),
         BenchStage("report", "report", report),
@@ -123,7 +160,11 @@ _BY_NAME = {
 
 
 def bench_stages() -> list[BenchStage]:
-    """The cycle the bench runs, in order."""
-    order = ("raw_gate", "features", "quality_gate", "materialize", "drift_check", "retrain_checker", "train",
-             "score_and_publish", "report")  # fmt: skip
-    return [_BY_NAME[name] for name in order]
+    """The cycle the bench runs: every stage of the nightly plan, in the plan's order. The one
+    place the bench learns the night's stages; a stage the bench does not know stops it
+    (the bench must not drift from the night it measures)."""
+    names = _PLAN_ORDER
+    unknown = [name for name in names if name not in _BY_NAME]
+    if unknown:
+        raise NewsrecError(f"the nightly bench has no child for the plan's stage(s) {', '.join(unknown)}")
+    return [_BY_NAME[name] for name in names]
