@@ -1,6 +1,10 @@
 """What this machine can do, next to the nightly stages: COPY in and out of PostgreSQL, raw
 predict with the same model, the same feature transform in plain pyarrow/pandas, a bare
-FastAPI endpoint (the reader benchmark). Each runs in a fresh process, after the cycle."""
+FastAPI endpoint (the reader benchmark). Each runs in a fresh process, after the cycle.
+
+The driver imports this module: what a reference needs beyond the database (numpy, pandas,
+the model, Beam, the reader benchmark) is imported inside its child, so that the driver
+stays light (a spawned child starts with the driver's peak RSS, stages included)."""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipelines import db, scoring
-from pipelines.bench import child_process, reader
-from pipelines.serving import predictor
+from pipelines import db
+from pipelines.bench import child_process
 
 
 def copy_reference(rows: int) -> dict[str, Any]:
@@ -60,6 +63,9 @@ def predict_reference(rows: int) -> dict[str, Any]:
     """Raw predict rows/s of the champion on a matrix of its width: LightGBM's own and compiled."""
     import numpy as np
 
+    from pipelines import scoring
+    from pipelines.serving import predictor
+
     model = scoring.load_for_scoring()
     rng = np.random.default_rng(0)
     X = rng.random((rows, len(model.spec.feature_names))) * 100
@@ -83,12 +89,14 @@ def predict_reference(rows: int) -> dict[str, Any]:
 
 
 def etl_reference(day: str, results_dir: str) -> dict[str, Any]:
-    from pipelines.bench import etl  # imports Beam: only in this reference's process
+    from pipelines.bench import etl  # Beam
 
     return etl.run(date.fromisoformat(day), Path(results_dir)).to_dict()
 
 
 def reader_reference(results_dir: str, seconds: int) -> dict[str, Any]:
+    from pipelines.bench import reader  # pandas, the world builder
+
     return reader.run(Path(results_dir), seconds, 20_000, [4, 32], 2.0, "auto", "auto", say=print).to_dict()
 
 

@@ -1,6 +1,10 @@
 """The nightly bench's world, in its own home: seeded history and its features (the setup
 children, run in fresh processes like the stages), or a world already built with the same
-sizes, reused with its models dropped so that training runs anew."""
+sizes, reused with its models dropped so that training runs anew.
+
+The driver imports this module, so it imports nothing heavy at the top: a spawned child
+starts with the driver's peak RSS (Linux keeps it across exec), which would inflate every
+stage's measured peak. The simulator and the feature build load inside their children."""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from typing import Any
 
 from pipelines import config, db
 from pipelines.bench import nightly_config
-from pipelines.features import build
-from pipelines.warehouse import simulator
 
 
 def seed_world(users: int, articles_per_day: int, start: str, days: int) -> dict[str, Any]:
+    from pipelines.warehouse import simulator  # numpy, pandas: in this child only
+
     start_day = date.fromisoformat(start)
     cfg = simulator.SimConfig.from_params(users=users, articles_per_day=articles_per_day, start=start_day)
     results = simulator.seed(cfg, days)
@@ -22,6 +26,8 @@ def seed_world(users: int, articles_per_day: int, start: str, days: int) -> dict
 
 
 def backfill_features(first: str, last: str) -> dict[str, Any]:
+    from pipelines.features import build  # numpy, pandas, pyarrow: in this child only
+
     results = build.backfill(date.fromisoformat(first), date.fromisoformat(last))
     return {"days": len(results)}
 
