@@ -63,8 +63,8 @@ def _peak_rss_mb() -> float:
 
 
 def run(day: date, results_dir: Path, publish: bool = True) -> ScoringBenchmark:
-    from pipelines.model import registry
     from pipelines.core.config import params
+    from pipelines.model import registry
     from pipelines.serving.scoring import load_for_scoring, score
 
     t0 = time.perf_counter()

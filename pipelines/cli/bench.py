@@ -104,9 +104,10 @@ def nightly(
     results: Path = typer.Option(Path("bench/results"), help="Folder for nightly.{json,md,png} and the rest."),
 ) -> None:
     """The whole nightly cycle at seed scale, per stage, next to what this machine can do."""
-    from pipelines.bench.nightly import BenchConfig, render, run
+    from pipelines.bench import nightly as bench_nightly
+    from pipelines.bench import nightly_config, nightly_report
 
-    cfg = BenchConfig(users=users, articles_per_day=articles_per_day, days=days, trials=trials,
+    cfg = nightly_config.BenchConfig(users=users, articles_per_day=articles_per_day, days=days, trials=trials,
                       train_days=train_days, reader_seconds=reader_seconds, profile=profile,
                       reuse_world=reuse_world)  # fmt: skip
-    typer.echo(render(run(cfg, home, results, say=typer.echo)))
+    typer.echo(nightly_report.render(bench_nightly.run(cfg, home, results, say=typer.echo)))

@@ -7,7 +7,8 @@ stage, and ``tests/dags/test_dags.py`` checks that its tasks and edges are these
 
 Each stage names the DAG task (``task``), the key of its result in ``run_day``'s output
 (``step``), its upstream stages (``after``, the DAG's edges) and how ``run_day`` calls its
-function in :mod:`pipelines.nightly.stages` from the run's options and the results so far.
+function in :mod:`pipelines.nightly.stages` (handed in by the caller, so that reading the plan
+imports no stage) from the run's options and the results so far.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from types import ModuleType
 from typing import Any
-
-from pipelines.nightly import stages
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class RunOptions:
 
 
 Results = Mapping[str, dict[str, Any]]
-Call = Callable[[date, RunOptions, Results], dict[str, Any]]
+# (the stages module, the day, the run's options, the results so far) -> the stage's result
+Call = Callable[[ModuleType, date, RunOptions, Results], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -51,32 +52,32 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "ingest", lambda d, o, r: stages.ingest(d, o.ingest_source)),
+    Stage("ingest", "ingest", lambda s, d, o, r: s.ingest(d, o.ingest_source)),
     # a bad day stops here, before any feature of it is written
-    Stage("raw_gate", "quality_raw", lambda d, o, r: stages.quality(d, "raw"), ("ingest",), gate=True),
+    Stage("raw_gate", "quality_raw", lambda s, d, o, r: s.quality(d, "raw"), ("ingest",), gate=True),
     # D's events answered the lists published the night before
-    Stage("business_metrics", "business_metrics", lambda d, o, r: stages.business_metrics(d), ("raw_gate",)),
-    Stage("features", "features", lambda d, o, r: stages.features(d, dask_address=o.dask_address), ("raw_gate",)),
-    Stage("quality_gate", "quality", lambda d, o, r: stages.quality(d, "features"), ("features",), gate=True),
-    Stage("materialize", "materialize", lambda d, o, r: stages.materialize(d), ("quality_gate",)),
-    Stage("drift_check", "drift", lambda d, o, r: stages.drift(d), ("quality_gate",)),
+    Stage("business_metrics", "business_metrics", lambda s, d, o, r: s.business_metrics(d), ("raw_gate",)),
+    Stage("features", "features", lambda s, d, o, r: s.features(d, dask_address=o.dask_address), ("raw_gate",)),
+    Stage("quality_gate", "quality", lambda s, d, o, r: s.quality(d, "features"), ("features",), gate=True),
+    Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",)),
+    Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",)),
     Stage(
         "retrain_checker",
         "retrain",
-        lambda d, o, r: stages.decide_retrain(d, r["drift"].get("share"), o.force_retrain),
+        lambda s, d, o, r: s.decide_retrain(d, r["drift"].get("share"), o.force_retrain),
         ("drift_check",),
     ),
     Stage(
         "train",
         "train",
-        lambda d, o, r: stages.train(d, o.trials, o.minutes, dask_address=o.dask_address),
+        lambda s, d, o, r: s.train(d, o.trials, o.minutes, dask_address=o.dask_address),
         ("retrain_checker",),
         runs_if=lambda r: bool(r["retrain"]["retrain"]),
     ),
     Stage(
         "start_experiment",
         "start_experiment",
-        lambda d, o, r: stages.start_experiment(
+        lambda s, d, o, r: s.start_experiment(
             d,
             list(o.experiment_challengers),
             popularity_share=o.experiment_popularity_share,
@@ -87,16 +88,16 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "decide_experiments",
         "decide_experiments",
-        lambda d, o, r: stages.decide_experiments(d),
+        lambda s, d, o, r: s.decide_experiments(d),
         ("business_metrics", "start_experiment", "train"),
     ),
     Stage(
         "score_and_publish",
         "publish",
-        lambda d, o, r: stages.score_and_publish(d, dry_run=o.dry_run, dask_address=o.dask_address),
+        lambda s, d, o, r: s.score_and_publish(d, dry_run=o.dry_run, dask_address=o.dask_address),
         ("decide_experiments", "materialize"),
     ),
-    Stage("report", "report", lambda d, o, r: stages.report(d), ("score_and_publish",), finally_=True),
+    Stage("report", "report", lambda s, d, o, r: s.report(d), ("score_and_publish",), finally_=True),
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from pipelines.core import alerts
 from pipelines.core.errors import NewsrecError
 from pipelines.core.locks import run_lock
-from pipelines.nightly import plan
+from pipelines.nightly import plan, stages
 from pipelines.nightly.stages import as_date
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,14 @@ def _run(d: date, options: plan.RunOptions) -> dict[str, Any]:
             if stage.finally_ or (stage.runs_if is not None and not stage.runs_if(steps)):
                 continue
             current = stage.step
-            steps[stage.step] = stage.call(d, options, steps)
+            steps[stage.step] = stage.call(stages, d, options, steps)
     except Exception as exc:
         alerts.record_task_failure("newsrec run-day", current, d, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         for stage in finals:
             try:
-                steps[stage.step] = stage.call(d, options, steps)
+                steps[stage.step] = stage.call(stages, d, options, steps)
             except Exception:  # noqa: BLE001 - the report must not hide the run's own outcome
                 log.exception("could not run %s for %s", stage.task, d)
     steps["seconds"] = round(time.perf_counter() - t0, 1)

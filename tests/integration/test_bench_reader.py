@@ -8,6 +8,7 @@ import json
 import psutil
 import pytest
 
+from pipelines.bench import load_generators, servers
 from pipelines.bench import reader as bench
 from tests.helpers import query, run_cli
 
@@ -36,7 +37,7 @@ def test_bench_reader_builds_a_world_and_writes_sane_results(fresh_db, tmp_path)
     assert data["world"]["built"] is True and data["world"]["known_ids"] > 0 and data["world"]["unknown_ids"] > 0
     assert data["generator"] == run.generator and data["generator"] in ("wrk", "python")
     cases = {(c["target"], c["connections"]): c for c in data["cases"]}
-    assert set(cases) == {(t, n) for t in bench.TARGETS for n in (4, 32)}
+    assert set(cases) == {(t, n) for t in servers.TARGETS for n in (4, 32)}
     for case in cases.values():
         assert case["errors"] == 0 and case["non_2xx"] == 0, case
         assert case["requests"] > 0 and case["requests_per_s"] > 0, case
@@ -61,10 +62,10 @@ def test_bench_reader_builds_a_world_and_writes_sane_results(fresh_db, tmp_path)
 
 
 def test_python_load_generator_against_the_bare_app(tmp_path):
-    paths = [bench.ROUTE.format(user_id=u) for u in range(1, 50)]
-    with bench.serving("bare", paths[0], {}, tmp_path) as (base, pid):
+    paths = [servers.ROUTE.format(user_id=u) for u in range(1, 50)]
+    with servers.serving("bare", paths[0], {}, tmp_path) as (base, pid):
         assert psutil.pid_exists(pid)
-        result = bench.run_python("bare", base, paths, "unused-key", connections=4, seconds=1)
+        result = load_generators.run_python("bare", base, paths, "unused-key", connections=4, seconds=1)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     _no_children_left()
     assert result.generator == "python" and result.errors == 0 and result.requests > 0

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.bench import reader as bench_reader
+from pipelines.bench import servers
 from pipelines.reader.keys import create_key, revoke_key
 from pipelines.serving import publish
 from tests.helpers import simulated_world
@@ -41,5 +41,5 @@ def served_world(pg_server: str, template: str, home: Path, name: str) -> Iterat
 def running_reader(log_dir: Path) -> Iterator[str]:
     """``newsrec reader serve`` (uvicorn, one worker) on a free loopback port, against the
     database the environment points at; yields its base URL and stops it on the way out."""
-    with bench_reader.serving("reader", "/v1/health", {}, log_dir) as (base, _pid):
+    with servers.serving("reader", "/v1/health", {}, log_dir) as (base, _pid):
         yield base

@@ -12,8 +12,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.features import partitions
-from pipelines.nightly import runner
-from pipelines.nightly import stages
+from pipelines.nightly import runner, stages
 from pipelines.warehouse import simulator
 from tests.helpers import query, use_database
 from tests.integration.test_quality import EXPECTED_FAILURE

@@ -9,7 +9,7 @@ from collections import Counter
 
 import psutil
 
-from pipelines.bench import soak
+from pipelines.bench import soak, soak_load, soak_report, soak_world
 from tests.helpers import query
 
 
@@ -40,20 +40,20 @@ def test_short_soak_passes_with_switches_under_load(fresh_db, tmp_path):
     # Its own database: the project's database got no batch and no key.
     assert query("SELECT count(*) FROM serving.batches") == [(0,)]
     assert query("SELECT count(*) FROM serving.api_keys") == [(0,)]
-    with soak.own_database("{main}_soak"):
+    with soak_world.own_database("{main}_soak"):
         assert query("SELECT count(*) FROM serving.api_keys WHERE revoked_at IS NULL") == [(0,)]
         assert query("SELECT batch_id FROM serving.live") == [(rolled_back.batch_id,)]
 
 
-def _soak(**kw) -> soak.Soak:
-    s = soak.Soak(seconds=1, connections=1, users=2, k=3, batches={1: "soak-1", 2: "soak-2"})
+def _soak(**kw) -> soak_report.Soak:
+    s = soak_report.Soak(seconds=1, connections=1, users=2, k=3, batches={1: "soak-1", 2: "soak-2"})
     for name, value in kw.items():
         setattr(s, name, value)
     return s
 
 
 def test_the_check_catches_mixed_short_and_foreign_lists():
-    plan = [soak.Target("/u/1", "u1", False), soak.Target("/u/9", "rGLOBAL", True)]
+    plan = [soak_load.Target("/u/1", "u1", False), soak_load.Target("/u/9", "rGLOBAL", True)]
     expected = {1: {"u1": (10, 11, 12), "rGLOBAL": (50, 51, 52)}, 2: {"u1": (20, 21, 22), "rGLOBAL": (60, 61, 62)}}
     outcomes = Counter(
         {
@@ -69,17 +69,17 @@ def test_the_check_catches_mixed_short_and_foreign_lists():
     )
     raw = {"outcomes": outcomes, "statuses": Counter({"503": 2}), "errors": {"timeout": 1}}
     s = _soak()
-    soak._verify(s, raw, plan, expected)
+    soak_load.verify(s, raw, plan, expected)
     assert s.ok == 9 and s.mismatches == 6 and s.requests == 17
     assert s.errors == 6 + 2 + 1 and s.responses_by_batch == {1: 5, 2: 4}
     assert len(s.mismatch_examples) == 5 and any("not batch 2's list" in m for m in s.mismatch_examples)
-    s.switches = [soak.Switch("publish", batch_id=2, at_s=0.5, took_s=0.1)]
+    s.switches = [soak_report.Switch("publish", batch_id=2, at_s=0.5, took_s=0.1)]
     s.final_live_batch = s.expected_live_batch = 2
     assert not s.passed
     assert [c["met"] for c in s.checks()] == [False, False, True, True, True]
 
-    clean = _soak(switches=[soak.Switch("publish", batch_id=2, at_s=0.5, took_s=0.1)])
-    soak._verify(clean, {"outcomes": Counter({(0, 1, "soak-1", False, 3, True, (10, 11, 12)): 3}),
+    clean = _soak(switches=[soak_report.Switch("publish", batch_id=2, at_s=0.5, took_s=0.1)])
+    soak_load.verify(clean, {"outcomes": Counter({(0, 1, "soak-1", False, 3, True, (10, 11, 12)): 3}),
                          "statuses": Counter(), "errors": {}}, plan, expected)  # fmt: skip
     clean.final_live_batch = clean.expected_live_batch = 2
     assert not clean.passed  # batch 2 went live but no client ever read it

@@ -219,9 +219,9 @@ def test_reader_never_logs_or_answers_its_password(world, monkeypatch, tmp_path)
     # The same with the database unreachable: 503s, logged errors.
     monkeypatch.setenv("NEWSREC_READER_DATABASE_URL", f"postgresql://newsrec_reader:{reader_pw}@127.0.0.1:1/x")
     (tmp_path / "down").mkdir()
-    from pipelines.bench import reader as bench_reader
+    from pipelines.bench import servers
 
-    with bench_reader.serving("reader", "/openapi.json", {}, tmp_path / "down") as (base, _):
+    with servers.serving("reader", "/openapi.json", {}, tmp_path / "down") as (base, _):
         with httpx.Client(base_url=base, timeout=10) as http:
             down = [http.get("/v1/health"), http.get(ROUTE.format(1), headers={"X-API-Key": key})]
         assert [r.status_code for r in down] == [503, 503]

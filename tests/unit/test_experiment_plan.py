@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipelines.core.errors import NewsrecError
-from pipelines.experiments.lifecycle import arm_specs
 from pipelines.experiments.arms import Arm, ServingPlan, unit_hash
+from pipelines.experiments.lifecycle import arm_specs
 
 USERS = np.arange(1, 200_001, dtype=np.int64)
 

@@ -1,0 +1,54 @@
+"""Run one function in a fresh process, as an Airflow task would: its wall time includes
+start-up and its peak RSS is its own (and its children's), optionally profiled with
+pyinstrument. Functions must be module-level (the process is spawned, not forked)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dict[str, Any]:
+    """Run one stage; returns its output, seconds inside the process and peak RSS."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    profiler = None
+    if profile_to:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.01)
+        profiler.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+    finally:
+        if profiler is not None:
+            profiler.stop()
+    seconds = time.perf_counter() - t0
+    if profiler is not None:
+        Path(profile_to).write_text(profiler.output_html())
+        flat = profiler.output_text(unicode=False, color=False, flat=True).splitlines()[:60]
+        tree = profiler.output_text(unicode=False, color=False)
+        Path(profile_to).with_suffix(".txt").write_text("\n".join(flat) + "\n\n" + tree)
+    return {"out": out, "inner_seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def run_in_child(fn: Callable[..., Any], *args: Any, profile_to: Path | None = None) -> tuple[dict[str, Any], float]:
+    """``fn(*args)`` in a fresh process; returns the child's report and the wall seconds."""
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        child = pool.submit(in_child, fn, args, str(profile_to) if profile_to else None).result()
+    return child, time.perf_counter() - t0
