@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from pipelines.bench.servers import ROUTE
-from pipelines.reader.app import RecommendationsOut
+from pipelines.reader.schemas import RecommendationsOut
 
 _CATEGORIES = ("sports", "politics", "health", "finance", "travel")
 BARE_BODY: dict[str, Any] = {

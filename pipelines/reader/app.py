@@ -19,10 +19,7 @@ from pipelines.reader.dependencies import Reader
 from pipelines.reader.keys import KeyCache
 from pipelines.reader.prometheus import MetricsMiddleware, ReaderMetrics
 from pipelines.reader.queries import ReaderQueries
-from pipelines.reader.schemas import RecommendationsOut
 from pipelines.reader.settings import ReaderParams
-
-__all__ = ["RecommendationsOut", "create_app"]  # pipelines.bench.reader takes the list's model from here
 
 log = logging.getLogger(__name__)
 
