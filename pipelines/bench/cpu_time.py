@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.core import db
+from pipelines.core import sql as queries
 
 
 def cpu_seconds(pids: Sequence[int]) -> float | None:
@@ -45,7 +46,7 @@ def reader_db_pids() -> list[int]:
     """Server pids of the reader's database sessions, when the database is on this machine."""
     try:
         with db.transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'newsrec-reader'")
+            cur.execute(queries.load("bench_reader_pids"))
             pids = [int(p) for (p,) in cur.fetchall()]
     except Exception:  # best effort: only an extra column of the results
         return []

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.features import build, etl, partitions, transforms
 
 
@@ -98,11 +99,11 @@ def run(day: date, results_dir: Path, runner: str | None = None) -> EtlBenchmark
         have = build.days_with_events(conn)
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT count(*) FROM warehouse.events WHERE event_ts >= %s AND event_ts < %s",
+                queries.load("bench_events_in_day"),
                 (day - timedelta(days=transforms.WINDOW_DAYS - 1), day + timedelta(days=1)),
             )
             (events,) = cur.fetchone()
-            cur.execute("SELECT count(*) FROM warehouse.users WHERE signup_date <= %s", (day,))
+            cur.execute(queries.load("bench_users_signed_up_by"), (day,))
             (users,) = cur.fetchone()
     finally:
         conn.close()

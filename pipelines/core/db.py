@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
 from pipelines.core.errors import ConfigError, NewsrecError
 from pipelines.local import postgres
@@ -94,7 +95,7 @@ def ensure_database(name: str) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            cur.execute(queries.load("db_database_exists"), (name,))
             if cur.fetchone():
                 return
             try:
@@ -176,7 +177,7 @@ def server_status() -> postgres.ServerStatus:
     if settings.database_url:
         try:
             with connect() as conn:
-                conn.cursor().execute("SELECT 1")
+                conn.cursor().execute(queries.load("db_ping"))
             return postgres.ServerStatus(False, True, redact(settings.database_url))
         except NewsrecError:
             return postgres.ServerStatus(False, False, redact(settings.database_url))

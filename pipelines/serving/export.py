@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import db
+from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
 from pipelines.serving import ndjson
@@ -91,13 +92,13 @@ def export_batch(
 def _pick_batch(conn: Any, batch_id: int | None) -> _Batch:
     """The batch to export: the live one, or ``batch_id`` if it is complete (its rows kept)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT batch_id FROM serving.live")
+        cur.execute(queries.load("export_live_batch_id"))
         live = cur.fetchone()[0]
         if batch_id is None:
             if live is None:
                 raise NewsrecError("no batch is live yet: nothing to export (publish one, or pass --batch-id)")
             batch_id = live
-        cur.execute("SELECT model_version, status, n_rows FROM serving.batches WHERE batch_id = %s", (batch_id,))
+        cur.execute(queries.load("export_batch_info"), (batch_id,))
         row = cur.fetchone()
     if row is None:
         raise NewsrecError(f"batch {batch_id} does not exist (see `newsrec serve status`)")

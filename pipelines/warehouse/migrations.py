@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core import db, locks
+from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.core.faults import checkpoint
@@ -67,10 +68,10 @@ def migrate(directory: Path | None = None) -> list[str]:
     try:
         for migration in migrations:
             with conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (locks.MIGRATIONS,))
+                cur.execute(queries.load("migrations_lock"), (locks.MIGRATIONS,))
                 cur.execute(_BOOTSTRAP)
                 cur.execute(
-                    "SELECT checksum FROM ops.schema_migrations WHERE version = %s",
+                    queries.load("migrations_checksum"),
                     (migration.version,),
                 )
                 row = cur.fetchone()
@@ -84,7 +85,7 @@ def migrate(directory: Path | None = None) -> list[str]:
                 cur.execute(migration.sql)
                 checkpoint(f"migration:{migration.version}")  # executed, not yet recorded or committed
                 cur.execute(
-                    "INSERT INTO ops.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    queries.load("migrations_record"),
                     (migration.version, migration.name, migration.checksum),
                 )
                 applied_now.append(migration.version)
@@ -95,8 +96,8 @@ def migrate(directory: Path | None = None) -> list[str]:
 
 def applied_versions() -> list[str]:
     with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('ops.schema_migrations')")
+        cur.execute(queries.load("migrations_table_exists"))
         if cur.fetchone()[0] is None:
             return []
-        cur.execute("SELECT version FROM ops.schema_migrations ORDER BY version")
+        cur.execute(queries.load("migrations_applied"))
         return [r[0] for r in cur.fetchall()]

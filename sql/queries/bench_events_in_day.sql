@@ -1,0 +1,2 @@
+-- Events of one UTC day.
+SELECT count(*) FROM warehouse.events WHERE event_ts >= %s AND event_ts < %s

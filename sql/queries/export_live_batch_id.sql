@@ -1,0 +1,2 @@
+-- The live batch's id.
+SELECT batch_id FROM serving.live
