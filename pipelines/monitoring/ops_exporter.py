@@ -16,12 +16,10 @@ Why a separate process and not more gauges on the reader's ``/metrics``:
 - One uvicorn worker or several, the reader's counters are per process; these figures are
   per database, so one exporter instance is the natural shape.
 
-The exporter logs in with ``NEWSREC_OPS_EXPORTER_DATABASE_URL`` (a role that may read
-``ops.runs``, ``ops.drift_results``/``ops.drift_latest``, ``serving.batches`` and
-``serving.live``) or the pipelines' URL, and every session is read-only
-(``default_transaction_read_only`` and ``statement_timeout`` set at connect): it never writes.
-A dedicated SELECT-only login role (like ``newsrec_reader``'s migration) would turn that
-default into a privilege; until one exists, compose gives it the pipelines' login.
+The exporter logs in as ``newsrec_ops_exporter`` (migration 0013: SELECT on ``ops.runs``,
+``ops.drift_results``/``ops.drift_latest``, ``serving.batches`` and ``serving.live``, nothing
+else, read-only by default) or with ``NEWSREC_OPS_EXPORTER_DATABASE_URL``; its sessions are
+read-only too (``default_transaction_read_only`` and ``statement_timeout`` set at connect).
 A scrape opens one short connection and runs three small queries (grouped over ``ops.runs``,
 one row of ``serving``, one row per drift kind). When the database cannot be read the scrape
 still answers, with ``newsrec_ops_up 0`` and nothing else, so Prometheus can alert on that.
@@ -32,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -44,32 +43,41 @@ from pipelines.core.errors import ConfigError, NewsrecError
 log = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 5000
+EXPORTER_ROLE = "newsrec_ops_exporter"  # sql/migrations/0013_ops_exporter_role.sql
 
 
 class ExporterEnv(BaseSettings):
-    """``NEWSREC_OPS_EXPORTER_DATABASE_URL``: a libpq URL for the exporter's login (unset: the
-    pipelines' ``NEWSREC_DATABASE_URL``, or the embedded server)."""
+    """``NEWSREC_OPS_EXPORTER_DATABASE_URL``: a full libpq URL for the exporter's login (e.g.
+    with its role's password on a server that does not trust local connections)."""
 
     model_config = SettingsConfigDict(env_prefix="NEWSREC_OPS_EXPORTER_", extra="ignore")
 
     database_url: str | None = None
 
 
+def as_exporter(url: str) -> str:
+    """The same server and database as ``url``, logged in as the exporter's role (no
+    password: the embedded server trusts local connections)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{EXPORTER_ROLE}@{host}"))
+
+
 def exporter_database_url() -> str:
+    """``NEWSREC_OPS_EXPORTER_DATABASE_URL`` if set, else the main database as the exporter's role."""
     explicit = ExporterEnv().database_url
     if explicit:
-        if not explicit.startswith("postgres"):
+        if not urlsplit(explicit).scheme.startswith("postgres"):
             raise ConfigError("NEWSREC_OPS_EXPORTER_DATABASE_URL must be a postgresql:// URL")
         return explicit
     from pipelines.core import db
 
-    return db.database_url()
+    return as_exporter(db.database_url())
 
 
 def connect(url: str) -> Any:
     """A read-only session with a short statement timeout (a slow database makes a scrape
-    fail, never pile up). Writes are refused unless a transaction asks for READ WRITE, which
-    this module never does; a SELECT-only role makes that a privilege too."""
+    fail, never pile up); the role's privileges refuse writes as well."""
     import psycopg2
 
     options = f"-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS}"

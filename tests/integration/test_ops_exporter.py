@@ -1,7 +1,8 @@
 """The ops exporter (``newsrec ops exporter``) against the real PostgreSQL: a published batch,
 ops.runs rows written by ``record_run`` (a success, a failure and a run killed with SIGKILL,
 which no Airflow callback would report) and drift verdicts stored by the drift gate's own
-``store_result``; scraped over HTTP from the real command, parsed as Prometheus text."""
+``store_result``; scraped over HTTP from the real command, logged in as its own read-only
+role, parsed as Prometheus text."""
 
 from __future__ import annotations
 
@@ -164,14 +165,41 @@ def test_the_newest_drift_verdict_per_kind_with_params_threshold(world, scraped)
     assert not [k for k in scraped if ("kind", "scores") in k[1]]
 
 
-def test_its_sessions_cannot_write(world):
-    conn = ops_exporter.connect(world["url"])
+def test_its_role_reads_five_relations_and_writes_nothing(world):
+    """``newsrec_ops_exporter`` (migration 0013) may SELECT what the three queries read and
+    nothing else in the catalog, holds no write privilege, and its sessions are read-only."""
+    relations = query(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_%%'"
+    )
+    assert len(relations) > 30
+    readable, writable = set(), []
+    for (name,) in relations:
+        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"):
+            (granted,) = query("SELECT has_table_privilege(%s, %s, %s)", (ops_exporter.EXPORTER_ROLE, name, privilege))[
+                0
+            ]
+            if granted and privilege == "SELECT":
+                readable.add(name)
+            elif granted:
+                writable.append((name, privilege))
+    assert readable == {"ops.runs", "ops.drift_results", "ops.drift_latest", "serving.batches", "serving.live"}
+    assert writable == []
+    conn = ops_exporter.connect(ops_exporter.as_exporter(world["url"]))
     try:
         with conn.cursor() as cur:
+            cur.execute("SELECT current_user")
+            assert cur.fetchone() == (ops_exporter.EXPORTER_ROLE,)
             for statement in ("UPDATE serving.live SET batch_id = NULL", "DELETE FROM ops.runs"):
                 with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
                     cur.execute(statement)
-                conn.rollback()
+            cur.execute("BEGIN READ WRITE")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("UPDATE serving.live SET batch_id = NULL")
+            cur.execute("ROLLBACK")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("SELECT 1 FROM serving.recommendations LIMIT 1")
     finally:
         conn.close()
     assert query("SELECT batch_id FROM serving.live") == [(world["batch"],)]
@@ -180,7 +208,7 @@ def test_its_sessions_cannot_write(world):
 def test_an_empty_database_and_an_unreachable_one(fresh_db, pg_server):
     """Before the first night: up, and no live batch, run or drift series (the rules' absent()
     case). A database that cannot be read: newsrec_ops_up 0 and nothing else."""
-    empty = _samples(generate_latest(ops_exporter.registry(fresh_db)).decode())
+    empty = _samples(generate_latest(ops_exporter.registry(ops_exporter.as_exporter(fresh_db))).decode())
     assert empty == {("newsrec_ops_up", ()): 1.0}
     gone = _samples(generate_latest(ops_exporter.registry(pg_server.format(db="no_such_database"))).decode())
     assert gone == {("newsrec_ops_up", ()): 0.0}
