@@ -127,7 +127,10 @@ def test_prometheus_loads_the_rules_and_reaches_what_it_scrapes_and_alertmanager
     exporter = services["ops-exporter"]
     assert exporter["command"][:3] == ["newsrec", "ops", "exporter"]
     assert exporter["command"][exporter["command"].index("--port") + 1] == "9464"
-    assert set(exporter["environment"]) == {"NEWSREC_OPS_EXPORTER_DATABASE_URL"}
+    assert set(exporter["environment"]) == {"NEWSREC_OPS_EXPORTER_DATABASE_URL"}  # not the pipelines' URL
+    assert exporter["environment"]["NEWSREC_OPS_EXPORTER_DATABASE_URL"].startswith("postgresql://newsrec_ops_exporter:")
+    assert "POSTGRES_PASSWORD" not in str(exporter)
+    assert "OPS_EXPORTER_DB_PASSWORD=" in (ROOT / ".env.example").read_text()
 
 
 def test_alertmanager_gets_its_config_and_the_smtp_password_as_a_secret():
