@@ -2,12 +2,15 @@
 passing their unit tests with input series (``promtool test rules monitoring/rules/tests``),
 and wired into monitoring/prometheus.yml the way docker-compose mounts them.
 
-promtool comes from Debian's ``prometheus`` package (.ci/run installs it). Under CI
-(``CI=true``) a missing promtool fails these tests; on a developer machine they skip."""
+The Alertmanager configuration is checked by ``amtool check-config`` and its routes by
+``amtool config routes test``. promtool and amtool come from Debian's ``prometheus`` and
+``prometheus-alertmanager`` packages (.ci/run installs them). Under CI (``CI=true``) a
+missing tool fails these tests; on a developer machine they skip."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -19,15 +22,24 @@ from tests.helpers import ROOT
 RULES = ROOT / "monitoring" / "rules"
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
     if path is None:
-        message = "promtool is missing (apt-get install prometheus)"
+        message = f"{name} is missing (apt-get install {package})"
         if os.environ.get("CI") == "true":
             pytest.fail(message + ": CI must install it", pytrace=False)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return _tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="module")
+def amtool() -> str:
+    return _tool("amtool", "prometheus-alertmanager")
 
 
 def _run(promtool: str, *args: str) -> subprocess.CompletedProcess:
@@ -74,8 +86,6 @@ def test_rules_name_the_jobs_prometheus_scrapes_and_route_to_a_receiver():
     prometheus = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
     jobs = {c["job_name"] for c in prometheus["scrape_configs"]}
     text = "\n".join(p.read_text() for p in RULES.glob("*.yml"))
-    import re
-
     assert set(re.findall(r'job="([^"]+)"', text)) <= jobs
     severities = {r["labels"]["severity"] for g in yaml.safe_load((RULES / "newsrec.yml").read_text())["groups"]
                   for r in g["rules"]}  # fmt: skip
@@ -87,3 +97,17 @@ def test_rules_name_the_jobs_prometheus_scrapes_and_route_to_a_receiver():
     assert {f'severity="{s}"' for s in severities} <= {m for r in routes for m in r["matchers"]}
     assert all(c["to"] for r in alertmanager["receivers"] for c in r["email_configs"])
     assert "smtp_auth_password" not in alertmanager["global"]  # the password comes from a file (a secret)
+
+
+def test_amtool_accepts_the_alertmanager_config_and_routes_by_severity(amtool):
+    config = "--config.file=monitoring/alertmanager.yml"
+    proc = _run(amtool, "check-config", "monitoring/alertmanager.yml")
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
+    for labels, receiver in (
+        (("severity=page", "alertname=NewsrecNoSuccessfulNightly"), "oncall-email"),
+        (("severity=warning", "alertname=NewsrecDriftShareOverThreshold", "kind=features"), "team-email"),
+        (("alertname=SomethingUnlabelled",), "oncall-email"),  # nothing falls through unrouted
+    ):
+        proc = _run(amtool, "config", "routes", "test", config, *labels)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == receiver, (labels, proc.stdout)
