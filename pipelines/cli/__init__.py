@@ -23,6 +23,7 @@ from pipelines.cli import db as db_cli
 from pipelines.cli import experiment as experiment_cli
 from pipelines.cli import features as features_cli
 from pipelines.cli import model as model_cli
+from pipelines.cli import ops as ops_cli
 from pipelines.cli import reader as reader_cli
 from pipelines.cli import serve as serve_cli
 from pipelines.cli import warehouse as warehouse_cli
@@ -48,6 +49,7 @@ app.add_typer(airflow_cli.app, name="airflow")
 app.add_typer(model_cli.app, name="model")
 app.add_typer(dataset_cli.app, name="dataset")
 app.add_typer(experiment_cli.app, name="experiment")
+app.add_typer(ops_cli.app, name="ops")
 app.command("train")(model_cli.train)
 app.command("evaluate")(model_cli.evaluate)
 

@@ -36,7 +36,8 @@ class ReaderMetrics:
         self.live_batch = Gauge("newsrec_reader_live_batch_id", "Live batch last seen", registry=self.registry)
         self.live_generated = Gauge(
             "newsrec_reader_live_batch_created_timestamp_seconds",
-            "When the live batch last seen was written (alert on time() minus this)",
+            "When the live batch this reader last served was written (0 until a request; the stale-batch "
+            "alert reads newsrec_ops_live_batch_created_timestamp_seconds of the ops exporter)",
             registry=self.registry,
         )
 

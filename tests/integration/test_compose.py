@@ -18,7 +18,7 @@ def test_services_and_files_exist():
     compose = _compose()
     services = compose["services"]
     assert {"postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "reader", "prometheus",
-            "grafana", "dask-scheduler", "dask-worker"} <= set(services)  # fmt: skip
+            "grafana", "dask-scheduler", "dask-worker", "alertmanager", "ops-exporter"} <= set(services)  # fmt: skip
     for name, svc in services.items():
         build = svc.get("build")
         if build:
@@ -96,3 +96,51 @@ def test_dask_services_run_the_pipelines_image_with_what_workers_need():
         usage = subprocess.run([str(dask), words[1], "--help"], capture_output=True, text=True, timeout=60).stdout
         for flag in (w for w in words if w.startswith("--")):
             assert flag in usage, (words[1], flag)
+
+
+def _container_port(svc: dict) -> set[str]:
+    return {p.split(":")[-1] for p in svc.get("ports", [])}
+
+
+def test_prometheus_loads_the_rules_and_reaches_what_it_scrapes_and_alertmanager():
+    """rule_files points where the rules are mounted; every scrape target and the Alertmanager
+    are services of this file listening on that port; the ops exporter is served by the
+    `newsrec ops exporter` command on its port, with its own database URL (no reader role)."""
+    from pathlib import PurePosixPath
+
+    services = _compose()["services"]
+    prometheus = services["prometheus"]
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    mounts = dict(v.split(":")[1::-1] for v in prometheus["volumes"])  # container path -> host path
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./monitoring/prometheus.yml"
+    for pattern in config["rule_files"]:
+        folder = str(PurePosixPath(pattern).parent)
+        assert mounts[folder] == "./monitoring/rules", pattern
+        assert list((ROOT / "monitoring" / "rules").glob(PurePosixPath(pattern).name))
+    targets = [t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    targets += [t for a in config["alerting"]["alertmanagers"] for c in a["static_configs"] for t in c["targets"]]
+    assert "alertmanager:9093" in targets and "ops-exporter:9464" in targets
+    for target in targets:
+        host, port = target.split(":")
+        assert host in services and port in _container_port(services[host]), target
+        assert host in prometheus["depends_on"], target
+    exporter = services["ops-exporter"]
+    assert exporter["command"][:3] == ["newsrec", "ops", "exporter"]
+    assert exporter["command"][exporter["command"].index("--port") + 1] == "9464"
+    assert set(exporter["environment"]) == {"NEWSREC_OPS_EXPORTER_DATABASE_URL"}  # not the pipelines' URL
+    assert exporter["environment"]["NEWSREC_OPS_EXPORTER_DATABASE_URL"].startswith("postgresql://newsrec_ops_exporter:")
+    assert "POSTGRES_PASSWORD" not in str(exporter)
+    assert "OPS_EXPORTER_DB_PASSWORD=" in (ROOT / ".env.example").read_text()
+
+
+def test_alertmanager_gets_its_config_and_the_smtp_password_as_a_secret():
+    compose = _compose()
+    alertmanager = compose["services"]["alertmanager"]
+    assert "./monitoring/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in alertmanager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    config = yaml.safe_load((ROOT / "monitoring" / "alertmanager.yml").read_text())
+    secret = config["global"]["smtp_auth_password_file"]
+    assert secret.startswith("/run/secrets/")
+    name = secret.removeprefix("/run/secrets/")
+    assert name in alertmanager["secrets"] and name in compose["secrets"]
+    assert compose["secrets"][name]["file"].removeprefix("./") in (ROOT / ".gitignore").read_text().split()
