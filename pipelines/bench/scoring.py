@@ -88,10 +88,10 @@ def run(day: date, results_dir: Path, publish: bool = True) -> ScoringBenchmark:
     if publish:
         from pipelines.serving.publish import publish_batch
 
-        registry.export_for_serving(result.model_version)
+        folder = registry.export_for_serving(result.model_version)
         t1 = time.perf_counter()
         keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
-        publish_batch(day, result.model_version, result.recommendations, result.fallback, keep)
+        publish_batch(day, result.model_version, result.recommendations, result.fallback, keep, model_key=folder.name)
         publish_s = time.perf_counter() - t1
     bench = ScoringBenchmark(
         day.isoformat(), result.model_version, result.users, result.candidates, score_s, result.predict_seconds,

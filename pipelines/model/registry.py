@@ -197,8 +197,18 @@ def load(ref: str = CHAMPION) -> LoadedModel:
     return LoadedModel(info["version"], booster, spec, info["tags"], info["run_id"])
 
 
+def artifact_key(version: str) -> str:
+    """The name of a version's files outside MLflow: ``<version>-<run id>``. The run id is the
+    registry's own identity of the version (numbers repeat across registries)."""
+    info = version_info(str(version))
+    if info is None:
+        raise NewsrecError(f"no model version {version}")
+    return f"{info['version']}-{info['run_id']}"
+
+
 def serving_model_dir(version: str) -> Path:
-    return get_settings().serving_models_dir / str(version)
+    """Where a version's model file, signature and compiled library live for serving."""
+    return get_settings().serving_models_dir / artifact_key(version)
 
 
 def export_for_serving(version: str) -> Any:

@@ -40,7 +40,13 @@ def router() -> APIRouter:
 
         try:
             result = await run_in_threadpool(
-                explain, user_id, article_id, row["data_date"], row["model_version"], settings.reader_database_url()
+                explain,
+                user_id,
+                article_id,
+                row["data_date"],
+                row["model_version"],
+                settings.reader_database_url(),
+                model_key=row["model_key"],
             )
         except NewsrecError as exc:
             raise ApiError(503, "explanation_unavailable", str(exc)) from None

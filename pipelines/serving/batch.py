@@ -132,11 +132,11 @@ def score_and_publish(
         if dry_run:
             summary["published"] = False
         else:
-            registry.export_for_serving(result.model_version)  # the reader explains with this file
+            folder = registry.export_for_serving(result.model_version)  # the reader explains with this file
             keep = int(params("serving").get("publish", {}).get("keep_batches", 3))
             t0 = time.perf_counter()
             summary["batch_id"] = publish_batch(
-                day, result.model_version, result.recommendations, result.fallback, keep
+                day, result.model_version, result.recommendations, result.fallback, keep, model_key=folder.name
             )
             summary["publish_seconds"] = round(time.perf_counter() - t0, 2)
             summary["published"] = True

@@ -26,12 +26,14 @@ from pipelines.features.transforms import request_time
 
 
 @lru_cache(maxsize=4)
-def serving_model(version: str) -> tuple[Any, MatrixSpec]:
+def serving_model(model_key: str) -> tuple[Any, MatrixSpec]:
+    """The booster and signature in serving folder ``model_key`` (the batch's ``model_key``:
+    ``<version>-<run id>``; batches published before keys existed name the bare version)."""
     import lightgbm as lgb
 
-    folder = get_settings().serving_models_dir / str(version)
+    folder = get_settings().serving_models_dir / str(model_key)
     if not (folder / "model.txt").exists():
-        raise NewsrecError(f"model {version} is not exported for serving")
+        raise NewsrecError(f"model {model_key} is not exported for serving")
     spec = MatrixSpec.from_dict(json.loads((folder / "spec.json").read_text()))
     check_signature(spec)
     return lgb.Booster(model_file=str(folder / "model.txt")), spec
@@ -54,8 +56,10 @@ def feature_row(user_id: int, article_id: int, day: date, url: str | None = None
     return row
 
 
-def explain(user_id: int, article_id: int, day: date, version: str, url: str | None = None) -> dict[str, Any]:
-    booster, spec = serving_model(version)
+def explain(
+    user_id: int, article_id: int, day: date, version: str, url: str | None = None, model_key: str | None = None
+) -> dict[str, Any]:
+    booster, spec = serving_model(model_key or version)
     X = to_matrix(feature_row(user_id, article_id, day, url), spec)
     contributions = booster.predict(X, pred_contrib=True)[0]
     items = [

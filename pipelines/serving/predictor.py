@@ -3,7 +3,7 @@
 Predicting ~70M candidate rows a night is most of the scoring cost. ``lleaves`` compiles a
 LightGBM model file to native code (LLVM) that gives the same scores several times faster.
 Compiling takes tens of seconds, so the library is built once per model version and kept
-next to the exported model file (``$NEWSREC_HOME/serving/models/<version>/``). Before the
+next to the exported model file (``$NEWSREC_HOME/serving/models/<version>-<run id>/``). Before the
 compiled model scores anything, it must reproduce LightGBM's scores on real rows; otherwise
 scoring stops rather than publish lists ranked by a wrong model.
 """

@@ -89,6 +89,7 @@ def publish_batch(
     recommendations: pd.DataFrame,
     fallback: pd.DataFrame,
     keep: int = 3,
+    model_key: str | None = None,
 ) -> int:
     """Write a new batch and make it live atomically; keep the newest ``keep`` complete
     batches for rollback. Returns the new batch id.
@@ -96,6 +97,8 @@ def publish_batch(
     ``recommendations``: user_id, rank, article_id, score, reason (optional ``arm`` and
     ``model_version``: the experiment arm and the model that ranked the row);
     ``fallback``: region, rank, article_id, score, reason, with a GLOBAL list.
+    ``model_key``: the serving folder of the model (see ``registry.artifact_key``), which the
+    reader's explanations load; None for lists no registered model ranked.
     """
 
     list_rows.check_frames(recommendations, fallback, keep)
@@ -106,7 +109,7 @@ def publish_batch(
             _sweep(conn, fail_writing=True)
             recs, fb = list_rows.denormalise(conn, recommendations, fallback)
             with conn.cursor() as cur:
-                cur.execute(queries.load("publish_insert_batch"), (day, model_version))
+                cur.execute(queries.load("publish_insert_batch"), (day, model_version, model_key))
                 batch_id = int(cur.fetchone()[0])
             conn.commit()
             run.details["batch_id"] = batch_id
