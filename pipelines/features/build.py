@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.core import cluster, db
+from pipelines.core import cluster, db, progress
 from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
@@ -205,7 +205,10 @@ def backfill(first: date, last: date, **kwargs) -> list[BuildResult]:
         raise NewsrecError(f"--to {last} is before --from {first}")
     results = []
     day = first
-    while day <= last:
-        results.append(build(day, **kwargs))
-        day += timedelta(days=1)
+    with progress.bar((last - first).days + 1, "features", unit="day") as days:
+        while day <= last:
+            days.set_postfix_str(day.isoformat())
+            results.append(build(day, **kwargs))
+            days.update(1)
+            day += timedelta(days=1)
     return results

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import db, progress
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
@@ -125,15 +125,16 @@ def fit(
         train.X, train.y, group=train.groups, categorical_feature=categorical, free_raw_data=False, position=position
     )
     dvalid = lgb.Dataset(valid.X, valid.y, group=valid.groups, categorical_feature=categorical, reference=dtrain)
-    return lgb.train(
-        p,
-        dtrain,
-        num_boost_round=rounds,
-        valid_sets=[dvalid],
-        valid_names=["valid"],
-        init_model=init_model,
-        callbacks=[lgb.early_stopping(patience, verbose=False)],
-    )
+    with progress.bar(rounds, "training trees", unit="tree") as trees:
+        return lgb.train(
+            p,
+            dtrain,
+            num_boost_round=rounds,
+            valid_sets=[dvalid],
+            valid_names=["valid"],
+            init_model=init_model,
+            callbacks=[lgb.early_stopping(patience, verbose=False), progress.boosting_callback(trees)],
+        )
 
 
 def group_partitions(groups: np.ndarray, n_parts: int) -> list[tuple[int, int, int, int]]:
@@ -297,7 +298,14 @@ def search(
 
     t0 = time.perf_counter()
     if remaining:
-        study.optimize(score_trial, n_trials=remaining, timeout=minutes * 60, gc_after_trial=True)
+        with progress.bar(remaining, f"search ({minutes:g} min budget)", unit="trial") as trials_bar:
+            study.optimize(
+                score_trial,
+                n_trials=remaining,
+                timeout=minutes * 60,
+                gc_after_trial=True,
+                callbacks=[lambda study, trial: trials_bar.update(1)],
+            )
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return SearchResult({}, float("nan"), 0, done_before, time.perf_counter() - t0)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from pipelines.core import alerts
+from pipelines.core import alerts, progress
 from pipelines.core.errors import NewsrecError
 from pipelines.core.locks import run_lock
 from pipelines.nightly import plan, stages
@@ -27,17 +27,19 @@ def run_day(
     minutes: float | None = None,
     dry_run: bool = False,
     options: plan.RunOptions | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """All stages of one date in the plan's order, holding the nightly run lock throughout.
 
-    A failed stage raises after an alert names it; the report is written whatever happened."""
+    A failed stage raises after an alert names it; the report is written whatever happened.
+    ``on_stage`` hears each stage's task name as it starts (the backfill's progress bar)."""
     opts = options or plan.RunOptions(ingest_source, force_retrain, trials, minutes, dry_run)
     d = as_date(day)
     with run_lock(f"run-day {day}"):
-        return _run(d, opts)
+        return _run(d, opts, on_stage or (lambda task: None))
 
 
-def _run(d: date, options: plan.RunOptions) -> dict[str, Any]:
+def _run(d: date, options: plan.RunOptions, on_stage: Callable[[str], None]) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     t0 = time.perf_counter()
     finals = [s for s in plan.STAGES if s.finally_]
@@ -47,6 +49,7 @@ def _run(d: date, options: plan.RunOptions) -> dict[str, Any]:
             if stage.finally_ or (stage.runs_if is not None and not stage.runs_if(steps)):
                 continue
             current = stage.step
+            on_stage(stage.task)
             steps[stage.step] = stage.call(stages, d, options, steps)
     except Exception as exc:
         alerts.record_task_failure("newsrec run-day", current, d, f"{type(exc).__name__}: {exc}")
@@ -62,10 +65,18 @@ def _run(d: date, options: plan.RunOptions) -> dict[str, Any]:
 
 
 def backfill(first: date, last: date, options: plan.RunOptions) -> Iterator[tuple[date, dict[str, Any]]]:
-    """Run the nights ``first``..``last`` oldest first; stops at the first failing date."""
+    """Run the nights ``first``..``last`` oldest first; stops at the first failing date. On a
+    terminal a bar shows the dates done and left and the stage running."""
     if last < first:
         raise NewsrecError("--to is before --from")
     day = first
-    while day <= last:
-        yield day, run_day(day, options=replace(options))
-        day += timedelta(days=1)
+    with progress.bar((last - first).days + 1, "backfill", unit="night") as nights:
+        while day <= last:
+            result = run_day(day, options=replace(options), on_stage=_show_stage(nights, day))
+            nights.update(1)
+            yield day, result
+            day += timedelta(days=1)
+
+
+def _show_stage(bar: Any, day: date) -> Callable[[str], None]:
+    return lambda task: bar.set_postfix_str(f"{day} {task}")
