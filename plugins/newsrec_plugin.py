@@ -4,7 +4,7 @@
   Airflow api-server at /newsrec/: the nightly report, GE Data Docs and Evidently HTML per day;
 - an extra link on every task of the newsrec DAGs ("newsrec report") that opens the report
   of that task's logical date (data docs for the quality gate, the drift report for the drift
-  check, the MLflow run for training, the nightly report otherwise).
+  check, the version that day's training registered in the MLflow UI, the nightly report otherwise).
 The project is imported only when a page is requested, never when Airflow loads plugins.
 """
 
@@ -72,14 +72,14 @@ def task_report(dag_id: str, run_id: str, task_id: str):
             raise HTTPException(status_code=404, detail="unknown run")
         day = run.data_interval_start.date().isoformat()
     if task_id == "train":
-        import os
+        from datetime import date
 
+        from pipelines.core import runs
         from pipelines.model import registry
 
-        info = registry.version_info(registry.CHAMPION)
-        ui = os.environ.get("NEWSREC_MLFLOW_UI_URL", "http://localhost:5000")
-        if info:
-            return RedirectResponse(f"{ui}/#/models/{registry.model_name()}/versions/{info['version']}")
+        trained = runs.latest_success("train", date.fromisoformat(day))  # the version this run trained
+        if trained and trained.get("version"):
+            return RedirectResponse(registry.ui_link(trained["version"]))
     kind = TASK_REPORTS.get(task_id, "nightly")
     return RedirectResponse(f"{PREFIX}/reports/{kind}/{day}/")
 

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # (LightGBM's DaskLGBMRanker) and batch scoring (user partitions) run on that cluster.
     # Unset: in-process.
     dask_address: str | None = None
+    # Where people open the MLflow UI (the plugin's training link goes to the run's own version).
+    mlflow_ui_url: str = "http://localhost:5000"
 
     @property
     def pg_dir(self) -> Path:

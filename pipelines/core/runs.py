@@ -64,3 +64,11 @@ def _abandon_dead_runs(cur: Any) -> None:
     """Fail the 'running' rows whose process no longer holds their lock (a transaction-level
     try-lock succeeds only for those, and is released at commit)."""
     cur.execute(queries.load("ops_abandon_dead_runs"), (ABANDONED, locks.RUN_ROWS))
+
+
+def latest_success(stage: str, logical_date: date) -> dict[str, Any] | None:
+    """The details of ``stage``'s newest successful run for ``logical_date`` (None: none yet)."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(queries.load("ops_latest_success_details"), {"stage": stage, "day": logical_date})
+        row = cur.fetchone()
+    return dict(row[0]) if row else None

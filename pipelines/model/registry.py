@@ -197,6 +197,11 @@ def load(ref: str = CHAMPION) -> LoadedModel:
     return LoadedModel(info["version"], booster, spec, info["tags"], info["run_id"])
 
 
+def ui_link(version: str) -> str:
+    """The MLflow UI page of a registered version (``NEWSREC_MLFLOW_UI_URL``)."""
+    return f"{get_settings().mlflow_ui_url.rstrip('/')}/#/models/{model_name()}/versions/{version}"
+
+
 def artifact_key(version: str) -> str:
     """The name of a version's files outside MLflow: ``<version>-<run id>``. The run id is the
     registry's own identity of the version (numbers repeat across registries)."""

@@ -144,3 +144,14 @@ def test_alertmanager_gets_its_config_and_the_smtp_password_as_a_secret():
     name = secret.removeprefix("/run/secrets/")
     assert name in alertmanager["secrets"] and name in compose["secrets"]
     assert compose["secrets"][name]["file"].removeprefix("./") in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_mlflow_ui_reads_the_registry_of_record_with_the_shared_home():
+    services = _compose()["services"]
+    ui = services["mlflow-ui"]
+    command = " ".join(ui["command"])
+    assert command.startswith("mlflow ui") and "5000" in command
+    assert "@postgres:5432/newsrec_mlflow" in command  # core/db.py's '{main}_mlflow' database
+    assert "newsrec-home:/var/lib/newsrec" in ui["volumes"]  # the artifact paths the runs recorded
+    assert "5000:5000" in ui["ports"]
+    assert services["airflow-apiserver"]["environment"]["NEWSREC_MLFLOW_UI_URL"] == "http://localhost:5000"
