@@ -1,8 +1,15 @@
 """The nightly run: at 02:00 UTC, process the previous UTC day end to end.
 
 This file only wires tasks. Every task imports `pipelines` inside its body and calls one
-function of `pipelines.nightly.stages`, so the scheduler parses this file in milliseconds and
-everything also runs without Airflow (`newsrec run-day`, `newsrec backfill`).
+function of `pipelines.nightly.stages` through `pipelines.nightly.airflow_task.run`, so the
+scheduler parses this file in milliseconds and everything also runs without Airflow
+(`newsrec run-day`, `newsrec backfill`).
+
+Retries by kind (`airflow_task.run`): a gate's verdict, bad input or any `NewsrecError` fails
+the task at once; a lost connection, a lock timeout or a lost Dask worker is retried twice
+with exponential backoff from Airflow's `[core] default_task_retry_delay` (30 s in
+`newsrec airflow`), at most 10 min apart. The failure callback alerts on-call
+(`pipelines.core.alerts`, `NEWSREC_ALERT_URL`), once per run, task and try.
 """
 
 from __future__ import annotations
@@ -22,15 +29,9 @@ def _day(context) -> str:
 
 
 def _alert(context) -> None:
-    from pipelines.core.alerts import record_task_failure
+    from pipelines.nightly import airflow_task
 
-    record_task_failure(
-        dag_id=context["dag"].dag_id,
-        task_id=context["task_instance"].task_id,
-        day=_day(context),
-        error=str(context.get("exception")),
-        try_number=context["task_instance"].try_number,
-    )
+    airflow_task.on_failure(context, _day(context))
 
 
 @dag(
@@ -40,8 +41,7 @@ def _alert(context) -> None:
     catchup=False,
     max_active_runs=1,
     default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retries": 2,  # transient errors only (airflow_task.run fails the others at once)
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
         "on_failure_callback": _alert,
@@ -78,53 +78,60 @@ def _alert(context) -> None:
 def newsrec_nightly():
     @task
     def ingest(params=None, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.ingest(_day(context), params["ingest"])
+        return airflow_task.run(context, stages.ingest, _day(context), params["ingest"])
 
-    @task(retries=0)
+    @task
     def raw_gate(ingested: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.quality(_day(context), "raw")
+        return airflow_task.run(context, stages.quality, _day(context), "raw")
 
     @task(outlets=[FEATURES])
     def features(passed_raw: dict, params=None, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.features(_day(context), dask_address=params["dask_address"])
+        return airflow_task.run(context, stages.features, _day(context), dask_address=params["dask_address"])
 
-    @task(retries=0)
+    @task
     def quality_gate(built: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.quality(_day(context), "features")
+        return airflow_task.run(context, stages.quality, _day(context), "features")
 
     @task
     def materialize(built: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.materialize(_day(context))
+        return airflow_task.run(context, stages.materialize, _day(context))
 
-    @task(retries=0)
+    @task
     def drift_check(passed: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.drift(_day(context))
+        return airflow_task.run(context, stages.drift, _day(context))
 
     @task.branch
     def retrain_checker(drift: dict, params=None, **context) -> str:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        decision = stages.decide_retrain(_day(context), drift.get("share"), params["force_retrain"])
+        decision = airflow_task.run(
+            context, stages.decide_retrain, _day(context), drift.get("share"), params["force_retrain"]
+        )
         return "train" if decision["retrain"] else "skip_training"
 
     @task(outlets=[CHAMPION])
     def train(params=None, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.train(
-            _day(context), params["hpo_trials"], params["hpo_minutes"], dask_address=params["dask_address"]
+        return airflow_task.run(
+            context,
+            stages.train,
+            _day(context),
+            params["hpo_trials"],
+            params["hpo_minutes"],
+            dask_address=params["dask_address"],
         )
 
     @task
@@ -133,15 +140,17 @@ def newsrec_nightly():
 
     @task
     def business_metrics(passed_raw: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.business_metrics(_day(context))
+        return airflow_task.run(context, stages.business_metrics, _day(context))
 
     @task
     def start_experiment(params=None, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.start_experiment(
+        return airflow_task.run(
+            context,
+            stages.start_experiment,
             _day(context),
             list(params["experiment_challengers"]),
             popularity_share=params["experiment_popularity_share"],
@@ -150,21 +159,27 @@ def newsrec_nightly():
 
     @task(trigger_rule="none_failed_min_one_success")
     def decide_experiments(metrics: dict, started: dict, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.decide_experiments(_day(context))
+        return airflow_task.run(context, stages.decide_experiments, _day(context))
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
     def score_and_publish(params=None, **context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.score_and_publish(_day(context), dry_run=params["dry_run"], dask_address=params["dask_address"])
+        return airflow_task.run(
+            context,
+            stages.score_and_publish,
+            _day(context),
+            dry_run=params["dry_run"],
+            dask_address=params["dask_address"],
+        )
 
     @task(trigger_rule="all_done")
     def report(**context) -> dict:
-        from pipelines.nightly import stages
+        from pipelines.nightly import airflow_task, stages
 
-        return stages.report(_day(context))
+        return airflow_task.run(context, stages.report, _day(context))
 
     passed_raw = raw_gate(ingest())
     built = features(passed_raw)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.core.config import get_settings, reset_caches
 from pipelines.core.db import redact
-from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.core.errors import ConfigError, NewsrecError, TransientError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -61,7 +61,7 @@ def dask_address() -> str | None:
 def connect(address: str | None = None, timeout: float = CONNECT_TIMEOUT_S) -> Client | None:
     """A client of the scheduler at ``address`` (default: the setting); None when none is set.
 
-    An unreachable scheduler is a one-line :class:`NewsrecError` naming the address, raised
+    An unreachable scheduler is a one-line :class:`TransientError` naming the address, raised
     within ``timeout`` seconds.
     """
     address = address or dask_address()
@@ -73,7 +73,7 @@ def connect(address: str | None = None, timeout: float = CONNECT_TIMEOUT_S) -> C
         return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NewsrecError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({reason})") from None
+        raise TransientError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({reason})") from None
     except ValueError as exc:  # a malformed address
         raise ConfigError(f"bad Dask scheduler address {address!r}: {exc}") from None
 
@@ -173,7 +173,7 @@ def check_workers(
     try:
         client.wait_for_workers(1, timeout=wait_s)
     except TimeoutError:
-        raise NewsrecError(f"the Dask cluster at {address} has no workers (waited {wait_s:g} s)") from None
+        raise TransientError(f"the Dask cluster at {address} has no workers (waited {wait_s:g} s)") from None
     local = _package_versions(packages)
     for name, version in local.items():
         if version.startswith("missing"):

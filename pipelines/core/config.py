@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # Where people open the MLflow UI (the plugin's training link goes to the run's own version).
     mlflow_ui_url: str = "http://localhost:5000"
 
+    # Where alerts go (pipelines/core/alerts.py): one or more Apprise URLs separated by spaces
+    # or commas, e.g. ``mailtos://user:pass@smtp.example.org?to=oncall@example.org`` or
+    # ``slack://...``. Unset: alerts are only stored in ops.alerts and logged (off by default).
+    alert_url: str | None = None
+    # Base URL under which on-call opens ``reports/`` (e.g. the Airflow plugin's
+    # ``https://airflow.example.org/newsrec/reports``); unset: alerts link the file itself.
+    reports_url: str | None = None
+
     @property
     def pg_dir(self) -> Path:
         return self.home / "pg"

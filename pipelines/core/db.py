@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
-from pipelines.core.errors import ConfigError, NewsrecError
+from pipelines.core.errors import ConfigError, NewsrecError, TransientError
 from pipelines.local import postgres
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def sqlalchemy_url(database: str | None = None, driver: str = "psycopg2") -> str
 
 
 def connect(database: str | None = None, **kwargs: Any) -> psycopg2.extensions.connection:
-    """A new psycopg2 connection; a one-line NewsrecError when the server cannot be reached."""
+    """A new psycopg2 connection; a one-line TransientError when the server cannot be reached."""
     import psycopg2
 
     url = database_url(database)
@@ -73,7 +73,7 @@ def connect(database: str | None = None, **kwargs: Any) -> psycopg2.extensions.c
         return psycopg2.connect(url, connect_timeout=10, **kwargs)
     except psycopg2.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NewsrecError(f"cannot connect to PostgreSQL at {redact(url)}: {reason}") from exc
+        raise TransientError(f"cannot connect to PostgreSQL at {redact(url)}: {reason}") from exc
 
 
 @contextlib.contextmanager

@@ -4,7 +4,10 @@
 ``NEWSREC_FAULT`` is a comma-separated list of ``kill:<point>`` (the process SIGKILLs itself
 there: no cleanup, no ``finally``, like a power cut or the OOM killer) and ``pause:<point>``
 (the process writes its pid to ``$NEWSREC_FAULT_DIR/<point>`` and waits until a test removes
-that file, e.g. while it restarts the database). A bare ``<point>`` means ``kill:<point>``.
+that file, e.g. while it restarts the database) and ``drop:<point>`` (the database server ends
+the process's session there, once: a real ``psycopg2.OperationalError``, as when the server
+restarts or a pooler drops the connection; the marker ``$NEWSREC_FAULT_DIR/<point>.dropped``
+makes the retry pass). A bare ``<point>`` means ``kill:<point>``.
 Production never sets the variable; the check is one dictionary lookup.
 """
 
@@ -22,7 +25,7 @@ def _actions() -> dict[str, str]:
     spec = os.environ.get(_VAR, "")
     out: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
-        action, _, point = item.partition(":") if item.startswith(("kill:", "pause:")) else ("kill", "", item)
+        action, _, point = item.partition(":") if item.startswith(("kill:", "pause:", "drop:")) else ("kill", "", item)
         out[point] = action
     return out
 
@@ -40,3 +43,20 @@ def checkpoint(name: str) -> None:
         deadline = time.monotonic() + float(os.environ.get("NEWSREC_FAULT_PAUSE_S", "600"))
         while marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+    elif action == "drop":
+        _drop_connection_once(Path(os.environ.get("NEWSREC_FAULT_DIR", ".")) / f"{name}.dropped")
+
+
+def _drop_connection_once(marker: Path) -> None:
+    if marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+    from pipelines.core import db
+    from pipelines.core import sql as queries
+
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(queries.load("faults_terminate_own_backend"))  # raises OperationalError
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ from psycopg2 import errors
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
-from pipelines.core.errors import NewsrecError
+from pipelines.core.errors import TransientError
 
 MIGRATIONS = 72061  # transaction lock: one migration run at a time
 PUBLISH = 72062  # session lock: one publish (batch write and live switch) at a time
@@ -47,7 +47,7 @@ def _lock_connection(wait_s: float, what: str) -> Any:
     conn = db.connect()
     try:
         if not take(conn, NIGHTLY_RUN, wait_s, floor_ms=1):
-            raise NewsrecError(
+            raise TransientError(
                 f"another nightly run has held the run lock for over {wait_s:.0f} s; {what} did not start"
             )
     except BaseException:

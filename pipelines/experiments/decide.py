@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.core import db
+from pipelines.core import alerts, db
 from pipelines.core import sql as queries
 from pipelines.core.faults import checkpoint
 from pipelines.core.runs import record_run
@@ -289,9 +289,12 @@ def _write(cur: Any, experiment_id: int, day: date, arms: list[dict[str, Any]], 
 
 
 def decide_experiments(day: date) -> dict[str, Any]:
-    """The nightly stage, recorded as a run in ``ops.runs``."""
+    """The nightly stage, recorded as a run in ``ops.runs``. A decision that changes something
+    (step, promote, demote, refused) is an alert to on-call: one per experiment and day,
+    whatever the re-runs (:func:`pipelines.core.alerts.experiment_decisions`)."""
 
     with record_run("decide_experiments", day) as run:
         out = decide(day)
         run.details.update(out)
+    alerts.experiment_decisions(day, out)
     return out

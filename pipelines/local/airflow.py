@@ -49,6 +49,8 @@ def airflow_env(port: int = 8080) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # first retry of a transient failure (then exponential backoff); tests shorten it
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": os.environ.get("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "30"),
         # the project's own settings reach the task processes unchanged
         "NEWSREC_HOME": str(get_settings().home),
         "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -18,6 +18,8 @@ from pipelines.nightly.stages import as_date
 
 log = logging.getLogger(__name__)
 
+SOURCE = "newsrec run-day"  # the source of its alerts
+
 
 def run_day(
     day: str | date,
@@ -44,15 +46,17 @@ def _run(d: date, options: plan.RunOptions, on_stage: Callable[[str], None]) -> 
     t0 = time.perf_counter()
     finals = [s for s in plan.STAGES if s.finally_]
     current = plan.STAGES[0].step
+    run_id = alerts.new_run_id(f"run-day {d}")  # a failing gate's notice and the alert below are one
     try:
         for stage in plan.STAGES:
             if stage.finally_ or (stage.runs_if is not None and not stage.runs_if(steps)):
                 continue
             current = stage.step
             on_stage(stage.task)
-            steps[stage.step] = stage.call(stages, d, options, steps)
+            with alerts.scope(SOURCE, run_id, stage.step):
+                steps[stage.step] = stage.call(stages, d, options, steps)
     except Exception as exc:
-        alerts.record_task_failure("newsrec run-day", current, d, f"{type(exc).__name__}: {exc}")
+        alerts.record_task_failure(SOURCE, current, d, alerts.describe_error(exc), try_number=1, run_id=run_id)
         raise
     finally:
         for stage in finals:

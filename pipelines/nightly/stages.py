@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from pipelines.core import cluster
-from pipelines.core.errors import GateFailed, NewsrecError
+from pipelines.core import alerts, cluster
+from pipelines.core.errors import GateFailed, NewsrecError, TransientError
 from pipelines.core.faults import checkpoint
 from pipelines.core.locks import run_lock
 from pipelines.experiments import business_metrics as experiment_metrics
@@ -88,19 +88,25 @@ def materialize(day: str | date) -> dict[str, Any]:
 @_locked
 def quality(day: str | date, stage: str = "all") -> dict[str, Any]:
     """Quality stages ("raw" before the features are built, "features" after, or "all");
-    raises :class:`GateFailed` on a critical failure, at the first stage that fails."""
+    raises :class:`GateFailed` on a critical failure, at the first stage that fails, after
+    the gate's own alert (inside a run: the task's failure callback then sends nothing more).
+    A database that cannot be reached is not a verdict: its TransientError passes as it is."""
     results = []
-    for name in ("raw", "features") if stage == "all" else (stage,):
-        try:
-            (result,) = quality_gate.check_quality(as_date(day), name)
-        except GateFailed:
-            raise
-        except NewsrecError as exc:  # e.g. a table or column renamed upstream: too broken to validate
-            raise GateFailed(f"quality {name} {as_date(day)}: FAILED: {exc}") from exc
-        results.append(result)
-        log.info(result.render())
-        if not result.passed:
-            raise GateFailed(result.headline())
+    try:
+        for name in ("raw", "features") if stage == "all" else (stage,):
+            try:
+                (result,) = quality_gate.check_quality(as_date(day), name)
+            except (GateFailed, TransientError):
+                raise
+            except NewsrecError as exc:  # e.g. a table or column renamed upstream: too broken to validate
+                raise GateFailed(f"quality {name} {as_date(day)}: FAILED: {exc}") from exc
+            results.append(result)
+            log.info(result.render())
+            if not result.passed:
+                raise GateFailed(result.headline())
+    except GateFailed as failed:
+        alerts.gate_failed(as_date(day), failed)
+        raise
     return {
         "passed": True,
         "warnings": sum(r.counts["warning_failed"] for r in results),
@@ -117,6 +123,8 @@ def drift(day: str | date) -> dict[str, Any]:
     try:
         features_result = drift_check.check_drift(d, window)
         target_result = drift_check.check_target_drift(d, window)
+    except TransientError:
+        raise  # a lost database is retried, not read as "no reference"
     except NewsrecError as exc:
         # Drift only informs the retrain checker; without a usable reference it says so.
         log.warning("drift check skipped for %s: %s", d, exc)
