@@ -17,7 +17,7 @@ from typing import Any
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
-from pipelines.core.errors import NewsrecError
+from pipelines.core.errors import NewsrecError, TransientError
 from pipelines.experiments.arms import CHAMPION
 from pipelines.model import registry
 
@@ -298,12 +298,16 @@ def start_from_params(
     name = name or f"{day}-" + "-".join(f"v{v}" for v in challengers or ["popularity"])
     try:
         existing = get(name)
+    except TransientError:
+        raise  # a lost connection is not "no such experiment"
     except NewsrecError:
         existing = None
     if existing is not None:
         return {"started": False, "experiment": name, "status": existing.status}
     try:
         info = create(name, challengers, challenger_share, popularity_share, None, cohort_size, started_on=day)
+    except TransientError:
+        raise
     except NewsrecError as exc:
         log.warning("experiment %s not started: %s", name, exc)
         return {"started": False, "experiment": name, "refused": str(exc)}

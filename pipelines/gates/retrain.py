@@ -21,7 +21,7 @@ from typing import Any
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
-from pipelines.core.errors import NewsrecError
+from pipelines.core.errors import NewsrecError, TransientError
 from pipelines.features.catalog import FEATURE_SERVICE
 from pipelines.features.matrix import MatrixSpec, current_feature_names
 from pipelines.model import evaluate, registry
@@ -53,6 +53,8 @@ def champion_decay(day: date, version: str) -> tuple[float | None, float | None]
     model = registry.load(version)
     try:
         split, scores = evaluate.score_on_day(model, day, max_groups=params("training").get("max_eval_groups"))
+    except TransientError:
+        raise  # the database went away: retry the stage, do not decide without the measurement
     except NewsrecError as exc:
         log.warning("cannot measure the champion on %s: %s", day, exc)
         return None, None

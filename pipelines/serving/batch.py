@@ -16,7 +16,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.cluster import dask_address
 from pipelines.core.config import params
-from pipelines.core.errors import NewsrecError
+from pipelines.core.errors import NewsrecError, TransientError
 from pipelines.core.runs import record_run
 from pipelines.gates.drift import check_score_drift
 from pipelines.model import registry
@@ -164,6 +164,8 @@ def score_drift_against_previous(day: date, recommendations: pd.DataFrame) -> di
     current = recommendations.loc[recommendations["user_id"] % 10 == 0, "score"].head(50_000)
     try:
         result = check_score_drift(day, current.to_numpy(), before["score"].to_numpy())
+    except TransientError:
+        raise
     except NewsrecError as exc:
         log.warning("score drift not measured: %s", exc)
         return None
