@@ -17,6 +17,14 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
 
+# Why label drift is shown but does not trigger retraining (the retrain checker's inputs).
+LABEL_DRIFT_NOTE = (
+    "Only feature drift feeds the retrain checker. Target (label) drift is shown for on-call but "
+    "decides nothing: the logged clicks and dwell follow the lists the champion itself served "
+    "(position bias and the closed loop), so they shift whenever the lists do; the checker judges "
+    "the labels through the champion's NDCG on the newest day (decay) instead."
+)
+
 
 @dataclass
 class Section:
@@ -45,7 +53,8 @@ def collect(day: date) -> list[Section]:
                                 [list(r) for r in quality], note and f"Failed checks: {note}"))  # fmt: skip
         drift = _query(cur, "report_drift", (day,))
         sections.append(Section("Drift", ["kind", "drifted", "share", "drifted cols", "cols", "which", "report"],
-                                [[*r[:5], ", ".join(r[5] or []), r[6]] for r in drift]))  # fmt: skip
+                                [[*r[:5], ", ".join(r[5] or []), r[6]] for r in drift],
+                                LABEL_DRIFT_NOTE if any(r[0] == "target" for r in drift) else ""))  # fmt: skip
         retrain = _query(cur, "report_retrain", (day,))
         sections.append(Section("Retrain checker", ["retrain", "mode", "champion", "reasons", "evidence"],
                                 [[r[0], r[1], r[2], "; ".join(r[3]), _evidence(r[4])] for r in retrain]))  # fmt: skip
