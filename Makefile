@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test lint db-start db-stop lock lock-reader reader-slim clean airflow airflow-down soak bench
+.PHONY: venv demo test test-fast lint db-start db-stop lock lock-reader reader-slim clean airflow airflow-down soak bench
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ demo: venv
 TEST_WORKERS ?= 2
 test: venv
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The developer loop (a few minutes): the unit tests and the quick integration files; the rest is
+# marked slow (tests/conftest.py, FAST_FILES). `make test` runs both tiers.
+test-fast: venv
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # Airflow 3 (UI on http://localhost:8080) on the project's PostgreSQL, DAGs and plugins loaded.
 airflow: venv

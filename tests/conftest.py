@@ -20,6 +20,37 @@ _counter = itertools.count()
 # A small world that read-only tests share; seeded once per session.
 SMALL_WORLD = {"users": 600, "articles_per_day": 240, "days": 3, "start": date(2026, 1, 5), "seed": 11}
 
+# The fast tier (`make test-fast`, i.e. `pytest -m "not slow"`): the unit and data tests and these
+# quick integration files. Every other file is marked slow, so a new file joins the slow tier until
+# it is listed here; SLOW_TESTS are the slow tests inside fast files (or mark them @pytest.mark.slow).
+FAST_DIRS = ("tests/unit/", "tests/data/", "tests/dags/")
+FAST_FILES = {
+    "tests/integration/test_candidates.py",
+    "tests/integration/test_cli.py",
+    "tests/integration/test_compose.py",
+    "tests/integration/test_export.py",
+    "tests/integration/test_features.py",
+    "tests/integration/test_migrations.py",
+    "tests/integration/test_mind_import.py",
+    "tests/integration/test_publish.py",
+    "tests/integration/test_reader.py",
+    "tests/integration/test_simulator.py",
+    "tests/reliability/test_reader_bad_input.py",
+    "tests/reliability/test_reader_role.py",
+    "tests/reliability/test_secrets.py",
+}
+SLOW_TESTS = {
+    "tests/dags/test_dags.py::test_nightly_dag_wires_the_stage_plan",
+    "tests/integration/test_features.py::test_backfill_equals_single_days",
+    "tests/integration/test_publish.py::test_serve_cli_status_and_rollback",
+    "tests/reliability/test_secrets.py::test_cli_never_prints_the_database_password",
+    "tests/unit/test_gates_units.py::test_score_drift_uses_a_distance_and_flags_a_shift",
+}
+
+
+def _fast_file(path: str) -> bool:
+    return path.startswith(FAST_DIRS) or path in FAST_FILES
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
@@ -98,6 +129,20 @@ def small_world(pg_server: str, small_world_db: str, monkeypatch, tmp_path) -> s
     url = pg_server.format(db=small_world_db)
     use_database(monkeypatch, url, tmp_path / "home")
     return url
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the slow tier (before `-m` selects); see FAST_FILES."""
+    path, _, name = item.nodeid.partition("::")
+    if not _fast_file(path) or f"{path}::{name.split('[', 1)[0]}" in SLOW_TESTS:
+        item.add_marker(pytest.mark.slow)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not slow"` the slow files are not even imported (collecting them all costs ~15 s)."""
+    if (config.option.markexpr or "").replace(" ", "") != "notslow" or not collection_path.name.startswith("test_"):
+        return None
+    return True if not _fast_file(collection_path.relative_to(config.rootpath).as_posix()) else None
 
 
 @pytest.hookimpl(trylast=True)

@@ -17,8 +17,8 @@ from pipelines.core.config import PROJECT_ROOT, reset_caches
 from pipelines.features import matrix
 from pipelines.gates import retrain
 from pipelines.model import registry
-from pipelines.model.dvc_files import registered_params
 from pipelines.model.ranker import lgb_params
+from pipelines.model.registry import registered_params
 from pipelines.nightly import stages
 from pipelines.nightly.report import write_nightly_report
 from tests.helpers import query, use_database
