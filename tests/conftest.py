@@ -27,6 +27,7 @@ FAST_DIRS = ("tests/unit/", "tests/data/", "tests/dags/")
 FAST_FILES = {
     "tests/integration/test_candidates.py",
     "tests/integration/test_cli.py",
+    "tests/integration/test_alerts.py",
     "tests/integration/test_compose.py",
     "tests/integration/test_export.py",
     "tests/integration/test_features.py",
@@ -34,7 +35,9 @@ FAST_FILES = {
     "tests/integration/test_mind_import.py",
     "tests/integration/test_publish.py",
     "tests/integration/test_reader.py",
+    "tests/integration/test_report_drift.py",
     "tests/integration/test_simulator.py",
+    "tests/integration/test_training_link.py",
     "tests/reliability/test_reader_bad_input.py",
     "tests/reliability/test_reader_role.py",
     "tests/reliability/test_secrets.py",
