@@ -13,7 +13,7 @@ What each stage does, the same on both sides:
 - ``train``: one fit of the ranker with params.yaml's parameters on the day's splits (the
   plain objective on both sides, since the Dask path cannot train the debiased one), nothing
   registered; loading the splits is not timed;
-- ``score``: batch scoring of every active user with the champion (:func:`pipelines.serving.scoring.score`,
+- ``score``: batch scoring of every active user with the champion (:func:`pipelines.serving.batch.score`,
   nothing published): one partition in-process, ``partitions_per_worker`` x workers on the
   cluster. The details carry a digest of the lists, so the table also shows both sides
   ranked the same articles.
@@ -44,7 +44,7 @@ _SPLITS: dict[tuple[date, int | None], Any] = {}
 def _train(day: date, address: str | None, options: dict[str, Any]) -> dict[str, Any]:
     from pipelines.core import cluster
     from pipelines.model import evaluate, ranker
-    from pipelines.model.train import load_splits
+    from pipelines.model.dataset import load_splits
 
     key = (day, options.get("train_days"))
     splits = _SPLITS.get(key) or _SPLITS.setdefault(key, load_splits(day, options.get("train_days")))
@@ -63,9 +63,9 @@ def _score(day: date, address: str | None, options: dict[str, Any]) -> dict[str,
 
     import numpy as np
 
-    from pipelines.serving import scoring
+    from pipelines.serving import batch
 
-    result = scoring.score(day, dask_address=address)
+    result = batch.score(day, dask_address=address)
     lists = result.recommendations.sort_values(["user_id", "rank"])
     digest = hashlib.sha1(lists[["user_id", "rank", "article_id"]].to_numpy(np.int64).tobytes()).hexdigest()[:12]
     return {

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     mlflow_ui_url: str = "http://localhost:5000"
 
     # Where alerts go (pipelines/core/alerts.py): one or more Apprise URLs separated by spaces
-    # or commas, e.g. ``mailtos://user:pass@smtp.example.org?to=oncall@example.org`` or
+    # or commas, e.g. ``mailtos://USER:PASSWORD@smtp.example.org?to=oncall@example.org`` or
     # ``slack://...``. Unset: alerts are only stored in ops.alerts and logged (off by default).
     alert_url: str | None = None
     # Base URL under which on-call opens ``reports/`` (e.g. the Airflow plugin's

@@ -176,7 +176,7 @@ def test_dask_training_matches_the_local_model(on_cluster, dask_cluster, monkeyp
     import numpy as np
 
     from pipelines.model import evaluate, ranker
-    from pipelines.model.train import load_splits
+    from pipelines.model.dataset import load_splits
 
     splits = load_splits(DAY, TRAIN_DAYS)
 
@@ -219,7 +219,7 @@ def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluste
     # the registered trees are the evaluated ones: the early-stopped prefix, not every round
     from pipelines.features.matrix import to_matrix
     from pipelines.model import evaluate
-    from pipelines.model.train import load_splits
+    from pipelines.model.dataset import load_splits
 
     test = load_splits(DAY, TRAIN_DAYS).test
     table = evaluate.evaluate(test, loaded.predict(to_matrix(test.rows, loaded.spec)))

@@ -12,8 +12,8 @@ from tests.helpers import query
 from tests.reliability import nightly_world as nw
 
 NIGHT = (
-    "from pipelines import nightly; d = '{day}'; nightly.business_metrics(d); nightly.decide_experiments(d); "
-    "nightly.score_and_publish(d)"
+    "from pipelines.nightly import stages; d = '{day}'; stages.business_metrics(d); stages.decide_experiments(d); "
+    "stages.score_and_publish(d)"
 )
 
 

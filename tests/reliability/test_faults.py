@@ -90,7 +90,7 @@ def test_kill_before_promotion_leaves_the_champion(world, tmp_path):
 
 def test_kill_between_scoring_and_switch_keeps_the_live_batch(world, tmp_path):
     log = tmp_path / "publish.log"
-    code = f"from pipelines import nightly; nightly.score_and_publish('{nw.D}')"
+    code = f"from pipelines.nightly import stages; stages.score_and_publish('{nw.D}')"
     proc = nw.stage(code, {"NEWSREC_FAULT": "kill:publish_before_switch"}, log)
     _killed(proc, log)
     _nothing_served_changed(world)
