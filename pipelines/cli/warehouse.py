@@ -1,4 +1,5 @@
-"""``newsrec warehouse``: fill the warehouse (simulator, MIND import) and look at it."""
+"""``newsrec warehouse``: fill the warehouse (simulator, MIND import), look at it, say what its
+source has (the data profile) and check it against the contract."""
 
 from __future__ import annotations
 
@@ -102,3 +103,52 @@ def summary() -> None:
     from pipelines.warehouse.summary import summarize
 
     typer.echo(summarize().render())
+
+
+@app.command()
+def profile(
+    source: str = typer.Option(None, help="Name of the data's source (e.g. mind, our-events)."),
+    dwell: bool | None = typer.Option(None, "--dwell/--no-dwell", help="Reads carry dwell times (else clicks only)."),
+    regions: bool | None = typer.Option(None, "--regions/--no-regions", help="Users have a known region."),
+    publications: bool | None = typer.Option(
+        None, "--publications/--no-publications", help="Several publications with trust scores."
+    ),
+    publish_times: bool | None = typer.Option(
+        None, "--publish-times/--no-publish-times", help="Articles have real publish times."
+    ),
+    positions: str = typer.Option(None, help="known (positions are the display order) or unknown."),
+    surfaces: bool | None = typer.Option(None, "--surfaces/--no-surfaces", help="Events say which surface."),
+    infer: bool = typer.Option(False, "--infer", help="Store the profile inferred from the data (flags override)."),
+) -> None:
+    """Show the warehouse's data profile; with flags or --infer, set it (no profile = everything present)."""
+    from pipelines.warehouse import profile as data_profile
+
+    if positions not in (None, "known", "unknown"):
+        raise typer.BadParameter("choose known or unknown", param_hint="'--positions'")
+    changes = {
+        "source": source,
+        "dwell": dwell,
+        "regions": regions,
+        "publications": publications,
+        "publish_times": publish_times,
+        "positions_known": None if positions is None else positions == "known",
+        "surfaces": surfaces,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes and not infer:
+        typer.echo(data_profile.current().render())
+        return
+    stored = data_profile.store(changes, from_data=infer, set_by=f"newsrec warehouse profile ({data_profile.who()})")
+    typer.echo(stored.render("Stored data profile"))
+
+
+@app.command()
+def check() -> None:
+    """Validate the warehouse against the contract (docs/data.md) and print the profile it
+    infers; exit 1 when a required table, column or kind of row is missing."""
+    from pipelines.warehouse import contract
+
+    report = contract.check_warehouse()
+    typer.echo(report.render())
+    if not report.ok:
+        raise typer.Exit(1)

@@ -49,7 +49,8 @@ def collect(day: date) -> list[Section]:
         quality = _query(cur, "report_quality", (day,))
         failing = _query(cur, "report_failed_checks", (day,))
         note = "; ".join(f"{s}/{sev}: {name} ({n} rows)" for s, sev, name, n in failing)
-        sections.append(Section("Quality gate", ["stage", "passed", "checks", "critical failed", "warnings", "report"],
+        sections.append(Section("Quality gate", ["stage", "passed", "checks", "critical failed", "warnings",
+                                                 "not applicable", "report"],
                                 [list(r) for r in quality], note and f"Failed checks: {note}"))  # fmt: skip
         drift = _query(cur, "report_drift", (day,))
         sections.append(Section("Drift", ["kind", "drifted", "share", "drifted cols", "cols", "which", "report"],

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pipelines.core import db
 from pipelines.core import sql as queries
+from pipelines.warehouse import profile as data_profile
 
 
 @dataclass
 class WarehouseSummary:
     counts: list[tuple[str, int]]
     days: list[tuple]  # (day, impressions, reads, ctr, mean dwell)
+    profile: data_profile.DataProfile = field(default_factory=data_profile.DataProfile)
 
     def render(self) -> str:
         width = max(len(name) for name, _ in self.counts)
@@ -22,6 +24,7 @@ class WarehouseSummary:
             lines += ["", f"{'day':<10}  {'impressions':>11}  {'reads':>9}  {'ctr':>6}  {'dwell s':>7}"]
             for day, imp, reads, ctr, dwell in self.days:
                 lines.append(f"{day!s:<10}  {imp:>11,}  {reads:>9,}  {ctr or 0:>6.3f}  {dwell or 0:>7.1f}")
+        lines += ["", self.profile.render()]
         return "\n".join(lines)
 
 
@@ -31,7 +34,8 @@ def summarize() -> WarehouseSummary:
         counts = [(name, int(n)) for name, n in cur.fetchall()]
         cur.execute(queries.load("events_by_day"))
         days = cur.fetchall()
-    return WarehouseSummary(counts, days)
+        profile = data_profile.load(conn)
+    return WarehouseSummary(counts, days, profile)
 
 
 def events_in_day(day: date) -> int:

@@ -200,3 +200,70 @@ def test_cli_exit_codes(in_world, fresh_db, monkeypatch):
     outcome = CliRunner().invoke(app, ["check", "quality", "--date", DAY.isoformat()])
     assert outcome.exit_code == 0, outcome.output
     assert outcome.output.count("PASSED") == 2
+
+
+def test_a_no_dwell_profile_marks_the_dwell_checks_not_applicable(fresh_db):
+    """Reads without dwell fail the full profile (test above); a clicks-only source is not judged on dwell."""
+    from pipelines.nightly.report import collect
+    from pipelines.warehouse import profile
+
+    cfg = simulator.SimConfig.from_params(users=200, articles_per_day=60, start=START, seed=5)
+    simulator.seed(cfg, 3)
+    day = START + timedelta(days=2)
+    query("UPDATE warehouse.events SET dwell_seconds = NULL")
+    profile.store({"source": "clicks-only", "dwell": False})
+    result = check_raw(day)
+    assert result.passed and result.failed() == [], result.render()
+    dwell_checks = [
+        "raw_events.read_dwell_at_most_max",
+        "raw_events.read_dwell_positive",
+        "raw_events.read_dwell_present",
+    ]
+    assert sorted(o.name for o in result.not_applicable) == dwell_checks
+    assert result.counts["checks"] == result.counts["succeeded"] == len(result.outcomes) - 3
+    assert "N/A      raw_events.read_dwell_present: not applicable: the source (clicks-only) lacks dwell" in (
+        result.render()
+    )
+    stored = query(
+        "SELECT check_name, success, status, note FROM ops.quality_checks WHERE result_id = %s AND success IS NULL "
+        "ORDER BY 1",
+        (result.result_id,),
+    )
+    assert [(n, s, st) for n, s, st, _ in stored] == [(n, None, "not applicable") for n in dwell_checks]
+    assert all(note.endswith("lacks dwell") for *_, note in stored)
+    latest = query(
+        "SELECT n_checks, n_not_applicable, profile->>'source', (profile->>'dwell')::boolean FROM ops.quality_latest "
+        "WHERE logical_date = %s AND stage = 'raw'",
+        (day,),
+    )
+    assert latest == [(result.counts["checks"], 3, "clicks-only", False)]
+    (section,) = [s for s in collect(day) if s.title == "Quality gate"]
+    assert "not applicable" in section.headers
+    assert [r[: section.headers.index("report")] for r in section.rows] == [
+        ["raw", True, result.counts["checks"], 0, 0, 3]
+    ]
+    assert section.note == ""  # not applicable is not a failure
+
+
+def test_cold_start_band_checks_only_warn(fresh_db):
+    """The second day of a new warehouse: a thin day outside the band warns ("not enough history")
+    and the gate passes; with enough history the same fault fails it (the thin-day case above)."""
+    cfg = simulator.SimConfig.from_params(users=200, articles_per_day=60, start=START, seed=5)
+    simulator.seed(cfg, 1)
+    first = check_raw(START)
+    assert first.passed and first.failed() == [], first.render()  # one earlier day (the lead-in), in band
+    day = START + timedelta(days=1)
+    simulator.simulate_day(day, ["thin-day"])
+    result = check_raw(day)
+    assert result.passed, result.render()
+    (band,) = result.failed()
+    assert (band.name, band.severity) == ("raw_day.articles_in_band", "warning")
+    assert band.note.startswith("not enough history: 2 earlier day(s) with data in the last 7 (at least 3 needed)")
+    assert band.examples[0]["articles_ratio"] == pytest.approx(5 / 60)
+    assert "WARNING  raw_day.articles_in_band: not enough history" in result.render()
+    assert result.params["min_history_days"] == 3
+    stored = query(
+        "SELECT severity, status, note FROM ops.quality_checks WHERE result_id = %s AND check_name = %s",
+        (result.result_id, "raw_day.articles_in_band"),
+    )
+    assert stored == [("warning", "failed", band.note)]

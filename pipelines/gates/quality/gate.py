@@ -21,9 +21,10 @@ from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import finite, json_safe
 from pipelines.core.runs import record_run
-from pipelines.gates.quality import extracts, suites
+from pipelines.gates.quality import applicability, extracts, suites
 from pipelines.gates.quality.extracts import INDEX_COLUMNS
 from pipelines.gates.quality.suites import Severity
+from pipelines.warehouse import profile as data_profile
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,17 @@ STAGES = ("raw", "features")
 
 @dataclass
 class CheckOutcome:
-    """One expectation's verdict on day D, with a few failing rows or values as examples."""
+    """One expectation's verdict on day D, with a few failing rows or values as examples.
+
+    ``success`` is None when the check is not applicable under the data profile (not run:
+    neither passed nor failed); ``note`` says why, or that a band check lacked history."""
 
     name: str
     asset: str
     expectation: str
     column: str | None
     severity: Severity
-    success: bool
+    success: bool | None
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
     element_count: int | None = None
@@ -47,10 +51,15 @@ class CheckOutcome:
     expected: dict[str, Any] = field(default_factory=dict)
     examples: list[Any] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "not applicable" if self.success is None else "passed" if self.success else "failed"
 
     def describe(self, examples: bool = True) -> str:
         """One line for the CLI and logs."""
-        parts = []
+        parts = [self.note] if self.note else []
         if self.error:
             parts.append(f"error: {self.error}")
         if self.unexpected_count is not None:
@@ -81,16 +90,22 @@ class GateResult:
     runtime: dict[str, Any] = field(default_factory=dict)
     result_id: int | None = None
     run_id: int | None = None
+    profile: dict[str, Any] = field(default_factory=dict)  # the data profile the suite ran under
 
     def failed(self, severity: Severity | None = None) -> list[CheckOutcome]:
-        return [o for o in self.outcomes if not o.success and (severity is None or o.severity == severity)]
+        return [o for o in self.outcomes if o.success is False and (severity is None or o.severity == severity)]
+
+    @property
+    def not_applicable(self) -> list[CheckOutcome]:
+        """Checks the data profile rules out (not run; neither passed nor failed)."""
+        return [o for o in self.outcomes if o.success is None]
 
     @property
     def counts(self) -> dict[str, int]:
-        """Checks run, succeeded, and failed per severity."""
+        """Checks run, succeeded, and failed per severity (not-applicable checks are not run)."""
         return {
-            "checks": len(self.outcomes),
-            "succeeded": sum(o.success for o in self.outcomes),
+            "checks": sum(o.success is not None for o in self.outcomes),
+            "succeeded": sum(o.success is True for o in self.outcomes),
             "critical_failed": len(self.failed("critical")),
             "warning_failed": len(self.failed("warning")),
         }
@@ -116,13 +131,16 @@ class GateResult:
     def render(self) -> str:
         c = self.counts
         verdict = "PASSED" if self.passed else "FAILED"
+        na = f"; {len(self.not_applicable)} not applicable" if self.not_applicable else ""
         lines = [
             f"quality {self.stage} {self.day}: {verdict} ({c['critical_failed']} critical and "
-            f"{c['warning_failed']} warning check(s) failed of {c['checks']}; suite {self.suite_version})"
+            f"{c['warning_failed']} warning check(s) failed of {c['checks']}{na}; suite {self.suite_version})"
         ]
         for severity in suites.SEVERITIES:
             for outcome in self.failed(severity):
                 lines.append(f"  {severity.upper():<8} {outcome.describe()}")
+        for outcome in self.not_applicable:
+            lines.append(f"  {'N/A':<8} {outcome.name}: {outcome.note}")
         if self.report_path:
             lines.append(f"  report: {self.report_path}")
         return "\n".join(lines)
@@ -149,23 +167,35 @@ def _run_stage(stage: str, day: date) -> GateResult:
 
     p = params("quality")
     with record_run(f"quality_{stage}", day) as run:
+        with db.transaction() as conn:
+            profile = data_profile.load(conn)
+        history = None
         if stage == "raw":
             frames, runtime = extracts.raw_frames(day, int(p["raw"]["article_history_days"]))
+            history = int(frames["raw_day"]["history_days"].iloc[0])
         else:
             frames, runtime = extracts.feature_frames(day)
-        checks = suites.stage_checks(stage, p)
+        checks, skipped = applicability.resolve(
+            suites.stage_checks(stage, p),
+            profile,
+            history,
+            int(p["raw"]["min_history_days"]),
+            int(p["raw"]["article_history_days"]),
+        )
         outcomes, index, pages = _validate(stage, day, frames, checks, runtime, int(p["examples"]))
+        outcomes += [_not_applicable(s) for s in skipped]
         result = GateResult(
             stage=stage,
             day=day,
             suite_version=suites.SUITE_VERSIONS[stage],
-            passed=not any(not o.success and o.severity == "critical" for o in outcomes),
+            passed=not any(o.success is False and o.severity == "critical" for o in outcomes),
             outcomes=outcomes,
             report_path=index,
             pages=pages,
             params=p[stage] | {"examples": p["examples"]},
             runtime=runtime,
             run_id=run.run_id,
+            profile=profile.to_dict(),
         )
         result.result_id = _store(result)
         run.details.update(passed=result.passed, result_id=result.result_id, **result.counts)
@@ -282,6 +312,20 @@ def _outcome(r: Any, by_name: dict[str, suites.Check], examples: int) -> CheckOu
         expected=json_safe(expected),
         examples=json_safe(found[:examples]) if not r.success else [],
         error=error,
+        note=(config.meta or {}).get("note"),
+    )
+
+
+def _not_applicable(skipped: applicability.NotApplicable) -> CheckOutcome:
+    check = skipped.check
+    return CheckOutcome(
+        name=check.name,
+        asset=check.asset,
+        expectation=check.expectation,
+        column=check.column,
+        severity=check.severity,
+        success=None,
+        note=skipped.reason,
     )
 
 
@@ -309,6 +353,8 @@ def _store(result: GateResult) -> int:
                 json.dumps(json_safe(result.runtime)),
                 str(result.report_path) if result.report_path else None,
                 json.dumps(result.pages),
+                len(result.not_applicable),
+                json.dumps(json_safe(result.profile)),
             ),
         )
         result_id = cur.fetchone()[0]
@@ -330,6 +376,7 @@ def _store(result: GateResult) -> int:
                     json.dumps(o.expected),
                     json.dumps(o.examples),
                     o.error,
+                    o.note,
                 )
                 for o in result.outcomes
             ],

@@ -42,6 +42,8 @@ class Check:
     why: str
     reads_only: bool = False  # evaluate on rows with event_type == 'read' only
     meta: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # data-profile parts without which the check is not applicable
+    band: bool = False  # compares D with trailing days: only warns without enough history
 
     @property
     def asset(self) -> str:
@@ -107,6 +109,7 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             "critical",
             "Dwell is the training label; reads without it bias dwell features and labels downwards.",
             reads_only=True,
+            needs=("dwell",),
         ),
         Check(
             f"{ev}.read_dwell_positive",
@@ -115,6 +118,7 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             "critical",
             "A read lasts more than zero seconds; zero or negative dwell is a tracking or loading bug.",
             reads_only=True,
+            needs=("dwell",),
         ),
         Check(
             f"{ev}.read_dwell_at_most_max",
@@ -123,6 +127,7 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             "warning",
             "Very long dwell is usually a tab left open: plausible behaviour, not a broken pipeline.",
             reads_only=True,
+            needs=("dwell",),
         ),
         Check(
             f"{ev}.user_known",
@@ -148,6 +153,7 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             },
             "critical",
             "An event before its article was published means wrong clocks or publish times (age features).",
+            needs=("publish_times",),
         ),
     ]
     lo, hi = p["article_band"]
@@ -173,6 +179,8 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             {"column": "articles_ratio", "min_value": float(lo), "max_value": float(hi)},
             "critical",
             "Articles published on D against the trailing median: a thin (or doubled) day means a broken feed.",
+            needs=("publish_times",),
+            band=True,
         ),
         Check(
             f"{day}.article_history",
@@ -180,6 +188,7 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             {"column": "history_days", "min_value": 1},
             "warning",
             "Without earlier days the article-count band cannot be checked.",
+            needs=("publish_times",),
         ),
     ]
     return checks
@@ -222,6 +231,18 @@ ROW_COUNT_PARAMS = {
     "article_attributes": "articles_published",
 }
 VALUE_SETS = {"user_region": list(REGIONS)}
+# Features whose values come from an optional profile part (all dwell features need dwell).
+FEATURE_NEEDS: dict[str, tuple[str, ...]] = {
+    "user_region": ("regions",),
+    "article_publication_trust": ("publications",),
+    "article_publication_flagged": ("publications",),
+    "article_published_ts": ("publish_times",),
+}
+
+
+def feature_needs(name: str) -> tuple[str, ...]:
+    """The profile parts a feature's checks need."""
+    return ("dwell",) if "dwell" in name else FEATURE_NEEDS.get(name, ())
 
 
 def feature_checks(p: dict[str, Any]) -> list[Check]:
@@ -297,6 +318,7 @@ def feature_checks(p: dict[str, Any]) -> list[Check]:
                         {"column": name, "mostly": 1.0 - max_null[name]},
                         "warning",
                         "A ratio is missing when its denominator is zero; far more than usual means a bad join.",
+                        needs=feature_needs(name),
                     )
                 )
             else:
@@ -307,6 +329,7 @@ def feature_checks(p: dict[str, Any]) -> list[Check]:
                         {"column": name},
                         "critical",
                         "Counts, attributes and categories are always defined.",
+                        needs=feature_needs(name),
                     )
                 )
             if name in FEATURE_RANGES:
@@ -318,6 +341,7 @@ def feature_checks(p: dict[str, Any]) -> list[Check]:
                         {"column": name, "min_value": lo, "max_value": hi},
                         "critical",
                         "Counts and durations are never negative; rates and shares lie in [0, 1].",
+                        needs=feature_needs(name),
                     )
                 )
             if name in VALUE_SETS:
@@ -328,6 +352,7 @@ def feature_checks(p: dict[str, Any]) -> list[Check]:
                         {"column": name, "value_set": VALUE_SETS[name]},
                         "critical",
                         "Regions are a closed set; anything else breaks the model's categorical encoding.",
+                        needs=feature_needs(name),
                     )
                 )
     return checks

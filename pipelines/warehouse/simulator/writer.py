@@ -15,7 +15,7 @@ from psycopg2 import sql
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
-from pipelines.warehouse import migrations
+from pipelines.warehouse import migrations, profile
 from pipelines.warehouse.simulator import behaviour, closed_loop, impressions, world
 
 
@@ -180,6 +180,7 @@ def seed(
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(queries.load("sim_truncate_world"))
         cur.execute(queries.load("sim_insert_config"), {"params": cfg.to_json()})
+        profile.save(conn, profile.full("simulator"), set_by="the simulator (newsrec warehouse seed)")
         db.copy_frame(cur, "warehouse.publications", pubs.frame)
         db.copy_frame(
             cur,
