@@ -237,6 +237,9 @@ def test_a_no_dwell_profile_marks_the_dwell_checks_not_applicable(fresh_db):
         (day,),
     )
     assert latest == [(result.counts["checks"], 3, "clicks-only", False)]
+    details = query("SELECT details->>'not_applicable', details->>'profile' FROM ops.runs WHERE run_id = %s",
+                    (result.run_id,))  # fmt: skip
+    assert details == [("3", "clicks-only")]
     (section,) = [s for s in collect(day) if s.title == "Quality gate"]
     assert "not applicable" in section.headers
     assert [r[: section.headers.index("report")] for r in section.rows] == [

@@ -198,7 +198,8 @@ def _run_stage(stage: str, day: date) -> GateResult:
             profile=profile.to_dict(),
         )
         result.result_id = _store(result)
-        run.details.update(passed=result.passed, result_id=result.result_id, **result.counts)
+        run.details.update(passed=result.passed, result_id=result.result_id, **result.counts,
+                           not_applicable=len(result.not_applicable), profile=profile.source)  # fmt: skip
     for outcome in result.failed():
         log.info("quality %s %s %s %s", stage, day, outcome.severity, outcome.describe())
     return result
