@@ -270,3 +270,29 @@ def test_cold_start_band_checks_only_warn(fresh_db):
         (result.result_id, "raw_day.articles_in_band"),
     )
     assert stored == [("warning", "failed", band.note)]
+
+
+def test_the_features_gate_reads_the_profile_too(in_world):
+    """The shared world's profile is changed for this test only and put back."""
+    from pipelines.core import db
+    from pipelines.warehouse import profile
+
+    with db.transaction() as conn:
+        before = profile.load(conn)
+    profile.store({"dwell": False, "regions": False})
+    try:
+        result = check_features(DAY)
+    finally:
+        with db.transaction() as conn:
+            profile.save(conn, before)
+    assert result.passed and result.failed() == [], result.render()
+    skipped = {o.name for o in result.not_applicable}
+    assert {n for n in skipped if "dwell" not in n} == {
+        "user_activity.user_region_not_null",
+        "user_activity.user_region_known",
+    }
+    assert (
+        "user_activity.user_dwell_28d_s_range" in skipped
+        and "user_category.user_cat_dwell_share_28d_null_share" in skipped
+    )
+    assert not any("dwell" in o.name or "region" in o.name for o in result.outcomes if o.success is not None)
