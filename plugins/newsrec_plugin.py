@@ -92,6 +92,8 @@ def report_file(path: str):
     if root not in target.parents and target != root:
         raise HTTPException(status_code=404)
     if target.is_dir():
+        if path and not path.endswith("/"):  # the report's relative links need the folder's URL
+            return RedirectResponse(f"{PREFIX}/reports/{path}/")
         for name in ("report.html", "index.html"):
             if (target / name).exists():
                 return FileResponse(target / name)

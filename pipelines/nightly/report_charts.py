@@ -32,6 +32,7 @@ class Chart:
     series: dict[str, dict[date, float]] = field(default_factory=dict)
     note: str = ""
     percent: bool = False  # values are shares in [0, 1], drawn as percentages
+    from_zero: bool = True  # the y axis starts at 0 (not for NDCG, whose changes are small)
     path: Path | None = None  # set once written
 
 
@@ -55,7 +56,8 @@ def collect(cur, day: date) -> list[Chart]:
         Chart("stage_seconds", "Stage seconds by night", "seconds",
               _series(cur, "report_history_stage_seconds", day),
               "Wall-clock seconds of the latest run of each stage of each night."),
-        Chart("ndcg", "NDCG@10 (logged) by night", "NDCG@10", _series(cur, "report_history_ndcg", day), NDCG_NOTE),
+        Chart("ndcg", "NDCG@10 (logged) by night", "NDCG@10", _series(cur, "report_history_ndcg", day), NDCG_NOTE,
+              from_zero=False),
         Chart("drift_share", "Drift share by night", "share of columns drifted",
               _series(cur, "report_history_drift", day),
               "Share of columns whose drift score crossed its threshold (latest verdict of each night).",
@@ -100,6 +102,8 @@ def write(charts: list[Chart], folder: Path, day: date) -> list[Chart]:
         ax.set_ylabel(chart.ylabel, fontsize=9)
         ax.set_xlim(xs[0] - timedelta(hours=12), xs[-1] + timedelta(hours=12))
         ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+        if chart.from_zero:
+            ax.set_ylim(bottom=0, top=105 if chart.percent else None)
         if chart.percent:
             ax.yaxis.set_major_formatter(PercentFormatter(100.0, decimals=0))
         ax.grid(True, color="#e4e7eb", linewidth=0.8)

@@ -143,6 +143,8 @@ def test_plugin_index_is_a_table_of_days_by_kind(history):
     assert f'href="/newsrec/reports/nightly/{D}/"' in row and f'href="/newsrec/reports/drift/{D}/"' in row
     assert '<td class="none">–</td>' in row  # no quality report that day: a dash
     assert "nightly report, 2026-04-10" in client.get(f"/reports/nightly/{D}/").text
+    moved = client.get(f"/reports/nightly/{D}", follow_redirects=False)  # relative links need the slash
+    assert moved.status_code in (302, 307) and moved.headers["location"] == f"/newsrec/reports/nightly/{D}/"
     listing = client.get(f"/reports/drift/{D}/").text
     assert f'href="/newsrec/reports/drift/{D}/features-1.html"' in listing and "<style>" in listing
     chart = client.get(f"/reports/nightly/{D}/charts/stage_seconds.svg")
