@@ -14,7 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ def fmt(value: Any, kind: str = "metric") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value.tzinfo else f"{value:%Y-%m-%d %H:%M:%S}"
     if isinstance(value, (float, Decimal)):
         number = float(value)
         if not math.isfinite(number):
@@ -75,7 +75,7 @@ def fmt(value: Any, kind: str = "metric") -> str:
         if kind == "seconds":
             return f"{number:.1f}"
         if kind == "share":
-            return f"{number * 100:.3g}%" if abs(number) >= 0.001 or number == 0 else f"{number * 100:.2g}%"
+            return f"{number * 100:.1f}%" if abs(number) >= 0.001 or number == 0 else f"{number * 100:.2g}%"
         if number == 0:
             return "0"
         digits = 3 - math.floor(math.log10(abs(number)))  # decimals that leave 4 significant digits

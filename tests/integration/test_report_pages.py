@@ -4,6 +4,7 @@ nights (gaps stay gaps), and the plugin's index of reports as a table of days by
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -64,6 +65,17 @@ def history(pg_server, migrated_template, tmp_path_factory):
         promotion.record(promotion.Decision(True, "2", "1", ["beats the champion"],
                                             {"challenger_ndcg@10": 0.7234567891234,
                                              "champion_ndcg@10": 0.70123456789}), D)  # fmt: skip
+        with db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO ops.experiments (name, salt) VALUES ('e1', 's') RETURNING experiment_id")
+            evidence = {"mean_challenger": 130.123456, "mean_champion": 123.456789, "diff": 6.666667,
+                        "ci": [1.23456789, 12.3456789], "days": 3, "n_challenger": 40, "n_champion": 41}  # fmt: skip
+            cur.execute(
+                "INSERT INTO ops.experiment_decisions (experiment_id, logical_date, arm, model_version, decision,"
+                " share_before, share_after, reasons, evidence) VALUES (%s, %s, 'a', '2', 'step', 0.2, 0.5, %s, %s)",
+                (cur.fetchone()[0], D, json.dumps(["the arm reads longer"]), json.dumps(evidence)),
+            )
+            cur.execute("INSERT INTO ops.alerts (logical_date, source, task, error) VALUES (%s, 'dag', 'score', 'x')",
+                        (D,))  # fmt: skip
         report.write_nightly_report(NIGHTS[0])
         report.write_nightly_report(D)
         yield get_settings().reports_dir / "nightly" / D.isoformat()
@@ -83,6 +95,8 @@ def test_numbers_are_rounded_in_both_formats(history):
         assert [n for n in numbers if _significant(n) > 4] == []
         assert "0.7235" in body and "33.3%" in body and "98.8%" in body  # NDCG, drift shares
         assert "123.7" in body  # dwell per user: seconds to one decimal
+        assert "[1.235, 12.35]" in body and "20.0%" in body and "50.0%" in body  # an experiment's CI and shares
+        assert " UTC" in body  # the alert's time, in UTC
     assert report.fmt(12345.678) == "12350" and report.fmt(0.000123456) == "0.0001235"
 
 
