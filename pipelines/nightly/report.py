@@ -78,8 +78,8 @@ def fmt(value: Any, kind: str = "metric") -> str:
             return f"{number * 100:.1f}%" if abs(number) >= 0.001 or number == 0 else f"{number * 100:.2g}%"
         if number == 0:
             return "0"
-        digits = 3 - math.floor(math.log10(abs(number)))  # decimals that leave 4 significant digits
-        return f"{round(number, digits):.{max(digits, 0)}f}"
+        rounded = float(f"{number:.4g}")  # 4 significant digits, printed without an exponent
+        return f"{rounded:.{max(3 - math.floor(math.log10(abs(rounded))), 0)}f}"
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return str(value)
@@ -92,7 +92,7 @@ def _report_link(path: str | None, folder: Path, text: str) -> Link | str:
         return ""
     target, root = Path(path).resolve(), get_settings().reports_dir.resolve()
     if not target.is_file() or root not in target.parents:
-        return f"{target.name} (not under {root})" if target.is_file() else f"{target.name} (missing)"
+        return f"{target.name} ({'outside the reports folder' if target.is_file() else 'missing'})"
     return Link(text, Path(os.path.relpath(target, folder.resolve())).as_posix())
 
 

@@ -98,6 +98,9 @@ def test_numbers_are_rounded_in_both_formats(history):
         assert "[1.235, 12.35]" in body and "20.0%" in body and "50.0%" in body  # an experiment's CI and shares
         assert " UTC" in body  # the alert's time, in UTC
     assert report.fmt(12345.678) == "12350" and report.fmt(0.000123456) == "0.0001235"
+    assert (
+        report.fmt(0.99995) == "1.000" and report.fmt(0.3, "share") == "30.0%" and report.fmt(2.26, "seconds") == "2.3"
+    )
 
 
 def test_every_link_opens(history):
