@@ -101,6 +101,7 @@ def write(charts: list[Chart], folder: Path, day: date) -> list[Chart]:
         ax.set_title(chart.title, loc="left", fontsize=11)
         ax.set_ylabel(chart.ylabel, fontsize=9)
         ax.set_xlim(xs[0] - timedelta(hours=12), xs[-1] + timedelta(hours=12))
+        ax.set_xticks(xs[::-5])  # every fifth night, D labelled
         ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
         if chart.from_zero:
             ax.set_ylim(bottom=0, top=105 if chart.percent else None)
