@@ -20,6 +20,42 @@ TASK_REPORTS = {"raw_gate": "quality", "quality_gate": "quality", "drift_check":
 
 app = FastAPI(title="newsrec reports", docs_url=None, redoc_url=None)
 
+KINDS = ("nightly", "quality", "drift")  # the index's columns first; other kinds follow
+MAX_DAYS = 60
+
+# Close to the Airflow 3 UI: its system font stack, white cards on a light grey, light borders,
+# Airflow's blue for links.
+STYLE = """
+:root{--fg:#1a202c;--muted:#5f6b7a;--line:#e2e8f0;--bg:#f7f8fa;--card:#fff;--link:#017cee}
+body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",
+Roboto,"Helvetica Neue",Arial,sans-serif}
+header{background:var(--card);border-bottom:1px solid var(--line);padding:12px 24px}
+header h1{font-size:18px;margin:0;font-weight:600}
+main{padding:16px 24px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:12px 16px;display:inline-block;
+min-width:420px}
+a{color:var(--link);text-decoration:none}a:hover{text-decoration:underline}
+table{border-collapse:collapse;font-size:13px}
+th,td{border-bottom:1px solid var(--line);padding:6px 14px;text-align:left}
+thead th{color:var(--muted);font-weight:600}
+tbody th{font-weight:500;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.none{color:#a0aec0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr:hover td,tr:hover th{background:#f5f9ff}
+p.muted{color:var(--muted)}
+"""
+
+
+def _page(title: str, body: str, back: bool = False) -> str:
+    from html import escape
+
+    crumb = f'<p><a href="{PREFIX}/">&larr; all reports</a></p>' if back else ""
+    return (
+        f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style><header><h1>{escape(title)}</h1></header><main>{crumb}"
+        f"<div class='card'>{body}</div></main></html>"
+    )
+
 
 def _reports_dir():
     from pipelines.core.config import get_settings
@@ -29,19 +65,24 @@ def _reports_dir():
 
 @app.get("/", response_class=HTMLResponse)
 def index() -> str:
+    """A table of days (newest first) by report kind; a cell links to that day's folder."""
     root = _reports_dir()
-    days = sorted(
-        {p.name for kind in root.glob("*") if kind.is_dir() for p in kind.iterdir() if p.is_dir()}, reverse=True
-    )
-    items = []
-    for day in days[:60]:
-        links = [
-            f'<a href="{PREFIX}/reports/{kind.name}/{day}/">{kind.name}</a>'
-            for kind in sorted(root.glob("*"))
-            if (kind / day).is_dir()
-        ]
-        items.append(f"<li><b>{day}</b>: {' | '.join(links)}</li>")
-    return "<h1>newsrec reports</h1><ul>" + "".join(items) + "</ul>"
+    kinds = [*KINDS, *sorted(p.name for p in root.glob("*") if p.is_dir() and p.name not in KINDS)]
+    days = sorted({p.name for k in kinds if (root / k).is_dir() for p in (root / k).iterdir() if p.is_dir()},
+                  reverse=True)  # fmt: skip
+    head = "".join(f"<th>{k}</th>" for k in kinds)
+    rows = []
+    for day in days[:MAX_DAYS]:
+        cells = "".join(
+            f'<td><a href="{PREFIX}/reports/{k}/{day}/">{k}</a></td>' if (root / k / day).is_dir()
+            else '<td class="none">–</td>'
+            for k in kinds
+        )  # fmt: skip
+        rows.append(f'<tr><th scope="row">{day}</th>{cells}</tr>')
+    body = (f"<table><thead><tr><th>day</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            if rows else "<p class='muted'>no reports yet</p>")  # fmt: skip
+    more = f"<p class='muted'>the newest {MAX_DAYS} of {len(days)} days</p>" if len(days) > MAX_DAYS else ""
+    return _page("newsrec reports", body + more)
 
 
 @app.get("/reports/{path:path}")
@@ -51,14 +92,33 @@ def report_file(path: str):
     if root not in target.parents and target != root:
         raise HTTPException(status_code=404)
     if target.is_dir():
+        if path and not path.endswith("/"):  # the report's relative links need the folder's URL
+            return RedirectResponse(f"{PREFIX}/reports/{path}/")
         for name in ("report.html", "index.html"):
             if (target / name).exists():
                 return FileResponse(target / name)
-        files = sorted(p.relative_to(root) for p in target.rglob("*.html"))
-        return HTMLResponse("".join(f'<p><a href="{PREFIX}/reports/{f}">{f}</a></p>' for f in files) or "no reports")
+        return HTMLResponse(_listing(root, target))
     if not target.exists():
         raise HTTPException(status_code=404, detail="no such report yet")
     return FileResponse(target)
+
+
+def _listing(root, folder) -> str:
+    """The HTML reports under a folder that has no report of its own (the drift checks' runs)."""
+    from datetime import UTC, datetime
+
+    rows = []
+    for p in sorted(folder.rglob("*.html")):
+        stat = p.stat()
+        when = datetime.fromtimestamp(stat.st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        rel = p.relative_to(root).as_posix()
+        rows.append(f'<tr><td><a href="{PREFIX}/reports/{rel}">{p.relative_to(folder).as_posix()}</a></td>'
+                    f'<td class="num">{stat.st_size / 1e6:.1f} MB</td><td>{when}</td></tr>')  # fmt: skip
+    title = f"newsrec reports: {folder.relative_to(root).as_posix()}"
+    if not rows:
+        return _page(title, "<p class='muted'>no reports</p>", back=True)
+    head = "<thead><tr><th>report</th><th>size</th><th>written</th></tr></thead>"
+    return _page(title, f"<table>{head}<tbody>{''.join(rows)}</tbody></table>", back=True)
 
 
 @app.get("/runs/{dag_id}/{run_id}/{task_id}")

@@ -1,9 +1,9 @@
 -- The nightly report: day D's business metric per arm and cohort (all regions).
 SELECT m.arm, m.in_cohort, string_agg(DISTINCT m.model_version, ', '), sum(m.active_users),
-       round((sum(m.dwell_s) / nullif(sum(m.active_users), 0))::numeric, 2),
-       round((sum(m.reads)::float8 / nullif(sum(m.impressions), 0))::numeric, 4),
-       round(max(m.coverage)::numeric, 3),
-       round((sum(m.diversity * m.active_users) / nullif(sum(m.active_users), 0))::numeric, 2), e.name
+       sum(m.dwell_s) / nullif(sum(m.active_users), 0),
+       sum(m.reads)::float8 / nullif(sum(m.impressions), 0),
+       max(m.coverage),
+       sum(m.diversity * m.active_users) / nullif(sum(m.active_users), 0), e.name
 FROM ops.business_metrics m LEFT JOIN ops.experiments e USING (experiment_id)
 WHERE m.logical_date = %s
 GROUP BY m.arm, m.in_cohort, e.name

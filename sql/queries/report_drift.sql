@@ -1,5 +1,5 @@
 -- The nightly report: day D's latest drift verdict of each kind.
-SELECT kind, drifted, round(drift_share::numeric, 3), n_drifted, n_columns,
+SELECT kind, drifted, drift_share, n_drifted, n_columns,
        verdict->'drifted_columns', report_path
 FROM ops.drift_latest
 WHERE logical_date = %s
