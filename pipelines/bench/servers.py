@@ -69,7 +69,7 @@ def serving(target: str, ready_path: str, headers: dict[str, str], log_dir: Path
         )  # fmt: skip
         try:
             base = f"http://{HOST}:{port}"
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # the reader says 200 once explanations are warm
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(f"the {target} server exited at start:\n{_tail(log_path)}")
@@ -80,7 +80,7 @@ def serving(target: str, ready_path: str, headers: dict[str, str], log_dir: Path
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the {target} server did not answer within 60 s:\n{_tail(log_path)}")
+                    raise RuntimeError(f"the {target} server did not answer within 180 s:\n{_tail(log_path)}")
                 time.sleep(0.2)
             yield base, proc.pid
         finally:

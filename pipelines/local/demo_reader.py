@@ -38,7 +38,7 @@ def ask_reader() -> str:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # health is 200 once explanations are warm (seconds of imports)
         while True:
             try:
                 if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:

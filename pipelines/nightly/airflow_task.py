@@ -1,7 +1,8 @@
 """A nightly stage run as an Airflow task: retries by kind, and the task's alert scope.
 
-Every task body of ``dags/newsrec_nightly.py`` calls its stage through :func:`run`, the one
-place that decides what a failure means for Airflow (:func:`pipelines.core.errors.failure_kind`):
+Every task body of ``dags/newsrec_nightly.py`` and ``dags/newsrec_rollback.py`` calls its stage
+through :func:`run`, the one place that decides what a failure means for Airflow
+(:func:`pipelines.core.errors.failure_kind`):
 
 - **permanent** (a gate's verdict, bad input, any other ``NewsrecError``): the task fails at
   once with ``AirflowFailException``; another try would fail the same way and only delay the
@@ -49,9 +50,10 @@ def run(context: Any, stage: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             raise
 
 
-def on_failure(context: Any, day: str) -> None:
+def on_failure(context: Any, day: str | None) -> None:
     """The DAG's failure callback (the task's last try failed): one alert, unless the task
-    raised it already (a gate's notice)."""
+    raised it already (a gate's notice). ``day``: the data day, None for a DAG without one
+    (the rollback)."""
     ti = context["task_instance"]
     alerts.record_task_failure(
         dag_id=ti.dag_id,

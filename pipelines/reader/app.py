@@ -7,6 +7,8 @@ the dependencies of :mod:`pipelines.reader.dependencies`. Errors follow
 :mod:`pipelines.reader.http_errors`; the bodies are :mod:`pipelines.reader.schemas`.
 """
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from pipelines.reader.keys import KeyCache
 from pipelines.reader.prometheus import MetricsMiddleware, ReaderMetrics
 from pipelines.reader.queries import ReaderQueries
 from pipelines.reader.settings import ReaderParams
+from pipelines.reader.warmup import ExplanationWarmup
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,12 @@ async def _open_pool(url: str, p: ReaderParams) -> asyncpg.Pool:
         return await asyncpg.create_pool(url, min_size=0, **options)
 
 
-def create_app(database_url: str | None = None, key_cache_seconds: float | None = None) -> FastAPI:
+def create_app(
+    database_url: str | None = None, key_cache_seconds: float | None = None, warm_explanations: bool | None = None
+) -> FastAPI:
     """The reader app. ``database_url`` defaults to :func:`reader_database_url` (resolved at
-    startup); ``key_cache_seconds`` overrides ``serving.reader.key_cache_seconds``."""
+    startup); ``key_cache_seconds`` and ``warm_explanations`` override
+    ``serving.reader.key_cache_seconds`` and ``serving.reader.warm_explanations``."""
     # Imported here: the export route brings pipelines.serving (its NDJSON lines), which
     # `import pipelines.reader.app` leaves out (tests/integration: test_reader_imports_nothing_heavy).
     from pipelines.reader import export_routes
@@ -64,9 +70,14 @@ def create_app(database_url: str | None = None, key_cache_seconds: float | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url or settings.reader_database_url()
         app.state.pool = await _open_pool(url, p)
+        # In the background: the app answers (health: "starting") while explanations load.
+        warming = asyncio.create_task(app.state.reader.warmup.start(app.state.pool), name="explanation-warmup")
         try:
             yield
         finally:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
             await app.state.pool.close()
 
     app = FastAPI(
@@ -83,6 +94,7 @@ def create_app(database_url: str | None = None, key_cache_seconds: float | None 
         metrics=ReaderMetrics(),
         sql=ReaderQueries(),
         keys=KeyCache(p.key_cache_seconds if key_cache_seconds is None else key_cache_seconds),
+        warmup=ExplanationWarmup(p.warm_explanations if warm_explanations is None else warm_explanations),
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.reader.metrics)
     http_errors.install(app)

@@ -19,18 +19,21 @@ from pipelines.reader.keys import KeyCache
 from pipelines.reader.prometheus import ReaderMetrics
 from pipelines.reader.queries import ReaderQueries
 from pipelines.reader.settings import ReaderParams
+from pipelines.reader.warmup import ExplanationWarmup
 
 MAX_KEY_CHARS = 256
 
 
 @dataclass(frozen=True)
 class Reader:
-    """One app's settings and the objects built from them."""
+    """One app's settings and the objects built from them (``warmup``: the explanation
+    warm-up started by the lifespan, read by health)."""
 
     params: ReaderParams
     metrics: ReaderMetrics
     sql: ReaderQueries
     keys: KeyCache
+    warmup: ExplanationWarmup
 
 
 async def get_reader(request: Request) -> Reader:

@@ -1,7 +1,9 @@
 """The explanation route of the reader: on-demand TreeSHAP for one recommended pair.
 
-The first call loads LightGBM and Feast (a few seconds); they stay loaded afterwards. The
-work runs in a thread so the event loop keeps answering list requests meanwhile.
+LightGBM, Feast and the live model are loaded at start by :mod:`pipelines.reader.warmup`
+(health says ``ready`` once they are); a request before that, or for a model published
+later, loads what is missing. The work runs in a thread so the event loop keeps answering
+list requests meanwhile.
 """
 
 from typing import Annotated
@@ -12,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from pipelines.core.errors import NewsrecError
 from pipelines.core.sql import load
 from pipelines.reader import settings
-from pipelines.reader.dependencies import PoolDep, require_key
+from pipelines.reader.dependencies import PoolDep, ReaderDep, require_key
 from pipelines.reader.http_errors import ApiError
 from pipelines.reader.schemas import ERROR_RESPONSES, MAX_ID, ExplanationOut
 
@@ -27,6 +29,7 @@ def router() -> APIRouter:
         responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[401]},
     )
     async def explanation(
+        reader: ReaderDep,
         pool: PoolDep,
         user_id: Annotated[int, Path(ge=0, le=MAX_ID, description="The user's id")],
         article_id: Annotated[int, Path(ge=0, le=MAX_ID, description="A recommended article's id")],
@@ -36,7 +39,7 @@ def router() -> APIRouter:
         row = await pool.fetchrow(pair_sql, user_id, article_id)
         if row is None:
             raise ApiError(404, "not_found", "this article is not in the user's live recommendations")
-        from pipelines.serving.explanations import explain  # numpy, pandas, LightGBM and Feast: on first use only
+        from pipelines.serving.explanations import explain  # numpy, pandas, LightGBM, Feast: warmed at start
 
         try:
             result = await run_in_threadpool(
@@ -50,6 +53,7 @@ def router() -> APIRouter:
             )
         except NewsrecError as exc:
             raise ApiError(503, "explanation_unavailable", str(exc)) from None
+        reader.warmup.served(row["model_key"])
         return ExplanationOut(
             user_id=user_id,
             article_id=article_id,

@@ -56,8 +56,18 @@ class ExplanationOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: str
+    status: str = Field(
+        description="ok | starting (explanations still warming up) | database_unavailable | no_live_batch;"
+        " HTTP 503 unless ok"
+    )
     database: bool
+    ready: bool = Field(
+        description="the start-up warm-up of explanations has finished (loaded or not): false means HTTP 503"
+    )
+    explanations: str = Field(description="warming | ready | unavailable | off (not warmed at start)")
+    explanations_detail: str | None = Field(
+        None, description="what the warm-up is waiting on, or why explanations are unavailable"
+    )
     live_batch_id: int | None = None
     live_batch_age_s: float | None = None
     model_version: str | None = None

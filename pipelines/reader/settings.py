@@ -35,6 +35,7 @@ class ReaderParams:
     export_default_users: int = 10_000
     export_max_users: int = 100_000
     export_fetch_rows: int = 5_000
+    warm_explanations: bool = True
 
     @classmethod
     def from_params(cls) -> ReaderParams:

@@ -62,7 +62,19 @@ def served(pg_server, reader_template, tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(served):
     with TestClient(create_app(database_url=as_reader(served["url"]), key_cache_seconds=1.0)) as c:
+        wait_until_ready(c)
         yield c
+
+
+def wait_until_ready(http, within_s: float = 120):
+    """Poll health until the start-up warm-up of explanations has finished; its last answer."""
+    deadline = time.monotonic() + within_s
+    while True:
+        health = http.get("/v1/health")
+        if health.json()["ready"]:
+            return health
+        assert time.monotonic() < deadline, f"the reader's warm-up did not finish: {health.text}"
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -201,6 +213,22 @@ def test_health_metrics_and_docs_need_no_key(client, served):
     assert "/v1/users/abc" not in text  # raw paths never become label values
 
 
+def test_a_failed_warm_up_keeps_serving_lists_and_says_why(client, served):
+    """The live batch's model was never exported for serving: the warm-up fails, the reader
+    answers lists and health (200, ready) and names the cause; explanations are a clear 503."""
+    health = client.get("/v1/health")
+    assert health.status_code == 200, health.text
+    body = health.json()
+    assert body["status"] == "ok" and body["ready"] is True and body["explanations"] == "unavailable"
+    assert body["explanations_detail"] == "model reader-test is not exported for serving"
+    user, article = (int(v) for v in served["recs"][["user_id", "article_id"]].iloc[0])
+    r = client.get(f"{PATH.format(user)}/{article}/explanation", headers={"X-API-Key": served["key"]})
+    assert r.status_code == 503 and r.json()["error"] == {
+        "code": "explanation_unavailable", "message": "model reader-test is not exported for serving"
+    }  # fmt: skip
+    assert _get(client, user, served["key"]).status_code == 200
+
+
 def test_database_down_is_503_without_details():
     app = create_app(database_url="postgresql://newsrec_reader@127.0.0.1:1/nowhere", key_cache_seconds=0)
     with TestClient(app) as c:
@@ -216,9 +244,12 @@ def test_no_live_batch_is_503(pg_server, reader_template, monkeypatch, tmp_path)
     use_database(monkeypatch, url, tmp_path)
     _, key = create_key("empty")
     with TestClient(create_app(database_url=as_reader(url))) as c:
+        wait_until_ready(c)
         assert c.get("/v1/health").json() == {
             "status": "no_live_batch", "database": True, "live_batch_id": None,
             "live_batch_age_s": None, "model_version": None, "switched_at": None,
+            "ready": True, "explanations": "unavailable",
+            "explanations_detail": "no live batch yet: nothing warmed",
         }  # fmt: skip
         r = _get(c, 1, key)
         assert r.status_code == 503 and r.json()["error"]["code"] == "no_live_batch"

@@ -1,17 +1,25 @@
 """Score, publish, then explain one published pair through the real reader app: TreeSHAP
-contributions of the live model from Feast's online features add up to the published score."""
+contributions of the live model from Feast's online features add up to the published score;
+the reader warms explanations at start and says "ready" only then."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from pipelines.bench import servers
 from pipelines.features import store
 from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key
 from pipelines.reader.settings import as_reader
+from pipelines.serving import explanations
 from pipelines.serving.batch import score_and_publish
-from tests.helpers import query
+from tests.helpers import query, use_database
+from tests.integration.test_reader import wait_until_ready
 from tests.model.conftest import DAY
 
 
@@ -51,6 +59,70 @@ def test_explanation_adds_up_to_the_published_score(published, monkeypatch):
         assert client.get(url).status_code == 401
         missing = client.get(f"/v1/users/{user}/recommendations/1/explanation", headers={"X-API-Key": published["key"]})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        wait_until_ready(client)  # no warm-up thread of this app outlives the test
+
+
+def _hold_warm_up(monkeypatch, folder: Path) -> Path:
+    """The reader's warm-up waits at its checkpoint while the returned marker exists."""
+    monkeypatch.setenv("NEWSREC_FAULT", "pause:reader_warmup")
+    monkeypatch.setenv("NEWSREC_FAULT_DIR", str(folder))
+    return folder / "reader_warmup"
+
+
+def _wait_for(marker: Path, within_s: float = 120) -> None:
+    deadline = time.monotonic() + within_s
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the warm-up never reached its checkpoint"
+        time.sleep(0.05)
+
+
+def test_a_real_reader_is_starting_until_explanations_are_warm(published, monkeypatch, tmp_path):
+    use_database(monkeypatch, published["url"], published["home"])
+    marker = _hold_warm_up(monkeypatch, tmp_path)
+    user, article, _ = published["pair"]
+    with (
+        servers.serving("reader", "/openapi.json", {}, tmp_path) as (base, _pid),
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
+        _wait_for(marker)
+        before = http.get("/v1/health")
+        assert before.status_code == 503, before.text
+        body = before.json()
+        assert (body["status"], body["ready"], body["explanations"]) == ("starting", False, "warming")
+        assert body["database"] is True and body["live_batch_id"] is not None
+        assert body["explanations_detail"] == "importing numpy, pandas, LightGBM and Feast"
+        marker.unlink()
+        after = wait_until_ready(http)
+        assert after.status_code == 200, after.text
+        body = after.json()
+        assert (body["status"], body["ready"], body["explanations"]) == ("ok", True, "ready")
+        assert body["model_version"] == published["summary"]["model_version"]
+        assert (
+            body["explanations_detail"].startswith("model ")
+            and "loaded, online features read" in body["explanations_detail"]
+        )
+        r = http.get(f"/v1/users/{user}/recommendations/{article}/explanation", headers={"X-API-Key": published["key"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == published["summary"]["model_version"]
+
+
+def test_the_first_explanation_after_ready_loads_no_model(published, monkeypatch, tmp_path):
+    use_database(monkeypatch, published["url"], published["home"])
+    marker = _hold_warm_up(monkeypatch, tmp_path)
+    user, article, _ = published["pair"]
+    explanations.serving_model.cache_clear()
+    with TestClient(create_app(database_url=as_reader(published["url"]))) as client:
+        _wait_for(marker)
+        assert client.get("/v1/health").status_code == 503
+        assert explanations.serving_model.cache_info().currsize == 0  # the warm-up is what loads it
+        marker.unlink()
+        assert wait_until_ready(client).json()["explanations"] == "ready"
+        warm = explanations.serving_model.cache_info()
+        assert warm.currsize == 1
+        url = f"/v1/users/{user}/recommendations/{article}/explanation"
+        assert client.get(url, headers={"X-API-Key": published["key"]}).status_code == 200
+        served = explanations.serving_model.cache_info()
+        assert (served.misses, served.hits) == (warm.misses, warm.hits + 1)  # the warm model, not a load
 
 
 def test_score_drift_is_measured_against_the_batch_of_an_earlier_date(published, monkeypatch):

@@ -1,6 +1,7 @@
 """The paths on-call uses, end to end on the trained world: ``newsrec model rollback`` and
-``newsrec serve rollback`` through the CLI, the rollback DAG through ``airflow dags test``,
-and ``dvc repro`` reproducing the champion's training snapshot from its registered hash.
+``newsrec serve rollback`` through the CLI, the rollback DAG through ``airflow dags test``
+(and its failure: no retry, one alert to a local SMTP server), and ``dvc repro`` reproducing
+the champion's training snapshot from its registered hash.
 
 The trained world is shared by the session: the rollback test leaves its champion as it
 found it (one version, no previous champion) and publishes only batches dated DAY."""
@@ -19,11 +20,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from pipelines.core import db
 from pipelines.local.airflow import airflow_env, last_run_states
 from pipelines.model import promotion, registry
 from pipelines.serving import publish
 from tests.helpers import ROOT, query, run_cli
 from tests.model.conftest import DAY, TRAIN_DAYS
+from tests.smtp_inbox import smtp_inbox
 
 REGIONS = ("LATAM", "AFRICA", "NA", "GLOBAL")
 
@@ -61,11 +64,21 @@ def _decisions_after(decision_id: int) -> list[tuple]:
     )
 
 
-def _rollback_dag(logical: str, conf: dict) -> subprocess.CompletedProcess:
-    env = {**os.environ, **airflow_env()}
+def _rollback_dag(logical: str, conf: dict, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_extra, **airflow_env()}
     airflow = str(Path(sys.executable).parent / "airflow")
     return subprocess.run([airflow, "dags", "test", "newsrec_rollback", logical, "--conf", json.dumps(conf)],
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def _rollback_tries() -> list[tuple[str, str, int]]:
+    """(task, state, try number) of the newest run of the rollback DAG."""
+    with db.transaction(f"{db.main_database_name()}_airflow") as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT task_id, state, try_number FROM task_instance WHERE run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = 'newsrec_rollback' ORDER BY id DESC LIMIT 1)"
+        )
+        return cur.fetchall()
 
 
 def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world):
@@ -110,6 +123,21 @@ def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world):
         assert registry.champion_version() == first and _live() == b1
         assert _decisions_after(mark)[2:] == [("rollback", first, second, True)]
         assert registry.version_info(registry.PREVIOUS) is None  # the shared world is as it was
+
+        # nothing to roll back to: the task fails at once (a NewsrecError), one alert is sent
+        with smtp_inbox() as inbox:
+            proc = _rollback_dag("2026-06-03T00:00:00+00:00", {"what": "model"}, NEWSREC_ALERT_URL=inbox.url)
+        log = proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert _rollback_tries() == [("rollback", "failed", 1)], log
+        reason = f"NewsrecError: champion {first} has no previous champion to roll back to"
+        alerts = query("SELECT task, kind, try_number, raised, notified, error FROM ops.alerts "
+                       "WHERE source = 'newsrec_rollback'")  # fmt: skip
+        assert alerts == [("rollback", "failure", 1, 1, "sent", reason)], log
+        assert len(inbox.messages) == 1, inbox.texts()
+        (text,) = inbox.texts()
+        assert text.startswith("[newsrec] rollback failed for no date"), text
+        assert f"reason: {reason}" in text and "run:    newsrec_rollback manual__" in text and "try 1" in text
+        assert registry.champion_version() == first and _live() == b1  # the failed run moved nothing
     finally:
         if registry.champion_version() != first:
             registry.rollback()

@@ -1,10 +1,12 @@
 """Run by check.sh in the slim venv before any test tool is installed: the reader's run-time
 environment (requirements-reader.txt) is complete and holds none of the pipeline stack.
 
-It imports what ``newsrec reader serve`` imports, builds the app, then loads what the first
-explanation loads (LightGBM, Feast's store with the project's repository configuration),
-and checks that the pipeline-only libraries are not even installed. Prints one line per
-check; exits non-zero on the first failure.
+It imports what ``newsrec reader serve`` imports, builds the app, runs the explanation
+warm-up the app starts on a pair whose model is missing (it ends "unavailable" with the
+reason, before any heavy import), then loads what the first explanation (and a warm-up with
+a model) loads: LightGBM, Feast's store with the project's repository configuration. It
+checks that the pipeline-only libraries are not even installed. Prints one line per check;
+exits non-zero on the first failure.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def main() -> None:
     http = uvicorn.protocols.http.auto.AutoHTTPProtocol.__name__
     assert "uvloop" in sys.modules and http == "HttpToolsProtocol", http
     print(f"uvicorn: uvloop, {http}")
+
+    from pipelines.reader.warmup import UNAVAILABLE, ExplanationWarmup
+
+    warmup = ExplanationWarmup()
+    warmup.load({"model_key": "0-missing", "model_version": "0", "user_id": 1, "article_id": 1, "data_date": None})
+    assert (warmup.state, warmup.detail) == (UNAVAILABLE, "model 0-missing is not exported for serving"), (
+        warmup.state, warmup.detail,
+    )  # fmt: skip
+    assert "lightgbm" not in sys.modules and "feast" not in sys.modules
+    print(f"explanation warm-up without a model: {warmup.state} ({warmup.detail}), nothing heavy imported")
 
     start = time.perf_counter()
     import lightgbm  # noqa: F401
