@@ -134,3 +134,20 @@ def test_missing_files_are_reported(fresh_db, tmp_path):
     (tmp_path / "news.tsv").write_text((SAMPLE / "news.tsv").read_text())
     with pytest.raises(DataError, match="behaviors.tsv not found"):
         mind.import_mind(tmp_path)
+
+
+def test_unknown_metadata_articles_are_never_candidates(fresh_db):
+    """Their events are kept (behaviour features), but the candidate pool never offers them."""
+    from pipelines.core import db
+    from pipelines.serving import candidate_pool
+
+    mind.import_mind(SAMPLE)
+    conn = db.connect()
+    try:
+        pool = candidate_pool.load_pool(conn, date(2019, 11, 12), candidate_pool.CandidateParams.from_params())
+    finally:
+        conn.close()
+    ids = set(pool.articles["article_id"])
+    assert 1007 in ids and 1005 in ids  # shown on 11-12, known
+    assert not ids & {88888, 99999}  # 99999 was clicked on 11-12: still no candidate
+    assert mind.UNKNOWN_CATEGORY not in set(pool.articles["category"])

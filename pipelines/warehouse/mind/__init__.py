@@ -7,12 +7,8 @@ format (with the simulator's truth beside it) so the import can be tested withou
 
 from pipelines.warehouse.mind.load import MIND_PROFILE, MindImport, import_mind
 from pipelines.warehouse.mind.parse import TIME_FORMAT, parse_behaviors, parse_news
-from pipelines.warehouse.mind.tables import (
-    MIND_PUBLICATION_ID,
-    UNKNOWN_CATEGORY,
-    UNKNOWN_PUBLICATION_ID,
-    build_tables,
-)
+from pipelines.warehouse.mind.tables import MIND_PUBLICATION_ID, build_tables
+from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY, UNKNOWN_PUBLICATION_ID
 
 __all__ = [
     "MIND_PROFILE",

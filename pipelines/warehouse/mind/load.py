@@ -18,7 +18,8 @@ from pipelines.core import sql as queries
 from pipelines.core.errors import DataError
 from pipelines.warehouse.migrations import migrate
 from pipelines.warehouse.mind.parse import parse_behaviors, parse_news
-from pipelines.warehouse.mind.tables import MIND_PUBLICATION_ID, UNKNOWN_PUBLICATION_ID, build_tables
+from pipelines.warehouse.mind.tables import MIND_PUBLICATION_ID, build_tables
+from pipelines.warehouse.unknown_articles import UNKNOWN_PUBLICATION_ID
 
 # What a MIND export has and lacks, for the warehouse's data profile (issue 20, point 1): the
 # lead wires this into the profile when it lands; nothing reads it yet.

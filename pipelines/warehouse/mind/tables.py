@@ -20,10 +20,9 @@ from datetime import timedelta
 import pandas as pd
 
 from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
+from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY, UNKNOWN_PUBLICATION_ID
 
 MIND_PUBLICATION_ID = 900_000
-UNKNOWN_PUBLICATION_ID = 900_001
-UNKNOWN_CATEGORY = "unknown"
 ARTICLE_COLUMNS = ["article_id", "publication_id", "category", "subcategory", "title", "abstract", "url",
                    "language", "published_at", "external_id", "metadata_known"]  # fmt: skip
 USER_COLUMNS = ["user_id", "region", "signup_date", "plan", "declared_interests", "external_id"]
