@@ -15,11 +15,12 @@ their events count in behaviour features, and they are never candidates for reco
 from __future__ import annotations
 
 import zlib
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 
+import numpy as np
 import pandas as pd
 
-from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
+from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS
 from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY, UNKNOWN_PUBLICATION_ID
 
 MIND_PUBLICATION_ID = 900_000
@@ -34,64 +35,57 @@ def _region(external_id: str) -> str:
     return REGIONS[zlib.crc32(external_id.encode()) % len(REGIONS)]
 
 
+_EPOCH_DAY = int(np.datetime64(date(2000, 1, 1), "D").astype(np.int64))  # the simulator's day 0
+_KINDS = np.array(["history", "impression", "read"])  # sorted: event ids number them in this order
+
+
 def _events(imps: pd.DataFrame, hist: pd.DataFrame, first_seen: pd.Series) -> pd.DataFrame:
-    clicked = imps["clicked"].to_numpy(bool)
-    hist_ts = hist["user_id"].map(first_seen) - timedelta(days=1)
-    slate = imps["mind_impression"].astype("int64").astype(str)
-    events = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "kind": "impression",
-                    "user_id": imps["user_id"],
-                    "article_id": imps["article_id"],
-                    "event_ts": imps["event_ts"],
-                    "position": imps["position"],
-                    "key": range(len(imps)),
-                    "slate_id": slate,
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "kind": "read",
-                    "user_id": imps.loc[clicked, "user_id"],
-                    "article_id": imps.loc[clicked, "article_id"],
-                    "event_ts": imps.loc[clicked, "event_ts"] + timedelta(seconds=1),
-                    "position": imps.loc[clicked, "position"],
-                    "key": pd.Series(range(len(imps)))[clicked].to_numpy(),
-                    "slate_id": slate[clicked],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "kind": "history",
-                    "user_id": hist["user_id"],
-                    "article_id": hist["article_id"],
-                    "event_ts": hist_ts,
-                    "position": pd.NA,
-                    "key": -1,
-                    "slate_id": None,
-                }
-            ),
-        ],
-        ignore_index=True,
+    """Impressions, their clicks (+1 s) and history reads (first impression - 1 day), numbered per
+    day like the simulator's events; vectorised (1 M impression rows in about a second)."""
+    clicked = np.flatnonzero(imps["clicked"].to_numpy(bool))
+    n_imp, n_hist = len(imps), len(hist)
+    imp_ts = imps["event_ts"].to_numpy("datetime64[us]")
+    hist_ts = (hist["user_id"].map(first_seen) - timedelta(days=1)).to_numpy("datetime64[us]")
+    ts = np.concatenate([hist_ts, imp_ts, imp_ts[clicked] + np.timedelta64(1, "s")])
+    kind = np.repeat(np.arange(3, dtype=np.int8), [n_hist, n_imp, len(clicked)])
+    key = np.concatenate([np.full(n_hist, -1), np.arange(n_imp), clicked]).astype(np.int64)
+    user = np.concatenate(
+        [hist["user_id"].to_numpy(np.int64), imps["user_id"].to_numpy(np.int64)[np.r_[np.arange(n_imp), clicked]]]
     )
-    events["event_ts"] = pd.to_datetime(events["event_ts"], utc=True)
-    events["day"] = events["event_ts"].dt.date
-    events = events.sort_values(["day", "kind", "key", "user_id", "article_id"], kind="stable")
-    events["event_id"] = events["day"].map(day_number).astype("int64") * EVENT_ID_STRIDE + (
-        events.groupby("day").cumcount().astype("int64")
+    article = np.concatenate(
+        [hist["article_id"].to_numpy(np.int64), imps["article_id"].to_numpy(np.int64)[np.r_[np.arange(n_imp), clicked]]]
     )
-    imp_event_ids = events.loc[events["kind"] == "impression"].set_index("key")["event_id"]
-    is_read = events["kind"] == "read"
-    events["impression_id"] = pd.array([pd.NA] * len(events), dtype="Int64")
-    events.loc[is_read, "impression_id"] = events.loc[is_read, "key"].map(imp_event_ids).to_numpy()
-    events["event_type"] = events["kind"].map({"impression": "impression", "read": "read", "history": "read"})
-    events["surface"] = events["kind"].map({"impression": "mind", "read": "mind", "history": "mind-history"})
-    events["dwell_seconds"] = float("nan")
-    events["position"] = events["position"].astype("Int16")
-    events["event_ts"] = events["event_ts"].astype("datetime64[us, UTC]")
-    return events
+    day = ts.astype("datetime64[D]").astype(np.int64)
+    order = np.lexsort((article, user, key, kind, day))
+    ts, kind, key, user, article, day = ts[order], kind[order], key[order], user[order], article[order], day[order]
+    first_of_day = np.r_[0, np.flatnonzero(np.diff(day)) + 1]
+    within = np.arange(len(day)) - np.repeat(first_of_day, np.diff(np.r_[first_of_day, len(day)]))
+    event_id = (day - _EPOCH_DAY) * EVENT_ID_STRIDE + within
+
+    is_imp, is_read = kind == 1, kind == 2
+    imp_event_id = np.zeros(n_imp, dtype=np.int64)
+    imp_event_id[key[is_imp]] = event_id[is_imp]
+    on_slate = kind > 0
+    slate_of = np.where(on_slate, key, 0)
+    impression_id = np.where(is_read, imp_event_id[slate_of], 0)
+    position = imps["position"].to_numpy(np.int16)[slate_of]
+    slate = imps["mind_impression"].to_numpy(np.int64)[slate_of]
+    return pd.DataFrame(
+        {
+            "event_id": event_id,
+            "impression_id": pd.arrays.IntegerArray(impression_id, ~is_read),
+            "user_id": user,
+            "article_id": article,
+            "event_type": np.where(kind == 0, "read", _KINDS[kind]).astype(object),
+            "event_ts": pd.DatetimeIndex(ts).tz_localize(UTC),
+            "position": pd.arrays.IntegerArray(position, ~on_slate),
+            "surface": np.where(on_slate, "mind", "mind-history").astype(object),
+            "dwell_seconds": np.full(len(ts), np.nan),
+            # the source's impression id (text in the warehouse; COPY casts the digits)
+            "slate_id": pd.arrays.IntegerArray(slate, ~on_slate),
+            "day": day.astype("datetime64[D]"),
+        }
+    )
 
 
 def _articles(news: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
