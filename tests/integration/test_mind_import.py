@@ -94,6 +94,28 @@ def test_malformed_line_names_file_and_line_and_loads_nothing(fresh_db, tmp_path
     assert query("SELECT count(*) FROM warehouse.articles") == [(0,)]
 
 
+def test_unknown_articles_become_known_and_known_ones_stay_known(fresh_db, tmp_path):
+    """A later import that describes an unknown article fills it in; one that lacks a known
+    article (another export of the same catalogue) does not erase its metadata."""
+    result = mind.import_mind(SAMPLE)
+    assert "kept 2 articles missing from news.tsv with unknown metadata (2 references)" in result.render()
+    folder = tmp_path / "mind"
+    shutil.copytree(SAMPLE, folder)
+    news = (folder / "news.tsv").read_text().splitlines()
+    kept = [line for line in news if not line.startswith("N1008\t")]  # N1008 was known, now missing
+    kept.append("N99999\tweather\tweathertoday\tStorm ahead\t\thttps://assets.msn.com/labs/mind/A99999.html\t[]\t[]")
+    (folder / "news.tsv").write_text("\n".join(kept) + "\n")
+    mind.import_mind(folder)
+    rows = query(
+        "SELECT article_id, metadata_known, category, publication_id FROM warehouse.articles "
+        "WHERE article_id IN (1008, 99999) ORDER BY 1"
+    )
+    assert rows == [
+        (1008, True, "travel", mind.MIND_PUBLICATION_ID),
+        (99999, True, "weather", mind.MIND_PUBLICATION_ID),
+    ]
+
+
 def test_empty_news_file_loads_nothing(fresh_db, tmp_path):
     (tmp_path / "news.tsv").write_text("\n")
     (tmp_path / "behaviors.tsv").write_text((SAMPLE / "behaviors.tsv").read_text())
