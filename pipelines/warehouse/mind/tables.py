@@ -20,7 +20,7 @@ from datetime import UTC, date, timedelta
 import numpy as np
 import pandas as pd
 
-from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS
+from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
 from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY, UNKNOWN_PUBLICATION_ID
 
 MIND_PUBLICATION_ID = 900_000
@@ -35,7 +35,7 @@ def _region(external_id: str) -> str:
     return REGIONS[zlib.crc32(external_id.encode()) % len(REGIONS)]
 
 
-_EPOCH_DAY = int(np.datetime64(date(2000, 1, 1), "D").astype(np.int64))  # the simulator's day 0
+_EPOCH_DAY = -day_number(date(1970, 1, 1))  # the simulator's day 0, in days since 1970
 _KINDS = np.array(["history", "impression", "read"])  # sorted: event ids number them in this order
 
 
