@@ -10,6 +10,7 @@ same number of rows into an unlogged scratch table (:func:`nightly_references.co
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -138,7 +139,11 @@ def run(results_dir: Path, rows: int = 1_000_000, database: str | None = "{main}
     payload = {
         **bench.to_dict(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m": round(os.getloadavg()[0], 2),  # shared machines: how busy it was
+        },
     }
     (results_dir / "mind_import.json").write_text(json.dumps(payload, indent=2))
     (results_dir / "mind_import.md").write_text(bench.render() + "\n")
