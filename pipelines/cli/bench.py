@@ -22,6 +22,18 @@ def etl(
     typer.echo(run(day.date(), results, runner).render())
 
 
+@app.command("mind-import")
+def mind_import(
+    rows: int = typer.Option(1_000_000, min=1_000, help="Impression rows (user x article) of behaviors.tsv."),
+    results: Path = typer.Option(Path("bench/results"), help="Folder for mind_import.json and mind_import.md."),
+    database: str = typer.Option("{main}_mind_bench", help="The bench's own database on the same server."),
+) -> None:
+    """`warehouse import-mind` on a synthetic MIND folder vs COPY of as many rows, same run."""
+    from pipelines.bench.mind_import import run
+
+    typer.echo(run(results, rows, database).render())
+
+
 @app.command()
 def reader(
     results: Path = typer.Option(Path("bench/results"), help="Folder for reader.json and reader.md."),

@@ -1,4 +1,4 @@
-"""``newsrec warehouse``: fill the warehouse (simulator, MIND import), look at it, say what its
+"""``newsrec warehouse``: fill the warehouse (simulator, MIND import and export), look at it, say what its
 source has (the data profile) and check it against the contract."""
 
 from __future__ import annotations
@@ -94,6 +94,25 @@ def import_mind(
     from pipelines.warehouse import mind
 
     result = mind.import_mind(directory)
+    typer.echo(result.render())
+
+
+@app.command("export-mind")
+def export_mind(
+    directory: Path = typer.Argument(..., help="Folder to write news.tsv, behaviors.tsv and truth.tsv into."),
+    drop_articles: float = typer.Option(
+        0.0, min=0.0, max=0.99, help="Share of the articles left out of news.tsv (a seeded choice)."
+    ),
+    seed_: int = typer.Option(0, "--seed", help="Seed of the choice of dropped articles."),
+    history_days: int = typer.Option(1, min=0, help="First days of the world written as history only."),
+) -> None:
+    """Write the warehouse (a simulated world) in the MIND format, the simulator's truth beside it.
+
+    No dwell (MIND has none); each user's history is their reads in the first --history-days
+    days; truth.tsv gives the latent relevance per impression id and position."""
+    from pipelines.warehouse.mind import export
+
+    result = export.export_mind(directory, drop_articles=drop_articles, seed=seed_, history_days=history_days)
     typer.echo(result.render())
 
 

@@ -58,7 +58,7 @@ FEATURES: tuple[Feature, ...] = (
     # user_activity
     Feature("user_impressions_7d", "int64", "user_activity", "articles shown to the user in the last 7 days"),
     Feature("user_reads_7d", "int64", "user_activity", "articles the user opened in the last 7 days"),
-    Feature("user_ctr_7d", "float32", "user_activity", "reads / impressions over 7 days (NaN without impressions)"),
+    Feature("user_ctr_7d", "float32", "user_activity", "reads of shown articles / impressions, 7 days (NaN without)"),
     Feature("user_dwell_7d_s", "float32", "user_activity", "seconds spent reading in the last 7 days"),
     Feature("user_reads_28d", "int64", "user_activity", "articles opened in the last 28 days"),
     Feature("user_dwell_28d_s", "float32", "user_activity", "seconds spent reading in the last 28 days"),
@@ -84,11 +84,11 @@ FEATURES: tuple[Feature, ...] = (
         "user_category",
         "share of the user's 28-day dwell in this category",
     ),
-    Feature("user_cat_ctr_28d", "float32", "user_category", "reads / impressions in this category, 28 days"),
+    Feature("user_cat_ctr_28d", "float32", "user_category", "reads of shown articles / impressions, category, 28d"),
     # article_engagement
     Feature("article_impressions_24h", "int64", "article_engagement", "times shown during day D"),
     Feature("article_reads_24h", "int64", "article_engagement", "times opened during day D"),
-    Feature("article_ctr_24h", "float32", "article_engagement", "reads / impressions during day D"),
+    Feature("article_ctr_24h", "float32", "article_engagement", "reads of shown articles / impressions during day D"),
     Feature("article_mean_dwell_24h_s", "float32", "article_engagement", "mean seconds per read during day D"),
     # article_attributes
     Feature("article_category", "string", "article_attributes", "the article's category"),

@@ -48,7 +48,7 @@ from pipelines.features.catalog import ENTITY_KEYS, VIEWS  # noqa: E402
 
 _EVENTS_SQL = """
 SELECT e.event_id, e.user_id, e.article_id, a.category, e.event_type,
-       extract(epoch FROM e.event_ts)::float8 AS ts, e.dwell_seconds
+       extract(epoch FROM e.event_ts)::float8 AS ts, e.dwell_seconds, e.impression_id
 FROM warehouse.events e
 JOIN warehouse.articles a USING (article_id)
 WHERE e.event_ts >= %(start)s AND e.event_ts < %(end)s
@@ -74,7 +74,8 @@ def _pa_types(spec: dict[str, str]) -> dict[str, Any]:
 
 
 _EVENT_TYPES = {"event_id": "int64", "user_id": "int64", "article_id": "int64", "category": "string",
-                "event_type": "string", "ts": "float64", "dwell_seconds": "float64"}  # fmt: skip
+                "event_type": "string", "ts": "float64", "dwell_seconds": "float64",
+                "impression_id": "int64"}  # fmt: skip
 _USER_TYPES = {"user_id": "int64", "region": "string", "plan": "string", "declared_interests": "string"}
 _ARTICLE_TYPES = {"article_id": "int64", "category": "string", "trust_score": "float64",
                   "misinformation_flag": "int64", "published_ts": "int64"}  # fmt: skip

@@ -4,6 +4,10 @@ Two steps keep the nightly work proportional to one day of events:
 1. ``event_partials``: one day's events -> additive daily partials per (user, category) and
    per article. Partials of a user-id range are complete for those users, and article
    partials from different ranges add up.
+   A read with no logged impression (``impression_id`` NULL: MIND's history, a team's organic
+   reads) counts as a read and in ``organic_reads``, never as the numerator of a
+   click-through rate: every CTR is (reads - organic_reads) / impressions, so it cannot
+   exceed 1. The simulator logs an impression for every read (organic_reads = 0).
 2. ``user_features`` / ``article_*``: roll the last 28 daily partials up into the feature
    views of :mod:`pipelines.features.catalog`.
 Beam runs these on shards; the benchmark runs the same functions on whole frames.
@@ -29,14 +33,18 @@ UC_PARTIAL_COLUMNS = {
     "reads": "int64",
     "dwell_s": "float64",
     "last_read_ts": "float64",
+    "organic_reads": "int64",
 }
 ARTICLE_PARTIAL_COLUMNS = {
     "article_id": "int64",
     "impressions": "int64",
     "reads": "int64",
     "dwell_s": "float64",
+    "organic_reads": "int64",
 }
 EVENT_COLUMNS = ["event_id", "user_id", "article_id", "category", "event_type", "ts", "dwell_seconds"]
+# Optional event column: a read's impression; without the column every read came from one.
+IMPRESSION_ID = "impression_id"
 
 _DTYPES = {"int64": "int64", "float32": "float32", "string": "object"}
 
@@ -54,6 +62,9 @@ def request_time(day: date) -> pd.Timestamp:
 
 
 def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    if "organic_reads" in columns and "organic_reads" not in frame.columns:
+        # partials written before organic reads were counted: every read had an impression
+        frame = frame.assign(organic_reads=0)
     frame = frame.reindex(columns=list(columns))
     return frame.astype(columns)
 
@@ -66,12 +77,14 @@ def event_partials(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Daily partials (user x category, article) from one day's events.
 
     Duplicate event ids count once; dwell that is missing or not positive adds no time (the
-    quality gate reports such rows; features must not go negative because of them).
+    quality gate reports such rows; features must not go negative because of them). A read
+    whose ``impression_id`` is NULL is also an organic read (see the module's docstring).
     """
     if events.empty:
         return empty_partial("user_category"), empty_partial("article")
     ev = events.drop_duplicates("event_id")
     is_read = (ev["event_type"] == "read").to_numpy()
+    shown = ev[IMPRESSION_ID].notna().to_numpy() if IMPRESSION_ID in ev.columns else np.ones(len(ev), bool)
     dwell = ev["dwell_seconds"].to_numpy(dtype=np.float64, na_value=np.nan)
     frame = pd.DataFrame(
         {
@@ -80,6 +93,7 @@ def event_partials(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "category": ev["category"].to_numpy(),
             "impressions": (~is_read).astype(np.int64),
             "reads": is_read.astype(np.int64),
+            "organic_reads": (is_read & ~shown).astype(np.int64),
             "dwell_s": np.where(is_read & (dwell > 0), dwell, 0.0),
             "read_ts": np.where(is_read, ev["ts"].to_numpy(np.float64), np.nan),
         }
@@ -91,12 +105,18 @@ def event_partials(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             reads=("reads", "sum"),
             dwell_s=("dwell_s", "sum"),
             last_read_ts=("read_ts", "max"),
+            organic_reads=("organic_reads", "sum"),
         )
         .reset_index()
     )
     art = (
         frame.groupby("article_id", sort=True)
-        .agg(impressions=("impressions", "sum"), reads=("reads", "sum"), dwell_s=("dwell_s", "sum"))
+        .agg(
+            impressions=("impressions", "sum"),
+            reads=("reads", "sum"),
+            dwell_s=("dwell_s", "sum"),
+            organic_reads=("organic_reads", "sum"),
+        )
         .reset_index()
     )
     return _typed(uc, UC_PARTIAL_COLUMNS), _typed(art, ARTICLE_PARTIAL_COLUMNS)
@@ -104,7 +124,7 @@ def event_partials(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def merge_article_partials(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Add up article partials computed on different user ranges."""
-    parts = [p for p in parts if not p.empty]
+    parts = [_typed(p, ARTICLE_PARTIAL_COLUMNS) for p in parts if not p.empty]
     if not parts:
         return empty_partial("article")
     merged = pd.concat(parts).groupby("article_id", sort=True).sum(numeric_only=True).reset_index()
@@ -136,6 +156,11 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den.where(den > 0)).astype(np.float32)
 
 
+def _ctr(reads: pd.Series, organic_reads: pd.Series, impressions: pd.Series) -> pd.Series:
+    """Reads that came from a logged impression, per impression (NaN without impressions)."""
+    return _ratio(reads - organic_reads, impressions)
+
+
 def user_features(
     day: date, partials: dict[date, pd.DataFrame], users: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -150,29 +175,22 @@ def user_features(
     for d, part in partials.items():
         age = (day - d).days
         if 0 <= age < WINDOW_DAYS and not part.empty:
-            frames.append(part.assign(age=age))
+            frames.append(_typed(part, UC_PARTIAL_COLUMNS).assign(age=age))
     window = (
         pd.concat(frames, ignore_index=True)
         if frames
         else empty_partial("user_category").assign(age=pd.Series(dtype="int64"))
     )
 
-    uc = (
-        window.groupby(["user_id", "category"], sort=True)
-        .agg(impressions=("impressions", "sum"), reads=("reads", "sum"), dwell_s=("dwell_s", "sum"))
-        .reset_index()
-    )
+    sums = {c: (c, "sum") for c in ("impressions", "reads", "dwell_s", "organic_reads")}
+    uc = window.groupby(["user_id", "category"], sort=True).agg(**sums).reset_index()
     user28 = window.groupby("user_id").agg(
         reads=("reads", "sum"),
         dwell_s=("dwell_s", "sum"),
         last_read_ts=("last_read_ts", "max"),
     )
     active_days = window[window["impressions"] > 0].groupby("user_id")["age"].nunique()
-    user7 = (
-        window[window["age"] < SHORT_WINDOW_DAYS]
-        .groupby("user_id")
-        .agg(impressions=("impressions", "sum"), reads=("reads", "sum"), dwell_s=("dwell_s", "sum"))
-    )
+    user7 = window[window["age"] < SHORT_WINDOW_DAYS].groupby("user_id").agg(**sums)
 
     u = users.copy()
     u["signup_date"] = pd.to_datetime(u["signup_date"]).dt.date
@@ -180,6 +198,7 @@ def user_features(
     idx = u.index
     imp7 = user7["impressions"].reindex(idx, fill_value=0)
     reads7 = user7["reads"].reindex(idx, fill_value=0)
+    organic7 = user7["organic_reads"].reindex(idx, fill_value=0)
     reads28 = user28["reads"].reindex(idx, fill_value=0)
     dwell28 = user28["dwell_s"].reindex(idx, fill_value=0.0)
     last_read = user28["last_read_ts"].reindex(idx)
@@ -190,7 +209,7 @@ def user_features(
             TIMESTAMP: ts,
             "user_impressions_7d": imp7.to_numpy(),
             "user_reads_7d": reads7.to_numpy(),
-            "user_ctr_7d": _ratio(reads7, imp7).to_numpy(),
+            "user_ctr_7d": _ctr(reads7, organic7, imp7).to_numpy(),
             "user_dwell_7d_s": user7["dwell_s"].reindex(idx, fill_value=0.0).to_numpy(),
             "user_reads_28d": reads28.to_numpy(),
             "user_dwell_28d_s": dwell28.to_numpy(),
@@ -214,7 +233,7 @@ def user_features(
             "user_cat_reads_28d": uc["reads"],
             "user_cat_dwell_28d_s": uc["dwell_s"],
             "user_cat_dwell_share_28d": _ratio(uc["dwell_s"], user_dwell),
-            "user_cat_ctr_28d": _ratio(uc["reads"], uc["impressions"]),
+            "user_cat_ctr_28d": _ctr(uc["reads"], uc["organic_reads"], uc["impressions"]),
         }
     )
     return _feature_frame("user_activity", activity), _feature_frame("user_category", category)
@@ -222,6 +241,7 @@ def user_features(
 
 def article_engagement(day: date, partial: pd.DataFrame) -> pd.DataFrame:
     """``article_engagement`` for day D from the merged article partial of D."""
+    partial = _typed(partial, ARTICLE_PARTIAL_COLUMNS)
     return _feature_frame(
         "article_engagement",
         pd.DataFrame(
@@ -230,7 +250,7 @@ def article_engagement(day: date, partial: pd.DataFrame) -> pd.DataFrame:
                 TIMESTAMP: end_of_day(day),
                 "article_impressions_24h": partial["impressions"],
                 "article_reads_24h": partial["reads"],
-                "article_ctr_24h": _ratio(partial["reads"], partial["impressions"]),
+                "article_ctr_24h": _ctr(partial["reads"], partial["organic_reads"], partial["impressions"]),
                 "article_mean_dwell_24h_s": _ratio(partial["dwell_s"], partial["reads"]),
             }
         ),

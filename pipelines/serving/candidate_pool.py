@@ -22,6 +22,7 @@ from pipelines.core import sql as queries
 from pipelines.core.config import known_fields, params
 from pipelines.core.errors import ConfigError
 from pipelines.features import partitions
+from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY
 
 # The day's summary line keeps the logger of the candidate generation it belongs to.
 log = logging.getLogger("pipelines.serving.candidates")
@@ -234,7 +235,11 @@ def load_day_inputs(day: date, p: CandidateParams) -> DayInputs:
     users["user_id"] = users["user_id"].astype(np.int64)
 
     shares = partitions.read_view("user_category", day, columns=["user_id", "category", "user_cat_dwell_share_28d"])
-    shares = shares[(shares["user_cat_dwell_share_28d"] > 0) & shares["user_id"].isin(users["user_id"])]
+    shares = shares[
+        (shares["user_cat_dwell_share_28d"] > 0)
+        & shares["user_id"].isin(users["user_id"])
+        & (shares["category"] != UNKNOWN_CATEGORY)  # reads of unknown-metadata articles: no candidates there
+    ]
     shares = shares.sort_values(
         ["user_id", "user_cat_dwell_share_28d", "category"], ascending=[True, False, True], kind="stable"
     )

@@ -17,15 +17,24 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "mind_small"
 def test_sample_loads_with_expected_counts(fresh_db):
     result = mind.import_mind(SAMPLE)
     assert (result.articles, result.users) == (8, 4)
-    assert (result.impressions, result.reads, result.history_reads) == (14, 5, 3)
-    assert result.skipped_unknown_articles == 2
+    # issue 20: events of articles missing from news.tsv are kept (were skipped: 14, 5, 3)
+    assert (result.impressions, result.reads, result.history_reads) == (15, 6, 4)
+    assert (result.unknown_articles, result.unknown_references) == (2, 2)
+    assert query(
+        "SELECT article_id, category, publication_id FROM warehouse.articles WHERE NOT metadata_known ORDER BY 1"
+    ) == [(88888, "unknown", mind.UNKNOWN_PUBLICATION_ID), (99999, "unknown", mind.UNKNOWN_PUBLICATION_ID)]
     assert result.days == [date(2019, 11, 10), date(2019, 11, 11), date(2019, 11, 12), date(2019, 11, 13)]
-    assert query("SELECT count(*) FROM warehouse.events WHERE event_type = 'impression'") == [(14,)]
+    assert query("SELECT count(*) FROM warehouse.events WHERE event_type = 'impression'") == [(15,)]
     # clicks point at their impression, same user and article
     assert query(
         "SELECT count(*) FROM warehouse.events r JOIN warehouse.events i ON i.event_id = r.impression_id "
         "WHERE r.event_type = 'read' AND i.user_id = r.user_id AND i.article_id = r.article_id"
-    ) == [(5,)]
+        " AND i.slate_id = r.slate_id"
+    ) == [(6,)]
+    # the source's impression id is every event's slate id; history reads have none
+    per_slate = query("SELECT slate_id, count(*) FROM warehouse.events WHERE surface = 'mind' GROUP BY 1 ORDER BY 1")
+    assert per_slate == [("1", 4), ("2", 6), ("3", 5), ("4", 2), ("5", 4)]
+    assert query("SELECT count(*) FROM warehouse.events WHERE slate_id IS NULL") == [(4,)]
     assert query("SELECT external_id, region FROM warehouse.users WHERE user_id = 501")[0][0] == "U501"
     assert query(
         "SELECT count(*) FROM warehouse.events e JOIN warehouse.articles a USING (article_id) "
@@ -40,8 +49,8 @@ def test_sample_loads_with_expected_counts(fresh_db):
 def test_reimport_replaces_instead_of_duplicating(fresh_db):
     mind.import_mind(SAMPLE)
     mind.import_mind(SAMPLE)
-    assert query("SELECT count(*) FROM warehouse.events") == [(22,)]
-    assert query("SELECT count(*) FROM warehouse.articles") == [(8,)]
+    assert query("SELECT count(*) FROM warehouse.events") == [(25,)]  # issue 20: 22 before unknowns were kept
+    assert query("SELECT count(*) FROM warehouse.articles") == [(10,)]  # 8 known + 2 unknown
 
 
 @pytest.mark.parametrize(
@@ -58,6 +67,19 @@ def test_reimport_replaces_instead_of_duplicating(fresh_db):
         ("behaviors.tsv", 1, "1\tX501\t11/11/2019 9:05:58 AM\t\tN1003-0", "behaviors.tsv:1: bad user id"),
         ("news.tsv", 5, "N1005\thealth", "news.tsv:5: expected at least 6"),
         ("news.tsv", 2, "1002\tnews\tnewsus\tt\ta\tu\t[]\t[]", "news.tsv:2: bad news id"),
+        # issue 20's bad input: a duplicated impression id, and a history that lost a click
+        (
+            "behaviors.tsv",
+            3,
+            "1\tU501\t11/12/2019 7:45:10 PM\tN1001 N1002\tN1007-0",
+            "behaviors.tsv:3: impression id 1 is also on line 1$",
+        ),
+        (
+            "behaviors.tsv",
+            3,
+            "3\tU501\t11/12/2019 7:45:10 PM\tN1001\tN1007-0",
+            "behaviors.tsv:3: history of U501 at 2019-11-12 19:45:10 lacks N1002, which line 1 lists as clicked",
+        ),
     ],
 )
 def test_malformed_line_names_file_and_line_and_loads_nothing(fresh_db, tmp_path, file, line, bad, message):
@@ -70,6 +92,53 @@ def test_malformed_line_names_file_and_line_and_loads_nothing(fresh_db, tmp_path
         mind.import_mind(folder)
     assert query("SELECT count(*) FROM warehouse.events") == [(0,)]
     assert query("SELECT count(*) FROM warehouse.articles") == [(0,)]
+
+
+def test_unknown_articles_become_known_and_known_ones_stay_known(fresh_db, tmp_path):
+    """A later import that describes an unknown article fills it in; one that lacks a known
+    article (another export of the same catalogue) does not erase its metadata."""
+    result = mind.import_mind(SAMPLE)
+    assert "kept 2 articles missing from news.tsv with unknown metadata (2 references)" in result.render()
+    folder = tmp_path / "mind"
+    shutil.copytree(SAMPLE, folder)
+    news = (folder / "news.tsv").read_text().splitlines()
+    kept = [line for line in news if not line.startswith("N1008\t")]  # N1008 was known, now missing
+    kept.append("N99999\tweather\tweathertoday\tStorm ahead\t\thttps://assets.msn.com/labs/mind/A99999.html\t[]\t[]")
+    (folder / "news.tsv").write_text("\n".join(kept) + "\n")
+    mind.import_mind(folder)
+    rows = query(
+        "SELECT article_id, metadata_known, category, publication_id FROM warehouse.articles "
+        "WHERE article_id IN (1008, 99999) ORDER BY 1"
+    )
+    assert rows == [
+        (1008, True, "travel", mind.MIND_PUBLICATION_ID),
+        (99999, True, "weather", mind.MIND_PUBLICATION_ID),
+    ]
+
+
+def test_empty_news_file_loads_nothing(fresh_db, tmp_path):
+    (tmp_path / "news.tsv").write_text("\n")
+    (tmp_path / "behaviors.tsv").write_text((SAMPLE / "behaviors.tsv").read_text())
+    with pytest.raises(DataError, match=r"news.tsv: no articles \(the file is empty\)$"):
+        mind.import_mind(tmp_path)
+    assert query("SELECT count(*) FROM warehouse.events") == [(0,)]
+
+
+def test_lines_out_of_time_order_load_the_same(fresh_db, tmp_path):
+    """MIND files are not sorted by time: reversed lines give the same warehouse."""
+    folder = tmp_path / "mind"
+    shutil.copytree(SAMPLE, folder)
+    lines = (folder / "behaviors.tsv").read_text().splitlines()
+    (folder / "behaviors.tsv").write_text("\n".join(reversed(lines)) + "\n")
+    result = mind.import_mind(folder)
+    assert (result.impressions, result.reads, result.history_reads) == (15, 6, 4)
+    assert query("SELECT min(event_ts) < '2019-11-11' FROM warehouse.events WHERE surface = 'mind-history'") == [
+        (True,)
+    ]
+    assert query(
+        "SELECT count(*) FROM warehouse.events r JOIN warehouse.events i ON i.event_id = r.impression_id "
+        "WHERE r.event_type = 'read' AND i.event_ts < r.event_ts"
+    ) == [(6,)]
 
 
 def test_error_during_load_rolls_everything_back(fresh_db, tmp_path):
@@ -87,3 +156,20 @@ def test_missing_files_are_reported(fresh_db, tmp_path):
     (tmp_path / "news.tsv").write_text((SAMPLE / "news.tsv").read_text())
     with pytest.raises(DataError, match="behaviors.tsv not found"):
         mind.import_mind(tmp_path)
+
+
+def test_unknown_metadata_articles_are_never_candidates(fresh_db):
+    """Their events are kept (behaviour features), but the candidate pool never offers them."""
+    from pipelines.core import db
+    from pipelines.serving import candidate_pool
+
+    mind.import_mind(SAMPLE)
+    conn = db.connect()
+    try:
+        pool = candidate_pool.load_pool(conn, date(2019, 11, 12), candidate_pool.CandidateParams.from_params())
+    finally:
+        conn.close()
+    ids = set(pool.articles["article_id"])
+    assert 1007 in ids and 1005 in ids  # shown on 11-12, known
+    assert not ids & {88888, 99999}  # 99999 was clicked on 11-12: still no candidate
+    assert mind.UNKNOWN_CATEGORY not in set(pool.articles["category"])

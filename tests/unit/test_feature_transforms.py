@@ -44,6 +44,7 @@ def test_event_partials_by_hand():
             "reads": 1,
             "dwell_s": 0.0,
             "last_read_ts": _ts(10, 10),
+            "organic_reads": 0,
         },
         {
             "user_id": 7,
@@ -52,6 +53,7 @@ def test_event_partials_by_hand():
             "reads": 1,
             "dwell_s": 60.0,
             "last_read_ts": _ts(10, 9),
+            "organic_reads": 0,
         },
         {
             "user_id": 8,
@@ -60,18 +62,19 @@ def test_event_partials_by_hand():
             "reads": 1,
             "dwell_s": 0.0,
             "last_read_ts": _ts(10, 13),
+            "organic_reads": 0,
         },
     ]
     assert art.to_dict("records") == [
-        {"article_id": 100, "impressions": 2, "reads": 2, "dwell_s": 60.0},
-        {"article_id": 101, "impressions": 1, "reads": 1, "dwell_s": 0.0},
+        {"article_id": 100, "impressions": 2, "reads": 2, "dwell_s": 60.0, "organic_reads": 0},
+        {"article_id": 101, "impressions": 1, "reads": 1, "dwell_s": 0.0, "organic_reads": 0},
     ]
 
 
 def test_user_features_windows_by_hand():
     today, _ = transforms.event_partials(EVENTS)
     old = pd.DataFrame(
-        [(7, "sports", 4, 2, 100.0, _ts(1, 9))], columns=list(transforms.UC_PARTIAL_COLUMNS)
+        [(7, "sports", 4, 2, 100.0, _ts(1, 9), 0)], columns=list(transforms.UC_PARTIAL_COLUMNS)
     )  # 9 days before D: in the 28-day window, not in the 7-day one
     users = pd.DataFrame(
         {
@@ -112,7 +115,41 @@ def test_article_partials_merge_across_user_ranges_in_beam():
             | beam.MapTuple(lambda key, parts: transforms.merge_article_partials(list(parts)))
             | beam.FlatMap(lambda frame: [tuple(r) for r in frame.itertuples(index=False)])
         )
-        assert_that(merged, equal_to([(100, 5, 3, 45.0), (101, 1, 0, 0.0)]))
+        # the last field: organic reads, 0 for partials written without the column
+        assert_that(merged, equal_to([(100, 5, 3, 45.0, 0), (101, 1, 0, 0.0, 0)]))
+
+
+def test_reads_without_an_impression_are_no_ctr_numerator():
+    """MIND's history (reads with no logged impression) would push every CTR above 1."""
+    events = pd.DataFrame(
+        [
+            # event_id, user, article, category, type, ts, dwell, impression_id
+            (1, 7, 100, "sports", "impression", _ts(10, 8), None, None),
+            (2, 7, 100, "sports", "read", _ts(10, 9), None, 1),
+            (3, 7, 101, "sports", "read", _ts(10, 9), None, None),  # organic
+            (4, 7, 100, "sports", "read", _ts(10, 10), None, None),  # organic re-read of 100
+            (5, 8, 102, "news", "read", _ts(10, 11), None, None),  # organic, never shown
+        ],
+        columns=[*transforms.EVENT_COLUMNS, "impression_id"],
+    )
+    uc, art = transforms.event_partials(events)
+    assert uc[["user_id", "impressions", "reads", "organic_reads"]].values.tolist() == [[7, 1, 3, 2], [8, 0, 1, 1]]
+    users = pd.DataFrame(
+        {
+            "user_id": [7, 8],
+            "region": ["NA", "NA"],
+            "signup_date": [date(2026, 1, 1)] * 2,
+            "plan": ["paid"] * 2,
+            "declared_interests": ["{}"] * 2,
+        }
+    )
+    activity, category = transforms.user_features(D, {D: uc}, users)
+    assert activity["user_reads_7d"].tolist() == [3, 1]  # organic reads are still reads
+    assert activity["user_ctr_7d"].iloc[0] == 1.0 and np.isnan(activity["user_ctr_7d"].iloc[1])
+    assert category["user_cat_ctr_28d"].tolist()[0] == 1.0
+    eng = transforms.article_engagement(D, art).set_index("article_id")
+    assert eng.loc[100, "article_reads_24h"] == 2 and eng.loc[100, "article_ctr_24h"] == 1.0
+    assert np.isnan(eng.loc[102, "article_ctr_24h"]) and eng.loc[102, "article_reads_24h"] == 1
 
 
 def test_engagement_ratios_handle_zero_reads():

@@ -64,7 +64,7 @@ def _outcome(name: str, severity: str, success: bool, **extra) -> CheckOutcome:
 
 def test_only_critical_failures_fail_the_gate():
     warning_only = [_outcome("a.ok", "critical", True), _outcome("a.slow", "warning", False)]
-    result = GateResult("raw", date(2026, 1, 5), "raw-1", True, warning_only, None)
+    result = GateResult("raw", date(2026, 1, 5), "raw-2", True, warning_only, None)
     assert result.counts == {"checks": 2, "succeeded": 1, "critical_failed": 0, "warning_failed": 1}
     failing = _outcome(
         "raw_events.read_dwell_positive",
@@ -75,7 +75,7 @@ def test_only_critical_failures_fail_the_gate():
         unexpected_percent=5.0,
         examples=[{"event_id": 7, "dwell_seconds": -3.5}],
     )
-    result = GateResult("raw", date(2026, 1, 5), "raw-1", False, [*warning_only, failing], None)
+    result = GateResult("raw", date(2026, 1, 5), "raw-2", False, [*warning_only, failing], None)
     text = result.render()
     assert "FAILED (1 critical and 1 warning" in text
     assert "CRITICAL raw_events.read_dwell_positive: 3 of 60 rows unexpected (5.00%)" in text

@@ -14,9 +14,10 @@ def test_parse_sample():
     news = mind.parse_news(SAMPLE / "news.tsv")
     assert news["external_id"].tolist()[:2] == ["N1001", "N1002"]
     assert news.loc[news["article_id"] == 1004, "abstract"].item() == ""
-    imps, hist, skipped = mind.parse_behaviors(SAMPLE / "behaviors.tsv", set(news["article_id"]))
-    assert len(imps) == 14 and imps["clicked"].sum() == 5
-    assert skipped == 2
+    imps, hist, unknown = mind.parse_behaviors(SAMPLE / "behaviors.tsv", set(news["article_id"]))
+    # issue 20: references to articles missing from news.tsv are kept (were skipped: 14 and 5)
+    assert len(imps) == 15 and imps["clicked"].sum() == 6
+    assert unknown == 2
 
 
 def test_built_events_link_reads_to_impressions():

@@ -75,7 +75,7 @@ def test_not_applicable_is_neither_passed_nor_failed():
         CheckOutcome("a.slow", "a", "expect_x", None, "warning", False),
         CheckOutcome("a.dwell", "a", "expect_x", None, "critical", None, note="not applicable: no dwell"),
     ]
-    result = GateResult("raw", date(2026, 1, 5), "raw-1", True, outcomes, None)
+    result = GateResult("raw", date(2026, 1, 5), "raw-2", True, outcomes, None)
     assert result.counts == {"checks": 2, "succeeded": 1, "critical_failed": 0, "warning_failed": 1}
     assert [o.name for o in result.not_applicable] == ["a.dwell"]
     assert [o.status for o in outcomes] == ["passed", "failed", "not applicable"]

@@ -25,6 +25,7 @@ SELECT e.*,
        extract(epoch FROM e.event_ts - %(start)s) / 3600.0 AS event_hour,
        (u.user_id IS NOT NULL)::text AS user_known,
        (a.article_id IS NOT NULL)::text AS article_known,
+       coalesce(a.metadata_known, true)::text AS article_metadata_known,  -- missing: article_known
        (e.event_ts >= a.published_at)::text AS after_publication
 FROM warehouse.events AS e
 LEFT JOIN warehouse.users AS u ON u.user_id = e.user_id
@@ -69,6 +70,7 @@ def _raw_types() -> dict[str, Any]:
         "event_hour": pa.float64(),
         "user_known": pa.bool_(),
         "article_known": pa.bool_(),
+        "article_metadata_known": pa.bool_(),
         "after_publication": pa.bool_(),
     }
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Severity = Literal["critical", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
-SUITE_VERSIONS: dict[str, str] = {"raw": "raw-1", "features": "features-1"}
+SUITE_VERSIONS: dict[str, str] = {"raw": "raw-2", "features": "features-1"}
 
 # Columns of warehouse.events that the feature ETL and the trainer read.
 RAW_EVENT_COLUMNS = ("event_id", "impression_id", "user_id", "article_id", "event_type", "event_ts", "dwell_seconds")
@@ -142,6 +142,29 @@ def raw_checks(p: dict[str, Any]) -> list[Check]:
             {"column": "article_known", "value_set": [True]},
             "critical",
             "Every event's article must exist in warehouse.articles (category and publication join on it).",
+        ),
+        Check(
+            f"{ev}.article_metadata_known",
+            "ExpectColumnValuesToBeInSet",
+            {
+                "column": "article_metadata_known",
+                "value_set": [True],
+                "mostly": float(p["article_metadata_known_min_share"]),
+            },
+            "critical",
+            "Events of articles the catalogue does not describe (kept with unknown metadata) count in "
+            "behaviour features but are never candidates; too many means a broken catalogue export.",
+        ),
+        Check(
+            f"{ev}.article_metadata_mostly_known",
+            "ExpectColumnValuesToBeInSet",
+            {
+                "column": "article_metadata_known",
+                "value_set": [True],
+                "mostly": float(p["article_metadata_known_warn_share"]),
+            },
+            "warning",
+            "Some events' articles have unknown metadata (missing from the catalogue): worth a look.",
         ),
         Check(
             f"{ev}.not_before_publication",
