@@ -161,12 +161,20 @@ def _port_free(port: int, wait_s: float = 15) -> bool:
         time.sleep(1)
 
 
-def main(home: Path, port: int, out_dir: Path, run_timeout_s: float, say: Callable[[str], None] = print) -> int:
+def main(
+    home: Path,
+    port: int,
+    out_dir: Path,
+    run_timeout_s: float,
+    chromium: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> int:
     """The whole check; returns the number of failed checks (0: every page as expected)."""
     from pipelines.core.config import params
     from pipelines.local import airflow, demo, postgres, ui_pages
 
-    missing = ui_pages.chromium_missing()
+    chromium = chromium or ui_pages.CHROMIUM
+    missing = ui_pages.chromium_missing(chromium)
     if missing:
         raise NewsrecError(missing)
     t0 = time.perf_counter()
@@ -175,21 +183,28 @@ def main(home: Path, port: int, out_dir: Path, run_timeout_s: float, say: Callab
         raise NewsrecError(f"port {port} is in use (another Airflow?); pick another with --port")
     day = latest_complete_day()
     cfg = params("demo")
+    seconds: dict[str, float] = {}
     try:
         demo.build_world(day, int(cfg["days"]), int(cfg["users"]), int(cfg["articles_per_day"]))
+        seconds["world"] = time.perf_counter() - t0
         say(f"\n==> Airflow services on port {port} (home {home / 'airflow'})")
-        airflow.start_services(port, no_login=True)
+        airflow.start_services(port, timeout_s=300, no_login=True)  # a loaded machine: slow api-server start
         say(f"\n==> {DAG_ID} for {day} through the scheduler")
         run = run_nightly(port, day, run_timeout_s, say)
+        seconds["run"] = run.seconds
         failed = int(run.state != "success")
         say(f"{'PASS' if not failed else 'FAIL'}  {'run':<14} {run.run_id} {run.state} in {run.seconds:.0f} s")
         say("\n==> the pages, in headless Chromium")
         pages = ui_pages.Run(run.base_url, run.run_id, run.state, day.isoformat(), run.tasks)
-        results = ui_pages.check_pages(pages, out_dir, home / "ui-check-failed", say)
+        t_pages = time.perf_counter()
+        results = ui_pages.check_pages(pages, out_dir, home / "ui-check-failed", chromium, say)
+        seconds["pages"] = time.perf_counter() - t_pages
         failed += sum(not r.passed for r in results)
     finally:
         stopped = airflow.stop_services()
         postgres.stop_embedded()
         say(f"\n==> stopped {stopped} Airflow service(s) and the embedded database")
-    say(f"ui-check: {'all passed' if not failed else f'{failed} failed'} in {time.perf_counter() - t0:.0f} s")
+    parts = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items())
+    verdict = "all passed" if not failed else f"{failed} failed"
+    say(f"ui-check: {verdict} in {time.perf_counter() - t0:.0f} s ({parts})")
     return failed

@@ -264,13 +264,15 @@ CHECKS: list[tuple[str, str, Callable[[Pages], tuple[str, Any, bool]], str]] = [
 ]
 
 
-def check_pages(run: Run, out_dir: Path, failed_dir: Path, say: Callable[[str], None] = print) -> list[PageResult]:
+def check_pages(
+    run: Run, out_dir: Path, failed_dir: Path, chromium: Path = CHROMIUM, say: Callable[[str], None] = print
+) -> list[PageResult]:
     """Every page of :data:`CHECKS`; a passing page's screenshot goes to ``out_dir``, a failing
     one's to ``failed_dir`` (so a broken page never replaces a committed picture)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     failed_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    with browser() as context:
+    with browser(chromium) as context:
         pages = Pages(context, run)
         for name, filename, method, what in CHECKS:
             try:

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.core.errors import NewsrecError
 from pipelines.local import ui_check, ui_pages
+from tests.helpers import run_cli
 
 
 def test_missing_chromium_says_which_apt_get_installs_it(tmp_path: Path) -> None:
@@ -17,6 +18,17 @@ def test_missing_chromium_says_which_apt_get_installs_it(tmp_path: Path) -> None
     assert "\n" not in message
     assert "apt-get install -y --no-install-recommends chromium" in message
     assert str(tmp_path / "chromium") in message
+
+
+def test_ui_check_without_chromium_stops_with_that_one_line_before_touching_anything(tmp_path: Path) -> None:
+    home = tmp_path / "ui-home"
+    proc = run_cli("ui-check", "--chromium", str(tmp_path / "no-chromium"), "--home", str(home), timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"newsrec: error: ui-check needs Debian's Chromium at {tmp_path / 'no-chromium'}: install it with "
+        "`apt-get install -y --no-install-recommends chromium`"
+    ]
+    assert not home.exists()
 
 
 def test_an_executable_chromium_is_accepted_and_a_plain_file_is_not(tmp_path: Path) -> None:
