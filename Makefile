@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv demo test test-fast lint db-start db-stop lock lock-reader reader-slim clean airflow airflow-down soak bench
+.PHONY: venv demo ui-check test test-fast lint db-start db-stop lock lock-reader reader-slim clean airflow airflow-down soak bench
 
 venv: $(STAMP)
 
@@ -26,6 +26,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 demo: venv
 	$(BIN)/newsrec demo
+
+# The UIs in a real browser: a real scheduler run of newsrec_nightly in its own home .newsrec-ui/,
+# then the grid, graph, plugin pages, a task's extra link, GE, Evidently and the nightly report in
+# Debian's headless chromium (Playwright); screenshots into docs/img/. Not part of `make test`.
+ui-check: venv
+	$(BIN)/newsrec ui-check $(UI_CHECK_ARGS)
 
 # Test files are spread over TEST_WORKERS processes (each with its own PostgreSQL); a file stays on one.
 TEST_WORKERS ?= 2

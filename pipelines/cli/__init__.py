@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import typer
 
@@ -97,6 +98,22 @@ def demo() -> None:
     from pipelines.local.demo import main as run
 
     run()
+
+
+@app.command("ui-check")
+def ui_check(
+    home: Path = typer.Option(Path(".newsrec-ui"), help="Its own NEWSREC_HOME (own embedded database), wiped first."),
+    port: int = typer.Option(8089, help="Port of the throwaway Airflow UI and API."),
+    out: Path = typer.Option(Path("docs/img"), help="Folder for the screenshots of the pages that passed."),
+    timeout: float = typer.Option(1800, min=60, help="Seconds the nightly run may take."),
+    chromium: Path = typer.Option(Path("/usr/bin/chromium"), help="The Chromium binary (Debian's package)."),
+) -> None:
+    """The UIs in headless Chromium on a real scheduler run: grid, graph, reports, extra link, GE, Evidently."""
+    from pipelines.local.ui_check import main as run
+
+    failed = run(home, port, out, timeout, chromium=chromium, say=typer.echo)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.callback()

@@ -51,27 +51,30 @@ def run_dag(day: date, conf: dict | None = None) -> None:
         raise SystemExit(f"the nightly DAG failed; see {log}")
 
 
-def main() -> None:
-
-    t0 = time.perf_counter()
-    cfg_demo = params("demo")
-    days = int(cfg_demo.get("days", 14))
-    last = date.today() - timedelta(days=1)
+def build_world(last: date, days: int, users: int, articles_per_day: int) -> date:
+    """Migrate, seed ``days`` simulated days ending at ``last`` and build the feature history
+    the first training needs (every day before ``last``); return the first seeded day."""
     start = last - timedelta(days=days - 1)
-
     _say("database")
     print(f"    {db.redact(db.database_url())}")
     migrate()
 
-    _say(f"seeding {cfg_demo['users']:,} users, {cfg_demo['articles_per_day']:,} articles/day, {start}..{last}")
-    cfg = simulator.SimConfig.from_params(
-        users=int(cfg_demo["users"]), articles_per_day=int(cfg_demo["articles_per_day"]), start=start
-    )
+    _say(f"seeding {users:,} users, {articles_per_day:,} articles/day, {start}..{last}")
+    cfg = simulator.SimConfig.from_params(users=users, articles_per_day=articles_per_day, start=start)
     simulator.seed(cfg, days)
 
     _say(f"feature history {start}..{last - timedelta(days=1)} (Beam, FnApiRunner)")
     for result in backfill(start, last - timedelta(days=1)):
         print(f"    {result.render()}")
+    return start
+
+
+def main() -> None:
+
+    t0 = time.perf_counter()
+    cfg_demo = params("demo")
+    last = date.today() - timedelta(days=1)
+    build_world(last, int(cfg_demo.get("days", 14)), int(cfg_demo["users"]), int(cfg_demo["articles_per_day"]))
 
     _say(f"nightly DAG through Airflow for {last} (airflow dags test)")
     run_dag(last)
