@@ -89,3 +89,69 @@ def truth_ndcg(groups: np.ndarray, gain: np.ndarray, scores: np.ndarray, tiebrea
     """
     labels = np.log2(1.0 + np.maximum(np.asarray(gain, dtype=np.float64), 0.0))
     return ranking_metrics(groups, labels, scores, tiebreak)["ndcg@10"]
+
+
+# --- Per-impression metrics, as the MIND benchmark reports them ---------------------------------
+# MIND's evaluate.py scores each impression (one slate shown to one user at one time) on its own
+# and averages over impressions: AUC (sklearn's roc_auc_score, ties count one half), MRR (the mean
+# over the slate's clicked articles of 1 / their rank) and nDCG@5/@10 with gains 2^click - 1 (so
+# 1 per click) and discounts log2(rank + 1). An impression with no click, or with every article
+# clicked, ranks nothing (its AUC is undefined): it is skipped for all four metrics and counted.
+# Score ties are broken by ``tiebreak`` for MRR and nDCG (MIND's argsort breaks them by list order,
+# which would leak the display order).
+MIND_METRICS = ("auc", "mrr", "ndcg@5", "ndcg@10")
+
+
+def _group_starts(sorted_groups: np.ndarray) -> np.ndarray:
+    """For each row of rows sorted by group, the index of its group's first row."""
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+    return np.repeat(starts, np.diff(np.r_[starts, len(sorted_groups)]))
+
+
+def impression_metrics(
+    slates: np.ndarray, clicks: np.ndarray, scores: np.ndarray, tiebreak: np.ndarray | None = None
+) -> dict[str, float | int]:
+    """Mean per-impression AUC, MRR, nDCG@5 and nDCG@10 over slates with a click and a non-click.
+
+    ``slates`` labels each row's impression (any hashable values), ``clicks`` is 0/1. Returns the
+    four means, ``impressions`` (slates measured), ``no_click`` and ``all_clicked`` (slates skipped).
+    """
+    slates = np.asarray(slates)
+    clicked = np.asarray(clicks, dtype=np.float64) > 0
+    scores = np.asarray(scores, dtype=np.float64)
+    tiebreak = np.arange(len(slates)) if tiebreak is None else np.asarray(tiebreak)
+    out: dict[str, float | int] = dict.fromkeys(MIND_METRICS, float("nan"))
+    out.update(impressions=0, no_click=0, all_clicked=0)
+    if len(slates) == 0:
+        return out
+    _, gid = np.unique(slates, return_inverse=True)
+    n_groups = gid.max() + 1
+    size = np.bincount(gid, minlength=n_groups)
+    n_pos = np.bincount(gid, weights=clicked, minlength=n_groups)
+    valid = (n_pos > 0) & (n_pos < size)
+    out.update(impressions=int(valid.sum()), no_click=int((n_pos == 0).sum()), all_clicked=int((n_pos == size).sum()))
+    if not valid.any():
+        return out
+    # AUC: ascending mid-ranks of the scores within each slate (a run of tied scores shares the mean rank)
+    asc = np.lexsort((scores, gid))
+    g, s, pos = gid[asc], scores[asc], clicked[asc]
+    run_start = np.r_[0, np.flatnonzero((np.diff(g) != 0) | (np.diff(s) != 0)) + 1]
+    run_len = np.diff(np.r_[run_start, len(g)])
+    mid = np.repeat(run_start + (run_len + 1) / 2.0, run_len) - _group_starts(g)  # 1-based within the slate
+    rank_sum = np.bincount(g, weights=np.where(pos, mid, 0.0), minlength=n_groups)
+    n_neg = size - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc_g = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    # MRR and nDCG: descending scores, ties broken by ``tiebreak``
+    desc = _order(gid, scores, tiebreak)
+    g, pos = gid[desc], clicked[desc]
+    rank = _ranks(g)
+    gain = np.where(pos, 1.0 / np.log2(rank + 1), 0.0)
+    mrr_g = np.bincount(g, weights=np.where(pos, 1.0 / rank, 0.0), minlength=n_groups) / np.maximum(n_pos, 1)
+    ideal_cum = np.cumsum(1.0 / np.log2(np.arange(1, size.max() + 1) + 1))  # iDCG of n clicks on top
+    out.update(auc=float(auc_g[valid].mean()), mrr=float(mrr_g[valid].mean()))
+    for k in (5, 10):
+        dcg = np.bincount(g, weights=np.where(rank <= k, gain, 0.0), minlength=n_groups)
+        idcg = ideal_cum[np.minimum(n_pos, k).astype(int) - 1]
+        out[f"ndcg@{k}"] = float((dcg[valid] / idcg[valid]).mean())
+    return out
