@@ -42,10 +42,10 @@ def evaluate(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="The held-out day."),
     model: str = typer.Option("champion", help="Version number or alias."),
 ) -> None:
-    """Evaluate a registered model on one day next to the baselines (and the oracle)."""
+    """Evaluate a registered model on one day next to the baselines (and the oracle), also per impression."""
     from pipelines.features.matrix import check_signature
     from pipelines.model import evaluate as ev
-    from pipelines.model import registry
+    from pipelines.model import impression_eval, registry
 
     loaded = registry.load(model)
     check_signature(loaded.spec)
@@ -53,6 +53,8 @@ def evaluate(
     table = ev.evaluate(split, scores)
     typer.echo(f"model version {loaded.version} on {day.date()} ({table['rows']:,} impressions)\n")
     typer.echo(ev.render(table))
+    typer.echo("")
+    typer.echo(impression_eval.render(impression_eval.evaluate_impressions(split, scores)))
 
 
 @app.command("list")
