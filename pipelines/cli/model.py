@@ -41,6 +41,7 @@ def train(
 def evaluate(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="The held-out day."),
     model: str = typer.Option("champion", help="Version number or alias."),
+    as_json: bool = typer.Option(False, "--json", help="Print both tables as one JSON document."),
 ) -> None:
     """Evaluate a registered model on one day next to the baselines (and the oracle), also per impression."""
     from pipelines.features.matrix import check_signature
@@ -51,10 +52,17 @@ def evaluate(
     check_signature(loaded.spec)
     split, scores = ev.score_on_day(loaded, day.date())
     table = ev.evaluate(split, scores)
+    per_impression = impression_eval.evaluate_impressions(split, scores)
+    if as_json:
+        from pipelines.core.jsonable import json_safe
+
+        doc = {"version": loaded.version, "day": day.date(), **table, "per_impression": per_impression}
+        typer.echo(json.dumps(json_safe(doc), indent=2))
+        return
     typer.echo(f"model version {loaded.version} on {day.date()} ({table['rows']:,} impressions)\n")
     typer.echo(ev.render(table))
     typer.echo("")
-    typer.echo(impression_eval.render(impression_eval.evaluate_impressions(split, scores)))
+    typer.echo(impression_eval.render(per_impression))
 
 
 @app.command("list")

@@ -3,10 +3,13 @@ baselines' blindness to the evaluated day and later."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from pipelines.core import db
 from pipelines.model import impression_eval, registry
 from pipelines.model.evaluate import score_on_day
@@ -29,6 +32,15 @@ def test_table_has_the_model_and_four_baselines_and_the_model_beats_random(world
     assert table["impressions"] > split.n_groups
     text = impression_eval.render(table)
     assert "| smoothed_ctr |" in text and "truth NDCG@10" in text and "without a click" in text
+
+
+def test_evaluate_json_carries_the_per_impression_table(world):
+    result = CliRunner().invoke(app, ["evaluate", "--date", str(DAY), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert set(doc["per_impression"]["scorers"]) == {"model", *impression_eval.BASELINES}
+    assert doc["per_impression"]["scorers"]["model"]["impressions"] == doc["per_impression"]["impressions"] > 0
+    assert "model" in doc["overall"] and "truth" in doc
 
 
 def _insert(cur, event_id, user_id, article_id, kind, ts, impression_id=None, slate_id=None):

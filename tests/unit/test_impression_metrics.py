@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.model.impression_eval import baseline_scores
+from pipelines.model.impression_eval import baseline_scores, render
 from pipelines.model.ranking_metrics import impression_metrics
 
 L2 = math.log2
@@ -109,3 +109,13 @@ def test_baselines_from_history():
     assert np.array_equal(b["random"], baseline_scores(np.array([2, 1, 3]), history, publish_times=True,
                                                        prior_strength=10, seed=0)["random"])  # fmt: skip
     assert baseline_scores(np.array([1]), history, publish_times=False, prior_strength=10, seed=0)["recency"] is None
+
+
+def test_render_marks_recency_not_applicable_and_the_skipped_slates():
+    m = {"auc": 0.7, "mrr": 0.5, "ndcg@5": 0.6, "ndcg@10": 0.65, "impressions": 3, "no_click": 2, "all_clicked": 1}
+    table = {"day": "2026-05-09", "scorers": {"model": m, "random": m}, "not_applicable": ["recency"],
+             "impressions": 3, "no_click": 2, "all_clicked": 1}  # fmt: skip
+    text = render(table)
+    assert "| recency | n/a | n/a | n/a | n/a | - |" in text
+    assert "skipped: 2 without a click, 1 with every article clicked" in text
+    assert "| model | 0.7000 | 0.5000 | 0.6000 | 0.6500 | 3 |" in text and "truth" not in text
