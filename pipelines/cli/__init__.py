@@ -86,10 +86,17 @@ def backfill(
     for day, steps in runner.backfill(first.date(), last.date(), options):
         published = steps.get("publish", {})
         trained = steps.get("train", {})
-        typer.echo(
-            f"{day}: batch {published.get('batch_id')} ({published.get('users', 0):,} users), "
-            f"{'trained v' + str(trained['version']) if trained else 'no training'}, {steps['seconds']} s"
+        batch = (
+            f"batch {published['batch_id']} ({published.get('users', 0):,} users)"
+            if published.get("batch_id")
+            else (f"nothing published ({published['reason']})" if published.get("reason") else "nothing published")
         )
+        training = (
+            f"trained v{trained['version']}"
+            if trained.get("version")
+            else (f"no training ({trained['reason']})" if trained.get("reason") else "no training")
+        )
+        typer.echo(f"{day}: {batch}, {training}, {steps['seconds']} s")
 
 
 @app.command()

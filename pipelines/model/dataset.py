@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core import db, hashing
+from pipelines.core import sql as queries
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
 from pipelines.features import matrix, partitions, retrieval
@@ -117,6 +118,41 @@ def require_features(days: list[date]) -> None:
         raise NewsrecError(f"features missing for {len(missing)} day(s); run `newsrec features build {span}`")
 
 
+class NotEnoughHistory(NewsrecError):
+    """A new warehouse has no logged impressions in the training window yet."""
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time(), UTC)
+
+
+def trainable_first(first: date, last: date) -> date:
+    """The training window's first day: ``first``, or on a new warehouse its first impression day.
+
+    A warehouse whose history starts inside the window (the first nights after an import) has
+    no features for the days before it; the window then starts at the first day with logged
+    impressions. Days with features are never skipped, so a mature warehouse is unaffected."""
+    if partitions.read_manifest(first - timedelta(days=1)) is not None:
+        return first
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute(queries.load("training_first_impression"), (_midnight(first), _midnight(last + timedelta(days=1))))
+        (start,) = cur.fetchone()
+    if start is None:
+        raise NotEnoughHistory(
+            f"not enough history to train yet: no logged impressions between {first} and {last} "
+            f"(the training days before the validation day); training starts once there are"
+        )
+    return max(first, start.astimezone(UTC).date())
+
+
+def training_window(day: date, train_days: int | None = None) -> tuple[date, date]:
+    """The training days of night ``day``: D-n-1 .. D-2 (validation D-1, test D), starting later
+    on a new warehouse; raises NotEnoughHistory when it has no impressions in them yet."""
+    n = int(train_days or params("training").get("train_days", 5))
+    last = day - timedelta(days=2)
+    return trainable_first(day - timedelta(days=n + 1), last), last
+
+
 def load_split(
     first: date,
     last: date,
@@ -185,8 +221,10 @@ def load_splits(day: date, train_days: int | None = None, spec: Any = None, firs
     seed = int(cfg.get("seed", 13))
     if n < 1:
         raise NewsrecError("train_days must be at least 1")
-    last = day - timedelta(days=2)
-    first = first or day - timedelta(days=n + 1)
+    if first is None:
+        first, last = training_window(day, n)
+    else:
+        last = day - timedelta(days=2)
     train, spec = load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed)
     valid, _ = load_split(day - timedelta(days=1), day - timedelta(days=1), spec,
                                   max_groups=cfg.get("max_eval_groups"), seed=seed)  # fmt: skip

@@ -23,13 +23,14 @@ from pipelines.core import alerts, cluster
 from pipelines.core.errors import GateFailed, NewsrecError, TransientError
 from pipelines.core.faults import checkpoint
 from pipelines.core.locks import run_lock
+from pipelines.core.runs import record_run
 from pipelines.experiments import business_metrics as experiment_metrics
 from pipelines.experiments import decide, lifecycle
 from pipelines.features import build, store
 from pipelines.gates import drift as drift_check
 from pipelines.gates import quality as quality_gate
 from pipelines.gates import reference, retrain
-from pipelines.model import promotion
+from pipelines.model import dataset, promotion
 from pipelines.model import train as training
 from pipelines.nightly import report as nightly_report
 from pipelines.serving import batch, publish
@@ -163,6 +164,13 @@ def train(
 ) -> dict[str, Any]:
     """Train in the mode the retrain checker recorded for the day (warm or full) unless told."""
     d = as_date(day)
+    try:
+        dataset.training_window(d)
+    except dataset.NotEnoughHistory as short:  # a new warehouse: nothing to learn from yet
+        log.warning("train %s skipped: %s", d, short)
+        with record_run("train", d) as run:
+            run.details.update({"trained": False, "reason": str(short)})
+        return {"trained": False, "reason": str(short)}
     with cluster.using(dask_address):
         result = training.train(d, trials=trials, minutes=minutes, mode=mode or retrain.recorded_mode(d))
     log.info(result.render())

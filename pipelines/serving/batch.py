@@ -126,6 +126,12 @@ def score_and_publish(
     """Score, then publish atomically (unless ``dry_run``); the live batch changes only on success."""
 
     with record_run("score_publish", day) as run:
+        if model_ref == registry.CHAMPION and registry.champion_version() is None:
+            # the first nights of a new warehouse: no model yet, so the live lists stay as they are
+            summary = {"published": False, "reason": "no champion yet: nothing scored, the live batch is unchanged"}
+            log.warning("score_publish %s: %s", day, summary["reason"])
+            run.details.update(summary)
+            return summary
         result = score(day, model_ref, dask_address=dask_address)
         summary = result.summary()
         summary["score_drift"] = score_drift_against_previous(day, result.recommendations)

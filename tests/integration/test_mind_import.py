@@ -173,3 +173,27 @@ def test_unknown_metadata_articles_are_never_candidates(fresh_db):
     assert 1007 in ids and 1005 in ids  # shown on 11-12, known
     assert not ids & {88888, 99999}  # 99999 was clicked on 11-12: still no candidate
     assert mind.UNKNOWN_CATEGORY not in set(pool.articles["category"])
+
+
+def test_a_new_warehouse_skips_training_and_publishing_until_it_has_history(fresh_db):
+    """The first nights after an import have no impressions to train on: the night says so and
+    goes on (no champion, nothing published, the live batch untouched) instead of failing."""
+    from pipelines.model import dataset
+    from pipelines.nightly import stages
+    from pipelines.serving import batch
+
+    mind.import_mind(SAMPLE)
+    first = date(2019, 11, 10)  # history reads only; the first impressions are on 11-11
+    trained = stages.train(first)
+    assert trained["trained"] is False and trained["reason"].startswith("not enough history to train yet")
+    assert query("SELECT stage, status, details->>'trained' FROM ops.runs WHERE logical_date = %s", (first,)) == [
+        ("train", "success", "false")
+    ]
+    assert batch.score_and_publish(first) == {
+        "published": False,
+        "reason": "no champion yet: nothing scored, the live batch is unchanged",
+    }
+    assert query("SELECT count(*) FROM serving.batches") == [(0,)]
+    # a window that reaches the first impression day starts there (no features exist before it)
+    assert dataset.trainable_first(date(2019, 11, 8), date(2019, 11, 12)) == date(2019, 11, 11)
+    # a mature window (features of the day before it exist) is never moved: tested by every training test
