@@ -58,6 +58,8 @@ def world(pg_server, migrated_template, tmp_path_factory):
 def on_cluster(world, dask_cluster, monkeypatch):
     """The world, with NEWSREC_DASK_ADDRESS pointing at the module's cluster."""
     use_database(monkeypatch, world["url"], world["home"])
+    # both workers, also after a test restarted them (a loaded machine takes a while to start one)
+    dask_cluster.wait_for_workers(2, timeout=180)
     monkeypatch.setenv("NEWSREC_DASK_ADDRESS", dask_cluster.scheduler.address)
     reset_caches()
     yield world
@@ -280,7 +282,7 @@ def test_a_worker_without_a_package_is_refused(dask_cluster, tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        dask_cluster.wait_for_workers(3, timeout=60)
+        dask_cluster.wait_for_workers(3, timeout=180)
         with pytest.raises(NewsrecError) as err:
             cluster.check_workers(dask_cluster)
         message = str(err.value)
