@@ -146,19 +146,27 @@ def test_a_worker_killed_in_the_etl_is_retried(on_cluster, dask_cluster):
     assert partitions.read_manifest(day) is not None
 
 
-def test_workers_that_keep_dying_fail_the_etl_and_change_nothing(on_cluster, dask_cluster, monkeypatch):
+def test_workers_that_keep_dying_fail_the_etl_and_change_nothing(on_cluster, monkeypatch):
     """Every worker (and every replacement, which inherits the nannies' environment) dies at
-    the same point: the run fails with one line and the published day is byte for byte as it was."""
+    the same point: the run fails with one line and the published day is byte for byte as it was.
+    A cluster of its own: restarting the shared one after the deaths left it without workers."""
+    import dask
+    from distributed import Client, LocalCluster
+
     day = DAY - timedelta(days=2)
     before = _digests(day)
-    monkeypatch.setenv("NEWSREC_FAULT", "kill:etl_user_views")  # the nannies run in this process
-    _set_worker_env(dask_cluster, NEWSREC_FAULT="kill:etl_user_views")
-    try:
-        with pytest.raises(NewsrecError) as err:
-            build.build(day)
-    finally:
-        monkeypatch.delenv("NEWSREC_FAULT")
-        dask_cluster.restart(timeout=120)  # fresh workers without the fault
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
+            with Client(lc) as doomed:
+                monkeypatch.setenv("NEWSREC_DASK_ADDRESS", doomed.scheduler.address)
+                monkeypatch.setenv("NEWSREC_FAULT", "kill:etl_user_views")  # the nannies run in this process
+                reset_caches()
+                _set_worker_env(doomed, NEWSREC_FAULT="kill:etl_user_views")
+                try:
+                    with pytest.raises(NewsrecError) as err:
+                        build.build(day)
+                finally:
+                    monkeypatch.delenv("NEWSREC_FAULT")
     message = str(err.value)
     assert "\n" not in message and "Dask workers died" in message and "nothing was published" in message
     assert _digests(day) == before
