@@ -7,14 +7,14 @@ over the same days, so the ratio is what Beam's orchestration costs on this mach
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
+from pipelines.bench import stamp
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.features import build, etl, partitions, transforms
@@ -128,8 +128,7 @@ def run(day: date, results_dir: Path, runner: str | None = None) -> EtlBenchmark
     payload = {
         **bench.to_dict(),
         "feature_rows": result.rows,
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        **stamp.measured(),
     }
     (results_dir / "etl.json").write_text(json.dumps(payload, indent=2))
     (results_dir / "etl.md").write_text(bench.render() + "\n")

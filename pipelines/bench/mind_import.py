@@ -10,8 +10,6 @@ same number of rows into an unlogged scratch table (:func:`nightly_references.co
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.bench import nightly_references, soak_world
+from pipelines.bench import nightly_references, soak_world, stamp
 from pipelines.warehouse import mind
 
 
@@ -138,12 +136,7 @@ def run(results_dir: Path, rows: int = 1_000_000, database: str | None = "{main}
     results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         **bench.to_dict(),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": round(os.getloadavg()[0], 2),  # shared machines: how busy it was
-        },
+        **stamp.measured(),
     }
     (results_dir / "mind_import.json").write_text(json.dumps(payload, indent=2))
     (results_dir / "mind_import.md").write_text(bench.render() + "\n")

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -31,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench import cpu_time, load_generators, reader_report, reader_world, servers
+from pipelines.bench import cpu_time, load_generators, reader_report, reader_world, servers, stamp
 from pipelines.core.errors import NewsrecError
 from pipelines.reader import keys
 
@@ -105,12 +103,7 @@ def run(
     results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         **bench.to_dict(),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "wrk": load_generators.wrk_version() if gen == "wrk" else None,
-        },
+        **stamp.measured(wrk=load_generators.wrk_version() if gen == "wrk" else None),
     }
     (results_dir / "reader.json").write_text(json.dumps(payload, indent=2) + "\n")
     (results_dir / "reader.md").write_text(bench.render() + "\n")

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import shutil
 import tempfile
 import threading
@@ -30,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench import cpu_time, load_generators, servers, soak_load, soak_report, soak_world
+from pipelines.bench import cpu_time, load_generators, servers, soak_load, soak_report, soak_world, stamp
 from pipelines.core import config
 from pipelines.core.errors import NewsrecError
 from pipelines.reader import keys
@@ -140,8 +138,7 @@ def run(
     results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         **soak.to_dict(),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **stamp.measured(),
     }
     (results_dir / "soak.json").write_text(json.dumps(payload, indent=2) + "\n")
     (results_dir / "soak.md").write_text(soak.render() + "\n")
