@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import typer
 
@@ -42,6 +43,12 @@ def evaluate(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="The held-out day."),
     model: str = typer.Option("champion", help="Version number or alias."),
     as_json: bool = typer.Option(False, "--json", help="Print both tables as one JSON document."),
+    truth: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="truth.tsv of `warehouse export-mind`: truth NDCG@10 per impression on an imported simulated world.",
+    ),
 ) -> None:
     """Evaluate a registered model on one day next to the baselines (and the oracle), also per impression."""
     from pipelines.features.matrix import check_signature
@@ -52,7 +59,7 @@ def evaluate(
     check_signature(loaded.spec)
     split, scores = ev.score_on_day(loaded, day.date())
     table = ev.evaluate(split, scores)
-    per_impression = impression_eval.evaluate_impressions(split, scores)
+    per_impression = impression_eval.evaluate_impressions(split, scores, truth)
     if as_json:
         from pipelines.core.jsonable import json_safe
 

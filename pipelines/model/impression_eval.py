@@ -14,12 +14,15 @@ events strictly before the day (nothing of the day or later), over ``evaluation.
   not applicable when the data profile says the source has no publish times.
 
 On simulated data the table also gives each scorer's NDCG@10 against the simulator's truth,
-per impression.
+per impression; on an imported export of a simulated world (``newsrec warehouse export-mind``)
+the truth comes from the ``truth.tsv`` written beside it, matched by the source's impression id
+and list position (:func:`truth_from_file`).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
 from pipelines.model.dataset import Split
 from pipelines.model.evaluate import oracle_scores, tiebreak
 from pipelines.model.ranking_metrics import MIND_METRICS, impression_metrics, truth_ndcg
@@ -50,6 +54,37 @@ def slates(conn: Any, day: date, event_ids: np.ndarray) -> np.ndarray:
     if out.isna().any():
         raise ValueError(f"{int(out.isna().sum())} evaluated rows are not impressions of {day}")
     return out.to_numpy(dtype=object)
+
+
+TRUTH_COLUMNS = ("impression_id", "position", "relevance", "expected_dwell")
+
+
+def truth_from_file(conn: Any, day: date, event_ids: np.ndarray, path: Path) -> np.ndarray:
+    """The true gain (relevance x expected dwell, as the simulator's own truth) of each of
+    ``event_ids`` from a ``truth.tsv``, by the event's source impression id and position."""
+    try:
+        truth = pd.read_csv(path, sep="\t", dtype={"impression_id": str}, usecols=list(TRUTH_COLUMNS))
+    except (OSError, ValueError) as exc:
+        raise NewsrecError(f"{path}: not a truth.tsv of `newsrec warehouse export-mind` ({exc})") from exc
+    keys = db.read_frame(
+        conn, queries.load("evaluate_impression_positions"), {"start": _ts(day), "end": _ts(day + timedelta(days=1))}
+    )
+    keys["slate_id"] = keys["slate_id"].astype(str)  # read_frame parses the digits of the text column
+    truth["gain"] = truth["relevance"] * truth["expected_dwell"]
+    gains = keys.merge(
+        truth[["impression_id", "position", "gain"]].drop_duplicates(["impression_id", "position"]),
+        left_on=["slate_id", "position"],
+        right_on=["impression_id", "position"],
+        how="left",
+    ).set_index("event_id")["gain"]
+    out = gains.reindex(np.asarray(event_ids))
+    missing = int(out.isna().sum())
+    if missing:
+        raise NewsrecError(
+            f"{path}: {missing:,} of {len(out):,} impressions of {day} have no line in it "
+            "(is it the export this warehouse was imported from?)"
+        )
+    return out.to_numpy(np.float64)
 
 
 def article_history(conn: Any, day: date, article_ids: np.ndarray, history_days: int) -> pd.DataFrame:
@@ -99,8 +134,9 @@ def load_baselines(conn: Any, day: date, article_ids: np.ndarray, cfg: dict[str,
     )
 
 
-def evaluate_impressions(split: Split, model_scores: np.ndarray) -> dict[str, Any]:
-    """The table: the model and the four baselines x MIND's metrics, on one day's impressions."""
+def evaluate_impressions(split: Split, model_scores: np.ndarray, truth_file: Path | None = None) -> dict[str, Any]:
+    """The table: the model and the four baselines x MIND's metrics, on one day's impressions;
+    truth NDCG@10 from the simulator's truth, or from ``truth_file`` when given."""
     rows = split.rows
     days = sorted(set(rows["day"]))
     if len(days) != 1:
@@ -111,12 +147,19 @@ def evaluate_impressions(split: Split, model_scores: np.ndarray) -> dict[str, An
         keys = slates(conn, day, rows["event_id"].to_numpy())
         scorers = {"model": np.asarray(model_scores, dtype=np.float64)}
         scorers.update(load_baselines(conn, day, rows["article_id"].to_numpy()))
+        oracle = truth_from_file(conn, day, rows["event_id"].to_numpy(), truth_file) if truth_file else None
     finally:
         conn.close()
     clicks = (np.asarray(split.y) > 0).astype(np.int8)
     ties = tiebreak(rows)
-    oracle = oracle_scores(split)
-    table: dict[str, Any] = {"day": str(day), "scorers": {}, "not_applicable": []}
+    if oracle is None:
+        oracle = oracle_scores(split)
+    table: dict[str, Any] = {
+        "day": str(day),
+        "scorers": {},
+        "not_applicable": [],
+        "truth": str(truth_file) if truth_file else ("simulator" if oracle is not None else None),
+    }
     for name, scores in scorers.items():
         if scores is None:
             table["not_applicable"].append(name)

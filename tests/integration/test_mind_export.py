@@ -2,6 +2,7 @@
 
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,6 +57,11 @@ def test_export_with_dropped_articles_round_trips_and_passes_the_feature_gate(
     assert len(truth) == src["impressions"] and not truth[["impression_id", "position"]].duplicated().any()
     assert truth["relevance"].between(0, 1).all()  # every impression has the simulator's truth
 
+    last = SMALL_WORLD["start"] + timedelta(days=SMALL_WORLD["days"] - 1)
+    source_gains = sorted(
+        g for (g,) in query("SELECT relevance * expected_dwell FROM sim.impression_truth WHERE day = %s", (last,))
+    )
+
     url = clone_database(pg_server, migrated_template, "mindrt")
     use_database(monkeypatch, url, tmp_path / "home")
     imported = mind.import_mind(out)
@@ -75,10 +81,34 @@ def test_export_with_dropped_articles_round_trips_and_passes_the_feature_gate(
     assert query("SELECT count(DISTINCT slate_id) FROM warehouse.events")[0][0] == result.impression_lines
 
     # History reads have no impression: they are reads, never CTR numerators; the gate passes.
+    # truth.tsv joins back by impression id and position: the imported last day's impressions get
+    # the simulator's gains (rounded in the file), every one of them
+    from pipelines.core import db
+    from pipelines.model import impression_eval
+
+    ids = [
+        e
+        for (e,) in query(
+            f"SELECT event_id FROM warehouse.events WHERE event_type = 'impression' AND event_ts >= '{last}'"
+        )
+    ]
+    conn = db.connect()
+    try:
+        gains = impression_eval.truth_from_file(conn, last, np.array(ids), out / "truth.tsv")
+        with pytest.raises(NewsrecError, match=r"impressions of .* have no line in it"):
+            truth[truth["impression_id"] != truth["impression_id"].max()].to_csv(
+                tmp_path / "t.tsv", sep="\t", index=False
+            )
+            impression_eval.truth_from_file(conn, last, np.array(ids), tmp_path / "t.tsv")
+        with pytest.raises(NewsrecError, match="not a truth.tsv"):
+            impression_eval.truth_from_file(conn, last, np.array(ids), out / "news.tsv")
+    finally:
+        conn.close()
+    np.testing.assert_allclose(np.sort(gains), source_gains, rtol=1e-3, atol=1e-3)
+
     from pipelines.features import build, partitions
     from pipelines.gates.quality import gate
 
-    last = SMALL_WORLD["start"] + timedelta(days=SMALL_WORLD["days"] - 1)
     build.build(last)
     activity = partitions.read_view("user_activity", last)
     category = partitions.read_view("user_category", last)
