@@ -3,9 +3,10 @@
 ``newsrec bench nightly`` (``make bench``) builds a world in its own home (its own embedded
 PostgreSQL, so the project's live data is never touched), then runs one nightly cycle for
 the last seeded day. Each stage runs in a fresh process, as an Airflow task would, so its
-wall time includes start-up and its peak RSS is its own (the PostgreSQL server's memory is
-not in it). Then the references: COPY in/out, raw predict with the same model, the same
-feature transform in plain pyarrow/pandas, a bare FastAPI endpoint (the reader benchmark).
+wall time includes start-up and its peak RSS is its own; the PostgreSQL server's memory
+during the stage is sampled beside it (:mod:`pipelines.bench.pg_memory`). Then the
+references: COPY in/out, raw predict with the same model, the same feature transform in plain
+pyarrow/pandas, a bare FastAPI endpoint (the reader benchmark).
 Results: ``nightly.json`` (machine-readable), ``nightly.md`` and ``nightly.png``.
 
 Sizes and budget: :mod:`pipelines.bench.nightly_config`; the world:
@@ -25,7 +26,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench import child_process, nightly_config, nightly_references, nightly_report, nightly_world, stages
+from pipelines.bench import (
+    child_process,
+    nightly_config,
+    nightly_references,
+    nightly_report,
+    nightly_world,
+    pg_memory,
+    stages,
+)
 from pipelines.core import config
 from pipelines.warehouse import migrations
 
@@ -51,15 +60,18 @@ def run(
     ) -> dict[str, Any]:
         say(f"[bench] {name} ...")
         profile_to = profiles / f"{nightly_report.slug(name)}.html" if cfg.profile and into is cycle else None
-        child, wall = child_process.run_in_child(fn, *args, profile_to=profile_to)
-        result = nightly_report.StageResult(name, wall, child["peak_rss_mb"], details=child["out"] or {})
+        with pg_memory.PeakSampler(server) as pg:
+            child, wall = child_process.run_in_child(fn, *args, profile_to=profile_to)
+        result = nightly_report.StageResult(name, wall, child["peak_rss_mb"], pg.peak_mb, details=child["out"] or {})
         result.details["seconds_in_process"] = round(child["inner_seconds"], 2)
         result.part_of_cycle = into is cycle
         into.append(result)
-        say(f"[bench] {name}: {wall:.1f} s, peak RSS {result.peak_rss_mb:,.0f} MB")
+        server_mb = f", PostgreSQL {pg.peak_mb:,.0f} MB" if pg.peak_mb is not None else ""
+        say(f"[bench] {name}: {wall:.1f} s, peak RSS {result.peak_rss_mb:,.0f} MB{server_mb}")
         return result.details
 
     migrations.migrate()
+    server = pg_memory.server_process()
     if cfg.reuse_world and nightly_world.world_matches(cfg):
         say("[bench] reusing the world already built in this home (its models are dropped: training runs anew)")
         nightly_world.drop_models()

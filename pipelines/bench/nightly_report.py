@@ -21,6 +21,7 @@ class StageResult:
     name: str
     seconds: float
     peak_rss_mb: float
+    pg_peak_mb: float | None = None  # the PostgreSQL server's summed PSS meanwhile (None: not local)
     rows: int | None = None
     rows_label: str = ""
     part_of_cycle: bool = True
@@ -104,6 +105,9 @@ def payload(
         "cycle": {
             "seconds": cycle_wall,
             "peak_rss_mb": max((s.peak_rss_mb for s in stages), default=0.0),
+            "pg_peak_mb": max((s.pg_peak_mb for s in stages if s.pg_peak_mb is not None), default=None),
+            # an upper bound of the stage and the server together (their peaks may not coincide)
+            "peak_with_pg_mb": max((s.peak_rss_mb + (s.pg_peak_mb or 0.0) for s in stages), default=0.0),
             "target_seconds": 15 * 60,
             "target_peak_rss_mb": 8 * 1024,
         },
@@ -138,6 +142,15 @@ def _n(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _pg_line(cycle: dict[str, Any]) -> str:
+    if cycle.get("pg_peak_mb") is None:
+        return "PostgreSQL's memory not measured (the server is not on this machine)."
+    return (
+        f"PostgreSQL's server at most {cycle['pg_peak_mb'] / 1024:.1f} GiB (summed PSS of its processes), "
+        f"a stage and the server together at most {cycle['peak_with_pg_mb'] / 1024:.1f} GiB."
+    )
+
+
 def render(p: dict[str, Any]) -> str:
     cfg, cycle = p["config"], p["cycle"]
     lines = [
@@ -148,17 +161,18 @@ def render(p: dict[str, Any]) -> str:
         f"{p['machine']['cpus']} CPUs. Command: `newsrec bench nightly` (`make bench`).",
         "",
         f"**Whole cycle: {cycle['seconds'] / 60:.1f} min** (target 15), "
-        f"**peak RSS {cycle['peak_rss_mb'] / 1024:.1f} GiB** (target 8; PostgreSQL's own memory not included).",
+        f"**peak RSS {cycle['peak_rss_mb'] / 1024:.1f} GiB** (target 8), " + _pg_line(cycle),
         "",
         "![time per stage](nightly.png)",
         "",
-        "| stage | wall s | peak RSS MB | rows | rows/s |",
-        "|---|---:|---:|---:|---:|",
+        "| stage | wall s | peak RSS MB | PostgreSQL MB | rows | rows/s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for s in p["stages"]:
         label = f" {s['rows_label']}" if s["rows_label"] else ""
         lines.append(
-            f"| {s['name']} | {s['seconds']:.1f} | {_n(s['peak_rss_mb'])} | {_n(s['rows'])}{label} "
+            f"| {s['name']} | {s['seconds']:.1f} | {_n(s['peak_rss_mb'])} | {_n(s.get('pg_peak_mb'))} "
+            f"| {_n(s['rows'])}{label} "
             f"| {_n(s['rows_per_s'])} |"
         )
     if p.get("skipped_stages"):

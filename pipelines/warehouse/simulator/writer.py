@@ -233,7 +233,10 @@ def load_config() -> world.SimConfig:
         cur.execute(queries.load("sim_config"))
         row = cur.fetchone()
     if not row:
-        raise NewsrecError("no simulated world yet; run `newsrec warehouse seed` first")
+        raise NewsrecError(
+            "no simulated world in this warehouse: `newsrec warehouse seed` makes one; "
+            "for loaded data (an import, a team's warehouse) use --ingest warehouse"
+        )
     return world.SimConfig.from_json(row[0])
 
 
