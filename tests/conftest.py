@@ -34,6 +34,7 @@ FAST_FILES = {
     "tests/integration/test_migrations.py",
     "tests/integration/test_mind_import.py",
     "tests/integration/test_profile.py",
+    "tests/integration/test_propensity.py",
     "tests/integration/test_publish.py",
     "tests/integration/test_reader.py",
     "tests/integration/test_report_drift.py",

@@ -123,3 +123,22 @@ def nightly(
                       train_days=train_days, reader_seconds=reader_seconds, profile=profile,
                       reuse_world=reuse_world)  # fmt: skip
     typer.echo(nightly_report.render(bench_nightly.run(cfg, home, results, say=typer.echo)))
+
+
+@app.command()
+def counterfactual(
+    bias: list[float] = typer.Option([0.5, 1.0, 2.0], "--bias", min=0, help="Position bias of a world (repeatable)."),
+    loop: str = typer.Option("both", help="Closed loop: on, off or both (one world each)."),
+    users: int = typer.Option(1500, min=100, help="Users of each simulated world."),
+    articles: int = typer.Option(300, min=50, help="New articles a day in each world."),
+    keep: bool = typer.Option(False, help="Keep the worlds' databases (<main>_cf_*) for a look afterwards."),
+    results: Path = typer.Option(Path("bench/results"), help="Folder for counterfactual.json and counterfactual.md."),
+) -> None:
+    """Rank models by the logged and the counterfactual metric in simulated worlds; Kendall tau vs the truth."""
+    from pipelines.bench.counterfactual import run
+
+    loops = {"on": (True,), "off": (False,), "both": (False, True)}.get(loop)
+    if loops is None:
+        raise typer.BadParameter("choose on, off or both", param_hint="'--loop'")
+    run(results, tuple(bias), loops, users, articles, keep, say=typer.echo)
+    typer.echo((results / "counterfactual.md").read_text())

@@ -52,24 +52,28 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model on one day next to the baselines (and the oracle), also per impression."""
     from pipelines.features.matrix import check_signature
+    from pipelines.model import counterfactual, impression_eval, registry
     from pipelines.model import evaluate as ev
-    from pipelines.model import impression_eval, registry
 
     loaded = registry.load(model)
     check_signature(loaded.spec)
     split, scores = ev.score_on_day(loaded, day.date())
     table = ev.evaluate(split, scores)
     per_impression = impression_eval.evaluate_impressions(split, scores, truth)
+    unbiased = counterfactual.evaluate_day(split, scores, day.date())
     if as_json:
         from pipelines.core.jsonable import json_safe
 
         doc = {"version": loaded.version, "day": day.date(), **table, "per_impression": per_impression}
+        doc["counterfactual"] = unbiased
         typer.echo(json.dumps(json_safe(doc), indent=2))
         return
     typer.echo(f"model version {loaded.version} on {day.date()} ({table['rows']:,} impressions)\n")
     typer.echo(ev.render(table))
     typer.echo("")
     typer.echo(impression_eval.render(per_impression))
+    typer.echo("")
+    typer.echo(counterfactual.render(unbiased, {name: m["ndcg@10"] for name, m in table["overall"].items()}))
 
 
 @app.command("list")

@@ -25,7 +25,7 @@ from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import json_safe
 from pipelines.core.runs import record_run
 from pipelines.features.matrix import check_signature
-from pipelines.model import dataset, evaluate, promotion, ranker, registry
+from pipelines.model import counterfactual, dataset, evaluate, promotion, ranker, registry
 from pipelines.model.dataset import Splits, load_splits
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,9 @@ def _register_and_gate(
     metrics = {**table["overall"]["model"], "best_iteration": booster.best_iteration, "valid_ndcg@10": valid_ndcg}
     if "truth" in table:
         metrics["truth_ndcg@10"] = table["truth"]["model"]
+    table["counterfactual"] = counterfactual.evaluate_day(splits.test, scores, day)  # recorded, not yet decided on
+    if table["counterfactual"].get("available"):
+        metrics["ips_ndcg@10"] = table["counterfactual"]["scorers"]["model"]["ips_ndcg@10"]
     version = registry.register(
         booster,
         splits.spec,

@@ -1,0 +1,1 @@
+DELETE FROM ops.position_propensity WHERE logical_date = %(day)s
