@@ -63,7 +63,7 @@ def test_positions_unknown_train_plain_and_say_why(biased_world):
     with db.transaction() as conn:
         profile.save(conn, before.with_parts(source="no positions", positions_known=False), set_by="a test")
     try:
-        result = train(DAY, trials=1, minutes=1, train_days=TRAIN_DAYS, objective="debiased")
+        result = train(DAY, trials=1, minutes=1, train_days=1, objective="debiased")
         sections = {s.title: s for s in report.collect(DAY)}
     finally:
         with db.transaction() as conn:
