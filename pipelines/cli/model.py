@@ -54,9 +54,10 @@ def evaluate(
     from pipelines.features.matrix import check_signature
     from pipelines.model import counterfactual, impression_eval, registry
     from pipelines.model import evaluate as ev
+    from pipelines.warehouse import profile as data_profile
 
     loaded = registry.load(model)
-    check_signature(loaded.spec)
+    check_signature(loaded.spec, data_profile.current())
     split, scores = ev.score_on_day(loaded, day.date())
     table = ev.evaluate(split, scores)
     per_impression = impression_eval.evaluate_impressions(split, scores, truth)

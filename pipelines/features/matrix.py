@@ -4,6 +4,13 @@ Training (rows from Feast's point-in-time join) and scoring (rows read in bulk f
 latest offline partitions) both call :func:`to_matrix`, so a model sees the same columns,
 order, dtypes and encodings in both. The :class:`MatrixSpec` is the model's signature: it is
 stored with the model and checked before scoring.
+
+Which features the matrix holds depends on the warehouse's data profile, in one place
+(:func:`current_feature_names`): without dwell there are no dwell features (they would be
+zeros that say nothing), without regions no region feature. The full profile (the
+simulator's) gives every feature, as before profiles existed. The signature records the
+profile it was trained under, and a model whose features are not those of the current
+profile is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import pandas as pd
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features.catalog import FEATURE_SERVICE, FEATURES, TIMESTAMP
+from pipelines.warehouse.profile import FULL, DataProfile
 
 # Numeric features taken as they are (NaN stays NaN: LightGBM treats it as missing).
 PASSTHROUGH: tuple[str, ...] = (
@@ -35,6 +43,12 @@ DERIVED: tuple[str, ...] = ("article_age_h", "declared_interest_match")
 CATEGORICAL: tuple[str, ...] = ("user_region", "article_category")
 
 SOURCE_COLUMNS = tuple(f.name for f in FEATURES)
+ALL_FEATURES: tuple[str, ...] = PASSTHROUGH + ZERO_IF_MISSING + DERIVED + CATEGORICAL
+# The data-profile part a feature's values come from: without it the feature is left out.
+PROFILE_NEEDS: dict[str, str] = {
+    **{name: "dwell" for name in ALL_FEATURES if "dwell" in name},
+    "user_region": "regions",
+}
 
 
 @dataclass(frozen=True)
@@ -45,11 +59,15 @@ class MatrixSpec:
     categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dtype: str = "float32"
     feature_service: str = FEATURE_SERVICE
+    # the data profile trained under: source and parts (None: a model from before profiles)
+    profile: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["feature_names"] = list(self.feature_names)
         data["categorical"] = {k: list(v) for k, v in self.categorical.items()}
+        if self.profile is None:
+            del data["profile"]  # a signature from before profiles reads back as it was written
         return data
 
     @classmethod
@@ -59,36 +77,60 @@ class MatrixSpec:
             categorical={k: tuple(v) for k, v in data.get("categorical", {}).items()},
             dtype=data.get("dtype", "float32"),
             feature_service=data.get("feature_service", FEATURE_SERVICE),
+            profile=data.get("profile"),
         )
+
+    @property
+    def profile_summary(self) -> str:
+        """The profile trained under, in one line (the full one for models from before profiles)."""
+        if self.profile is None:
+            return "none recorded (the full profile)"
+        return DataProfile.from_parts(self.profile).summary()
 
     @property
     def categorical_indices(self) -> list[int]:
         return [self.feature_names.index(c) for c in self.categorical]
 
 
-def fit_spec(rows: pd.DataFrame) -> MatrixSpec:
-    """The spec for a training set: current feature order, vocabularies seen in ``rows``."""
-    vocab = {name: tuple(sorted(str(v) for v in rows[name].dropna().unique())) for name in CATEGORICAL}
-    return MatrixSpec(feature_names=PASSTHROUGH + ZERO_IF_MISSING + DERIVED + CATEGORICAL, categorical=vocab)
+def fit_spec(rows: pd.DataFrame, profile: DataProfile = FULL) -> MatrixSpec:
+    """The spec for a training set under ``profile``: its feature order, vocabularies seen in ``rows``."""
+    names = current_feature_names(profile)
+    vocab = {name: tuple(sorted(str(v) for v in rows[name].dropna().unique())) for name in CATEGORICAL if name in names}
+    return MatrixSpec(feature_names=names, categorical=vocab, profile=profile.parts())
 
 
-def current_feature_names() -> tuple[str, ...]:
-    return PASSTHROUGH + ZERO_IF_MISSING + DERIVED + CATEGORICAL
+def current_feature_names(profile: DataProfile = FULL) -> tuple[str, ...]:
+    """The model's features, in order, under the data profile (every feature under the full one):
+    the one list training and scoring build the matrix from."""
+    return tuple(name for name in ALL_FEATURES if name not in PROFILE_NEEDS or profile.has(PROFILE_NEEDS[name]))
 
 
-def check_signature(spec: MatrixSpec) -> None:
-    """Refuse a model whose stored signature does not match today's feature code."""
-    current = current_feature_names()
+def trained_profile(spec: MatrixSpec) -> DataProfile:
+    """The profile a model was trained under (the full one for models from before profiles)."""
+    return FULL if spec.profile is None else DataProfile.from_parts(spec.profile)
+
+
+def check_signature(spec: MatrixSpec, profile: DataProfile = FULL) -> None:
+    """Refuse a model whose stored signature does not match today's feature code under the
+    warehouse's data profile (scoring passes the stored profile)."""
+    current = current_feature_names(profile)
     if tuple(spec.feature_names) != current:
         missing = [f for f in spec.feature_names if f not in current]
+        left_out = [f for f in missing if f in ALL_FEATURES]
+        gone = [f for f in missing if f not in ALL_FEATURES]
         extra = [f for f in current if f not in spec.feature_names]
         detail = []
-        if missing:
-            detail.append(f"model needs features that no longer exist: {', '.join(missing)}")
+        if gone:
+            detail.append(f"model needs features that no longer exist: {', '.join(gone)}")
+        if left_out:
+            detail.append(f"model needs features the data profile leaves out: {', '.join(left_out)}")
         if extra:
             detail.append(f"features the model was not trained with: {', '.join(extra)}")
         if not detail:
             detail.append("same features in a different order")
+        detail.append(
+            f"trained under data profile {spec.profile_summary}; the warehouse's profile is {profile.summary()}"
+        )
         raise NewsrecError("model signature does not match the current features (" + "; ".join(detail) + ")")
     if spec.feature_service != FEATURE_SERVICE:
         raise NewsrecError(
@@ -110,18 +152,22 @@ def to_array(rows: pd.DataFrame, spec: MatrixSpec, dtype: Any = None) -> np.ndar
     missing = [c for c in SOURCE_COLUMNS if c not in rows.columns and c not in ("user_declared_interests",)]
     if missing:
         raise NewsrecError(f"feature rows lack column(s): {', '.join(missing)}")
+    wanted = set(spec.feature_names)
     out: dict[str, np.ndarray] = {}
     for name in PASSTHROUGH:
-        out[name] = _numeric(rows[name])
+        if name in wanted:
+            out[name] = _numeric(rows[name])
     for name in ZERO_IF_MISSING:
-        out[name] = np.nan_to_num(_numeric(rows[name]), nan=0.0)
+        if name in wanted:
+            out[name] = np.nan_to_num(_numeric(rows[name]), nan=0.0)
     request = pd.to_datetime(rows[TIMESTAMP], utc=True)
     request_s = request.astype("int64").to_numpy() / _ns_per_s(request)
     published = pd.to_numeric(rows["article_published_ts"], errors="coerce").to_numpy(np.float64, na_value=np.nan)
     out["article_age_h"] = ((request_s - published) / 3600.0).astype(np.float32)
     out["declared_interest_match"] = _declared_match(rows)
     for name in CATEGORICAL:
-        out[name] = _codes(rows[name], spec.categorical.get(name, ()))
+        if name in wanted:
+            out[name] = _codes(rows[name], spec.categorical.get(name, ()))
     return _stack([out[name].astype(spec.dtype, copy=False) for name in spec.feature_names], len(rows),
                   np.dtype(dtype or spec.dtype))  # fmt: skip
 

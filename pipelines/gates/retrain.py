@@ -25,6 +25,7 @@ from pipelines.core.errors import NewsrecError, TransientError
 from pipelines.features.catalog import FEATURE_SERVICE
 from pipelines.features.matrix import MatrixSpec, current_feature_names
 from pipelines.model import evaluate, registry
+from pipelines.warehouse import profile as data_profile
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def decide(day: date, drift_share: float | None = None, force: bool = False) -> 
         reasons.append("no champion yet")
     else:
         spec = MatrixSpec.from_dict(json.loads(info["tags"]["matrix_spec"]))
-        if tuple(spec.feature_names) != current_feature_names() or spec.feature_service != FEATURE_SERVICE:
+        features = current_feature_names(data_profile.current())
+        if tuple(spec.feature_names) != features or spec.feature_service != FEATURE_SERVICE:
             reasons.append("the feature set changed since the champion was trained")
         trained_on = date.fromisoformat(info["tags"].get("logical_date", day.isoformat()))
         age = (day - trained_on).days

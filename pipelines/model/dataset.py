@@ -1,7 +1,10 @@
 """Training sets: logged impressions, graded by dwell, with point-in-time features from Feast.
 
 One query group per (user, day): the slates a user saw that day. Labels grade the time spent
-(the business metric), not the click: 0 = shown, not read; then one grade per dwell band.
+(the business metric), not the click: 0 = shown, not read; then one grade per dwell band. A
+source without dwell (its data profile says clicks only, like MIND) is graded by the click:
+0 = shown, not read, 1 = read (:func:`labels` picks the grading). The profile also decides
+the matrix's features (:func:`pipelines.features.matrix.current_feature_names`).
 Groups without any read teach LambdaRank nothing and are dropped; a cap on groups (seeded
 sample) bounds the cost at seed scale.
 """
@@ -22,6 +25,8 @@ from pipelines.core import sql as queries
 from pipelines.core.config import get_settings, params
 from pipelines.core.errors import NewsrecError
 from pipelines.features import matrix, partitions, retrieval
+from pipelines.warehouse import profile as data_profile
+from pipelines.warehouse.profile import DataProfile
 
 _IMPRESSIONS_SQL = """
 SELECT i.event_id, i.user_id, i.article_id, a.category, i.event_ts AS event_timestamp, i.position,
@@ -63,6 +68,19 @@ def grade(dwell: np.ndarray, is_read: np.ndarray, bands: list[float]) -> np.ndar
     edges = np.asarray(bands, dtype=np.float64)
     grades = 1 + np.searchsorted(edges, np.asarray(dwell, dtype=np.float64), side="right")
     return np.where(np.asarray(is_read, dtype=bool), grades, 0).astype(np.int32)
+
+
+def click_grade(is_read: np.ndarray) -> np.ndarray:
+    """0 = not read, 1 = read: the grades of a source without dwell."""
+    return np.asarray(is_read, dtype=bool).astype(np.int32)
+
+
+def labels(frame: pd.DataFrame, profile: DataProfile, bands: list[float]) -> np.ndarray:
+    """The labels of impression rows (``dwell``, ``is_read``): dwell grades when the source has
+    dwell, click grades when it has clicks only. The one place the grading is chosen."""
+    if profile.dwell:
+        return grade(frame["dwell"].to_numpy(), frame["is_read"].to_numpy(), bands)
+    return click_grade(frame["is_read"].to_numpy())
 
 
 def impressions(first: date, last: date) -> pd.DataFrame:
@@ -159,9 +177,12 @@ def load_split(
     spec: matrix.MatrixSpec | None = None,
     max_groups: int | None = None,
     seed: int = 0,
+    profile: DataProfile | None = None,
 ) -> tuple[Split, matrix.MatrixSpec]:
-    """A split of days [first, last] with point-in-time features (Feast)."""
+    """A split of days [first, last] with point-in-time features (Feast), labelled and
+    matrixed under ``profile`` (default: the warehouse's stored profile)."""
     cfg = params("training")
+    profile = profile or data_profile.current()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     require_features(days)
     frame = impressions(first, last)
@@ -170,13 +191,13 @@ def load_split(
     frame = sample_groups(frame, max_groups, seed)
     if frame.empty:
         raise NewsrecError(f"no impressions with reads between {first} and {last}")
-    frame["label"] = grade(frame["dwell"].to_numpy(), frame["is_read"].to_numpy(), cfg["dwell_bands_s"])
+    frame["label"] = labels(frame, profile, cfg["dwell_bands_s"])
     rows = retrieval.training_rows(frame[["user_id", "article_id", "category", "event_timestamp"]])
     rows = pd.concat(
         [frame.drop(columns=["event_timestamp"]), rows.drop(columns=["user_id", "article_id", "category"])],
         axis=1,
     )
-    spec = spec or matrix.fit_spec(rows)
+    spec = spec or matrix.fit_spec(rows, profile)
     X = matrix.to_matrix(rows, spec)
     groups = rows.groupby(["day", "user_id"], sort=False).size().to_numpy()
     return Split(rows, X, rows["label"].to_numpy(np.int32), groups), spec
@@ -211,12 +232,21 @@ class Splits:
     test: Split
     spec: Any
     window: tuple[date, date]
+    profile: DataProfile = data_profile.FULL  # the data profile the splits were labelled under
 
 
-def load_splits(day: date, train_days: int | None = None, spec: Any = None, first: date | None = None) -> Splits:
+def load_splits(
+    day: date,
+    train_days: int | None = None,
+    spec: Any = None,
+    first: date | None = None,
+    profile: DataProfile | None = None,
+) -> Splits:
     """Train on ``first`` (default: D-n-1) .. D-2, validate on D-1, test on D; a given ``spec``
-    (a warm start's champion signature) keeps the champion's vocabularies."""
+    (a warm start's champion signature) keeps the champion's vocabularies. Labels and features
+    follow ``profile`` (default: the warehouse's stored profile)."""
     cfg = params("training")
+    profile = profile or data_profile.current()
     n = int(train_days or cfg.get("train_days", 5))
     seed = int(cfg.get("seed", 13))
     if n < 1:
@@ -225,8 +255,8 @@ def load_splits(day: date, train_days: int | None = None, spec: Any = None, firs
         first, last = training_window(day, n)
     else:
         last = day - timedelta(days=2)
-    train, spec = load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed)
+    train, spec = load_split(first, last, spec, max_groups=cfg.get("max_train_groups"), seed=seed, profile=profile)
     valid, _ = load_split(day - timedelta(days=1), day - timedelta(days=1), spec,
-                                  max_groups=cfg.get("max_eval_groups"), seed=seed)  # fmt: skip
-    test, _ = load_split(day, day, spec, max_groups=cfg.get("max_eval_groups"), seed=seed)
-    return Splits(train, valid, test, spec, (first, last))
+                          max_groups=cfg.get("max_eval_groups"), seed=seed, profile=profile)  # fmt: skip
+    test, _ = load_split(day, day, spec, max_groups=cfg.get("max_eval_groups"), seed=seed, profile=profile)
+    return Splits(train, valid, test, spec, (first, last), profile)

@@ -1,5 +1,8 @@
 """Plain vs position-debiased LambdaRank on the same splits: whether debiasing pays is a
-measurement (``newsrec train --compare-objectives``), not a belief. Nothing is registered."""
+measurement (``newsrec train --compare-objectives``), not a belief. Nothing is registered.
+
+Where the data profile says positions are unknown there is nothing to debias with: only the
+plain objective is fitted, and the result says why."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from pipelines.core.config import params
 from pipelines.model import dataset, evaluate, ranker
+from pipelines.warehouse import profile as data_profile
 
 
 def compare_objectives(
@@ -17,15 +21,21 @@ def compare_objectives(
     """Plain and debiased LambdaRank fitted on the same splits with the same parameters (no
     search, nothing registered), measured on D against the logged labels and, on the
     simulator, against the truth: whether debiasing pays is a measurement, not a belief."""
-    splits = dataset.load_splits(day, train_days)
+    profile = data_profile.current()
+    splits = dataset.load_splits(day, train_days, profile=profile)
     seed = int(params("training").get("seed", 13))
+    objectives = [o for o in ranker.OBJECTIVES if ranker.objective_on(o, False, profile.positions_known)[0] == o]
+    skipped = {o: ranker.objective_on(o, False, profile.positions_known)[1] for o in ranker.OBJECTIVES
+               if o not in objectives}  # fmt: skip
     out: dict[str, Any] = {
         "day": day.isoformat(),
         "test_rows": len(splits.test.y),
         "train_rows": len(splits.train.y),
+        "data_profile": profile.summary(),
+        "skipped": skipped,
         "scorers": {},
     }
-    for objective in ranker.OBJECTIVES:
+    for objective in objectives:
         t0 = time.perf_counter()
         booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective)
         seconds = time.perf_counter() - t0
@@ -40,7 +50,7 @@ def compare_objectives(
     for kind in ("logged_ndcg@10", "truth_ndcg@10"):
         values = {name: m[kind] for name, m in scorers.items() if m[kind] is not None}
         if {"popularity", "oracle"} <= set(values):
-            for objective in ranker.OBJECTIVES:
+            for objective in objectives:
                 scorers[objective][kind.replace("ndcg@10", "gap_closed")] = evaluate.gap_closed(values, objective)
     return out
 
@@ -64,4 +74,6 @@ def render_comparison(result: dict[str, Any]) -> str:
             f"| {name} | {fmt(m['logged_ndcg@10'])} | {fmt(m.get('logged_gap_closed'), True)} | "
             f"{fmt(m['truth_ndcg@10'])} | {fmt(m.get('truth_gap_closed'), True)} |"
         )
+    for name, why in result.get("skipped", {}).items():
+        lines += ["", f"{name}: not fitted ({why})"]
     return "\n".join(lines)

@@ -64,14 +64,21 @@ def objective_params(objective: str) -> dict[str, Any]:
     return {"lambdarank_position_bias_regularization": float(cfg.get("position_bias_regularization", 0.0))}
 
 
-def objective_on(objective: str, on_dask: bool) -> tuple[str, str | None]:
+def objective_on(objective: str, on_dask: bool, positions_known: bool = True) -> tuple[str, str | None]:
     """The objective a run can use and why it differs from the one asked for (None: same).
 
-    LightGBM's Dask interface passes no ``position`` to its datasets, so the unbiased
-    LambdaRank cannot train there: a cluster run of ``debiased`` trains ``plain`` instead and
-    the registered version says ``objective=plain`` (with the objective that was asked for).
+    The unbiased LambdaRank learns from the logged positions, so it is off when the data
+    profile says positions are unknown (MIND does not document that list order is display
+    order): such a run trains ``plain``. LightGBM's Dask interface passes no ``position`` to
+    its datasets, so it cannot train there either: a cluster run of ``debiased`` trains
+    ``plain`` instead. The registered version then says ``objective=plain`` (with the
+    objective that was asked for and why).
     """
     objective = check_objective(objective)
+    if not positions_known and objective == "debiased":
+        return "plain", (
+            "debiased LambdaRank needs the logged slate positions, and the data profile says positions are unknown"
+        )
     if on_dask and objective == "debiased":
         return "plain", "debiased LambdaRank needs positions, which LightGBM's Dask interface cannot take"
     return objective, None

@@ -9,6 +9,10 @@ the position-debiased objective. ``warm``: when nothing drifted and the features
 of the champion, continue the champion's trees (``init_model``) on the days it has not seen,
 with its own parameters and objective, instead of spending the night on a search. Both
 register a version tagged ``training_mode`` (and ``warm_from``) and pass the same gate.
+
+The warehouse's data profile decides the labels and features (see :mod:`pipelines.model.dataset`)
+and switches the debiased objective off where positions are unknown; the registered version
+and the run's record say which profile it was trained under and why the objective changed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pipelines.core.runs import record_run
 from pipelines.features.matrix import check_signature
 from pipelines.model import counterfactual, dataset, evaluate, promotion, ranker, registry
 from pipelines.model.dataset import Splits, load_splits
+from pipelines.warehouse import profile as data_profile
+from pipelines.warehouse.profile import DataProfile
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +77,14 @@ class TrainResult:
         )
 
 
-def champion_ndcg_on(split: dataset.Split) -> tuple[str | None, float | None]:
+def champion_ndcg_on(split: dataset.Split, profile: DataProfile = data_profile.FULL) -> tuple[str | None, float | None]:
     """The champion's NDCG@10 on the same held-out rows (None if it cannot score them)."""
     version = registry.champion_version()
     if version is None:
         return None, None
     champ = registry.load(version)
     try:
-        check_signature(champ.spec)
+        check_signature(champ.spec, profile)
     except NewsrecError as exc:
         log.warning("champion %s: %s", version, exc)
         return version, None
@@ -111,14 +117,16 @@ def _train_full(
     day: date, trials: int | None, minutes: float | None, train_days: int | None, requested: str, client: Any
 ) -> TrainResult:
     cfg = params("training")
-    objective, why = ranker.objective_on(requested, client is not None)
+    profile = data_profile.current()
+    objective, why = ranker.objective_on(requested, client is not None, profile.positions_known)
     if why:
         log.warning("training on Dask with the %s objective instead of %s: %s", objective, requested, why)
     trials = int(trials if trials is not None else cfg.get("hpo", {}).get("trials", 8))
     minutes = float(minutes if minutes is not None else cfg.get("hpo", {}).get("minutes", 10))
     t0 = time.perf_counter()
     with record_run("train", day) as run:
-        splits = load_splits(day, train_days)
+        run.details.update(data_profile=profile.summary())
+        splits = load_splits(day, train_days, profile=profile)
         snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}.parquet"
         data_hash = dataset.snapshot(splits.train, snapshot)
         # a cluster run reuses only a cluster-trained version (a local run reuses either)
@@ -177,12 +185,15 @@ def train_warm(day: date) -> TrainResult:
         if info is None:
             raise NewsrecError(f"no champion before {day} to warm-start from; train --mode full")
         champion = registry.load(info["version"])
-        check_signature(champion.spec)  # a feature change needs a full retrain
-        objective = ranker.check_objective(champion.tags.get("objective", "plain"))
+        profile = data_profile.current()
+        run.details.update(data_profile=profile.summary())
+        check_signature(champion.spec, profile)  # a feature change needs a full retrain
+        champion_objective = champion.tags.get("objective", "plain")
+        objective, why = ranker.objective_on(champion_objective, False, profile.positions_known)
         seen_last = date.fromisoformat(champion.tags["data_window"].split("..")[1])
         n_new = int(warm.get("train_days", 2))
         first = min(max(seen_last + timedelta(days=1), day - timedelta(days=n_new + 1)), day - timedelta(days=2))
-        splits = load_splits(day, spec=champion.spec, first=first)
+        splits = load_splits(day, spec=champion.spec, first=first, profile=profile)
         snapshot = dataset.dataset_dir() / f"train-{day.isoformat()}-warm.parquet"
         data_hash = dataset.snapshot(splits.train, snapshot)
         existing = registry.find_version(
@@ -203,12 +214,17 @@ def train_warm(day: date) -> TrainResult:
         )
         lineage = _lineage(day, splits, data_hash, snapshot, "warm", objective)
         lineage["warm_from"] = champion.version
+        if why:
+            lineage.update(objective_requested=champion_objective, objective_note=why)
         hyper = {**ranker.lgb_params(overrides, objective), "warm_rounds": rounds}
         valid_ndcg = float(booster.best_score["valid"]["ndcg@10"])
         result = _register_and_gate(day, booster, splits, hyper, lineage, valid_ndcg)
         _record(run.details, result, "warm", objective, warm_from=champion.version)
+        if why:
+            run.details.update(objective_requested=champion_objective, objective_note=why)
     out = _result(result, ranker.SearchResult({}, valid_ndcg, 0, 0, 0.0), data_hash, t0, "warm", objective)
     out.warm_from = champion.version
+    out.note = why
     return out
 
 
@@ -223,6 +239,7 @@ def _lineage(day: date, splits: Splits, data_hash: str, snapshot: Any, mode: str
         "dataset_path": str(snapshot),
         "training_mode": mode,
         "objective": objective,
+        "data_profile": splits.profile.summary(),
     }
 
 
@@ -256,7 +273,7 @@ def _register_and_gate(
         lineage,
         artifacts={"evaluation.json": json_safe(table), "model_tests.json": json_safe(tests)},
     )
-    champion, champion_ndcg = champion_ndcg_on(splits.test)
+    champion, champion_ndcg = champion_ndcg_on(splits.test, splits.profile)
     decision = promotion.promote(promotion.decide(version, table["overall"], tests, champion, champion_ndcg), day)
     registry.mirror_to_neptune(version, table["overall"]["model"], lineage)
     rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
@@ -324,7 +341,7 @@ def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table:
         decision = promotion.Decision(True, version, before, ["promoted before its run was killed"])
     else:
         tests = promotion.model_tests(model.predict, splits.spec, splits.test.rows)
-        champion, champion_ndcg = champion_ndcg_on(splits.test)
+        champion, champion_ndcg = champion_ndcg_on(splits.test, splits.profile)
         decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
         newer = (registry.version_info(current) or {}).get("tags", {}).get("logical_date", "") if current else ""
         if decision.promoted and newer > day.isoformat():

@@ -24,6 +24,7 @@ from pipelines.core import sql as queries
 from pipelines.core.config import get_settings
 from pipelines.model import registry
 from pipelines.nightly import report_charts
+from pipelines.warehouse import profile as data_profile
 
 # Why label drift is shown but does not trigger retraining (the retrain checker's inputs).
 LABEL_DRIFT_NOTE = (
@@ -114,6 +115,8 @@ def collect(day: date) -> list[Section]:
     sections: list[Section] = []
     folder = _folder(day)
     with db.transaction() as conn, conn.cursor() as cur:
+        # one line: which parts the source has (stages switch off what it lacks)
+        sections.append(Section("Data profile", ["source: what it lacks"], [[data_profile.load(conn).summary()]]))
         runs = _query(cur, "report_stage_runs", (day,))
         sections.append(Section("Stages (latest run of each)", ["stage", "status", "seconds", "error"],
                                 [list(r) for r in runs]))  # fmt: skip
@@ -135,7 +138,8 @@ def collect(day: date) -> list[Section]:
         training = _query(cur, "report_training", (day,))
         sections.append(Section("Training", ["status", "mode", "objective", "warm from", "version", "reused",
                                              "promoted", "NDCG@10", "seconds"],
-                                [[*r[:4], _version_link(r[4]), *r[5:]] for r in training]))  # fmt: skip
+                                [[*r[:4], _version_link(r[4]), *r[5:9]] for r in training],
+                                "; ".join(f"objective: {r[9]}" for r in training if r[9])))  # fmt: skip
         models = _query(cur, "report_model_decisions", (day,))
         sections.append(Section("Model decisions", ["kind", "challenger", "champion", "promoted", "reasons",
                                                     "challenger NDCG@10", "champion NDCG@10"],

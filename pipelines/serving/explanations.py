@@ -21,7 +21,7 @@ from pipelines.core.config import get_settings
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
 from pipelines.features.catalog import TIMESTAMP
-from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
+from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix, trained_profile
 from pipelines.features.transforms import request_time
 
 
@@ -35,7 +35,7 @@ def serving_model(model_key: str) -> tuple[Any, MatrixSpec]:
     if not (folder / "model.txt").exists():
         raise NewsrecError(f"model {model_key} is not exported for serving")
     spec = MatrixSpec.from_dict(json.loads((folder / "spec.json").read_text()))
-    check_signature(spec)
+    check_signature(spec, trained_profile(spec))  # scoring checked it against the warehouse's profile
     return lgb.Booster(model_file=str(folder / "model.txt")), spec
 
 

@@ -34,14 +34,16 @@ from pipelines.model import registry
 from pipelines.serving.candidates import iter_candidate_chunks
 from pipelines.serving.predictor import Predictor
 from pipelines.serving.selection import select_top
+from pipelines.warehouse import profile as data_profile
 
 log = logging.getLogger(__name__)
 
 
 def load_for_scoring(ref: str = registry.CHAMPION) -> registry.LoadedModel:
-    """Load a model for scoring; refuses one whose signature differs from today's features."""
+    """Load a model for scoring; refuses one whose signature differs from today's features
+    under the warehouse's data profile."""
     model = registry.load(ref)
-    check_signature(model.spec)
+    check_signature(model.spec, data_profile.current())
     return model
 
 

@@ -22,22 +22,25 @@ from typing import Any
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
+from pipelines.warehouse.unknown_articles import UNKNOWN_PUBLICATION_ID
 
 # Each part: what it means, when `infer` finds it absent, and what it switches on today.
 PARTS: dict[str, tuple[str, str, str]] = {
     "dwell": (
         "reads carry a dwell time (else clicks only)",
         "no read has a dwell_seconds value",
+        "dwell grades as labels (else click grades), the model's dwell features and the dwell drift columns; "
         "the raw gate's three dwell checks; the features gate's checks of dwell features",
     ),
     "regions": (
         "users have a known region",
         "no user has a region other than NULL or 'unknown'",
-        "the features gate's region check",
+        "the model's region feature and its drift column; the features gate's region check",
     ),
     "publications": (
         "articles come from several publications with trust scores",
-        "articles come from one publication, or all their publications share one trust score",
+        "articles come from one publication, or all their publications share one trust score "
+        "(the placeholder publication of unknown articles does not count)",
         "the features gate's checks of the trust and flag features",
     ),
     "publish_times": (
@@ -49,7 +52,7 @@ PARTS: dict[str, tuple[str, str, str]] = {
     "positions_known": (
         "impression positions are the slate's display order",
         "no impression has a position (a source that does not document the order sets it by hand)",
-        "no check yet (the position-debiased objective is to read it)",
+        "the position-debiased objective (training falls back to plain LambdaRank and says why)",
     ),
     "surfaces": (
         "events say which surface (page, widget) showed them",
@@ -57,8 +60,20 @@ PARTS: dict[str, tuple[str, str, str]] = {
         "nothing yet (informational)",
     ),
 }
+# How a one-line summary names a missing part.
+MISSING: dict[str, str] = {
+    "dwell": "no dwell (clicks only)",
+    "regions": "no regions",
+    "publications": "no publications",
+    "publish_times": "no publish times",
+    "positions_known": "positions unknown",
+    "surfaces": "no surfaces",
+}
 # `infer`: publish times are taken as filled in from first-seen times above this share.
 FIRST_SEEN_SHARE = 0.95
+# The region of a user whose source has no regions (migration 0018), and the publication
+# placeholder of articles whose metadata is unknown: neither counts as the part being present.
+UNKNOWN_REGION = "unknown"
 DEFAULT_SOURCE = "unspecified"
 
 
@@ -99,6 +114,21 @@ class DataProfile:
         if unknown:
             raise KeyError(f"unknown profile part(s) {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}")
         return replace(self, **changes)
+
+    def parts(self) -> dict[str, Any]:
+        """The source and its parts: what a model's signature records (not who set it, or when)."""
+        return {"source": self.source, **{part: bool(getattr(self, part)) for part in PARTS}}
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, Any]) -> DataProfile:
+        """The profile :meth:`parts` recorded (parts it does not name are present)."""
+        known = {k: v for k, v in parts.items() if k in PARTS or k == "source"}
+        return cls(**known)
+
+    def summary(self) -> str:
+        """One line: the source and what it lacks."""
+        missing = [MISSING[p] for p in self.absent]
+        return f"{self.source}: {', '.join(missing) if missing else 'everything present'}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -201,7 +231,8 @@ def infer(conn: Any, source: str | None = None, columns: set[tuple[str, str]] | 
                 found[part] = False
                 continue
             cur.execute(
-                queries.load(f"profile_infer_{part.removesuffix('_known')}"), {"first_seen_share": FIRST_SEEN_SHARE}
+                queries.load(f"profile_infer_{part.removesuffix('_known')}"),
+                {"first_seen_share": FIRST_SEEN_SHARE, "unknown_publication_id": UNKNOWN_PUBLICATION_ID},
             )
             found[part] = bool(cur.fetchone()[0])
     return DataProfile(source=source or DEFAULT_SOURCE, set_by="inferred from the data", **found)

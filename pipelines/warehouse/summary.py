@@ -23,7 +23,9 @@ class WarehouseSummary:
         if self.days:
             lines += ["", f"{'day':<10}  {'impressions':>11}  {'reads':>9}  {'ctr':>6}  {'dwell s':>7}"]
             for day, imp, reads, ctr, dwell in self.days:
-                lines.append(f"{day!s:<10}  {imp:>11,}  {reads:>9,}  {ctr or 0:>6.3f}  {dwell or 0:>7.1f}")
+                # a source without dwell (its profile) has no dwell to average: n/a, not 0.0
+                shown = f"{dwell or 0:>7.1f}" if self.profile.dwell else f"{'n/a':>7}"
+                lines.append(f"{day!s:<10}  {imp:>11,}  {reads:>9,}  {ctr or 0:>6.3f}  {shown}")
         lines += ["", self.profile.render()]
         return "\n".join(lines)
 

@@ -1,2 +1,2 @@
--- Every region that users live in.
-SELECT DISTINCT region FROM warehouse.users ORDER BY 1
+-- Every region that users live in; users of an unknown region get the GLOBAL fallback list.
+SELECT DISTINCT region FROM warehouse.users WHERE region <> 'unknown' ORDER BY 1

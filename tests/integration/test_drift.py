@@ -107,6 +107,22 @@ def test_cli_exit_codes(in_world):
     assert "ok (0 of" in outcome.output
 
 
+def test_drift_compares_only_the_columns_the_profile_has(in_world):
+    """A source without dwell or regions (MIND): no dwell columns, no per-category dwell shares,
+    no region column, and the label drift compares the clicks only."""
+    from pipelines.warehouse.profile import FULL
+
+    mind_like = FULL.with_parts(source="mind", dwell=False, regions=False, positions_known=False)
+    features = drift.check_drift(POST, REFERENCE, profile=mind_like)
+    compared = {c.column for c in features.columns}
+    assert compared and not [c for c in compared if "dwell" in c or "region" in c]
+    assert {"user_ctr_7d", "user_reads_7d", "user_tenure_days"} <= compared
+    assert features.stats["data_profile"].startswith("mind: no dwell")
+    target = drift.check_target_drift(POST, REFERENCE, profile=mind_like)
+    assert {c.column for c in target.columns} == {"clicked"}
+    assert "read_dwell_s" not in target.report_path.read_text()
+
+
 # Labels need volume: with ~100 clicks a day the dwell distribution of one day is too noisy for
 # a distance threshold, so the target check gets its own, busier (and shorter) world.
 T_START = date(2026, 8, 3)

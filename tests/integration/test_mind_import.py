@@ -197,3 +197,25 @@ def test_a_new_warehouse_skips_training_and_publishing_until_it_has_history(fres
     # a window that reaches the first impression day starts there (no features exist before it)
     assert dataset.trainable_first(date(2019, 11, 8), date(2019, 11, 12)) == date(2019, 11, 11)
     # a mature window (features of the day before it exist) is never moved: tested by every training test
+
+
+def test_regions_are_unknown_not_invented_and_inference_matches_the_import(fresh_db):
+    """Migration 0018: a source without regions leaves them 'unknown'; inference then says no
+    regions, and the unknown articles' placeholder publication is not "several publications"."""
+    from pipelines.core import db
+    from pipelines.core import sql as queries
+    from pipelines.warehouse import profile
+    from pipelines.warehouse.summary import summarize
+
+    mind.import_mind(SAMPLE)
+    assert query("SELECT DISTINCT region FROM warehouse.users") == [(profile.UNKNOWN_REGION,)]
+    with db.transaction() as conn:
+        inferred = profile.infer(conn)
+    assert not inferred.regions and not inferred.publications and not inferred.dwell
+    # the fallback lists get no 'unknown' list: such users are served GLOBAL's
+    assert query(queries.load("serving_user_regions")) == []
+    # no dwell: the summary prints n/a, not 0.0
+    days = [line for line in summarize().render().splitlines() if line.startswith("2019-11-1")]
+    assert days and all(line.endswith("n/a") for line in days)
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        query("UPDATE warehouse.users SET region = 'MARS' WHERE user_id = 501")

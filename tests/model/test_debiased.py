@@ -49,3 +49,30 @@ def test_debiased_training_is_registered_and_scores_without_positions(biased_wor
     spec = MatrixSpec.from_dict(json.loads(tags["matrix_spec"]))
     assert "position" not in spec.feature_names
     assert registry.load(result.version).booster.num_feature() == len(spec.feature_names)
+
+
+def test_positions_unknown_train_plain_and_say_why(biased_world):
+    """A profile without known positions (MIND) switches the debiased objective off: the run
+    trains plain LambdaRank, and the version, the run's record and the nightly report say why."""
+    from pipelines.core import db
+    from pipelines.nightly import report
+    from pipelines.warehouse import profile
+    from tests.helpers import query
+
+    before = profile.current()
+    with db.transaction() as conn:
+        profile.save(conn, before.with_parts(source="no positions", positions_known=False), set_by="a test")
+    try:
+        result = train(DAY, trials=1, minutes=1, train_days=1, objective="debiased")
+        sections = {s.title: s for s in report.collect(DAY)}
+    finally:
+        with db.transaction() as conn:
+            profile.save(conn, before)
+    assert result.objective == "plain" and "positions are unknown" in result.note
+    tags = registry.version_info(result.version)["tags"]
+    assert (tags["objective"], tags["objective_requested"]) == ("plain", "debiased")
+    assert "positions are unknown" in tags["objective_note"] and tags["data_profile"].endswith("positions unknown")
+    ((details,),) = query("SELECT details FROM ops.runs WHERE stage = 'train' ORDER BY run_id DESC LIMIT 1")
+    assert details["objective"] == "plain" and "positions are unknown" in details["objective_note"]
+    assert "positions are unknown" in sections["Training"].note
+    assert sections["Data profile"].rows == [["no positions: positions unknown"]]

@@ -55,7 +55,7 @@ def test_warm_start_is_chosen_only_when_its_conditions_hold(world, monkeypatch, 
     use_database(monkeypatch, world["url"], world["home"])  # undo() dropped the world's environment too
     with monkeypatch.context() as mp:
         # retrain imports the name: patch it where it is looked up
-        mp.setattr(retrain, "current_feature_names", lambda: (*matrix.PASSTHROUGH, "user_new_feature"))
+        mp.setattr(retrain, "current_feature_names", lambda *_: (*matrix.PASSTHROUGH, "user_new_feature"))
         full["signature"] = retrain.decide(NEXT)
     expected = {"drift": "feature drift", "force": "forced", "age": "days old", "decay": "decayed",
                 "signature": "feature set changed"}  # fmt: skip

@@ -1,5 +1,6 @@
 """Target (label) drift: click-through and dwell of day D's impressions against the reference
-days', from the warehouse events (queries ``drift_label_stats`` and ``drift_labels_sample``)."""
+days', from the warehouse events (queries ``drift_label_stats`` and ``drift_labels_sample``).
+A source without dwell (its data profile) compares the clicks only."""
 
 from __future__ import annotations
 
@@ -12,11 +13,20 @@ from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.gates.drift import compare, windows
 from pipelines.gates.drift.result import DriftResult
+from pipelines.warehouse import profile as data_profile
+from pipelines.warehouse.profile import DataProfile
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TARGET_COLUMNS = ("clicked", "read_dwell_s")
+# The data-profile part a label column needs.
+TARGET_NEEDS = {"read_dwell_s": "dwell"}
+
+
+def target_columns(profile: DataProfile = data_profile.FULL) -> list[str]:
+    """The label columns compared under ``profile``."""
+    return [c for c in TARGET_COLUMNS if c not in TARGET_NEEDS or profile.has(TARGET_NEEDS[c])]
 
 
 def _bounds(day: date) -> dict[str, datetime]:
@@ -51,11 +61,14 @@ def _labels(conn: Any, day: date, impressions: int, rows: int, seed: int) -> pd.
     )
 
 
-def check_target_drift(day: date, reference_days: Sequence[date]) -> DriftResult:
-    """Label drift: click-through and dwell of D's impressions against the reference days."""
+def check_target_drift(day: date, reference_days: Sequence[date], profile: DataProfile | None = None) -> DriftResult:
+    """Label drift: click-through and dwell of D's impressions against the reference days (the
+    columns of ``profile``, default the warehouse's stored profile)."""
     import pandas as pd
 
     p = params("drift")
+    profile = profile or data_profile.current()
+    compared = target_columns(profile)
     rows, seed = int(p["sample_rows"]), int(p["seed"])
     with runs.record_run("drift_target", day) as run:
         conn = db.connect()
@@ -81,20 +94,20 @@ def check_target_drift(day: date, reference_days: Sequence[date]) -> DriftResult
             "reference_ctr": reference_ctr,
             "ctr_relative_change": (current_stats["ctr"] / reference_ctr - 1.0) if reference_ctr else None,
         }
-        thresholds = {k: float(v) for k, v in p["target"]["column_thresholds"].items()}
+        thresholds = {k: float(v) for k, v in p["target"]["column_thresholds"].items() if k in compared}
         result = compare.compare_frames(
             "target",
             day,
             used,
             current,
             reference,
-            numerical=list(TARGET_COLUMNS),
+            numerical=compared,
             categorical=[],
             thresholds=thresholds,
             share_threshold=float(p["target"]["share_threshold"]),
             warnings=warnings,
             run_id=run.run_id,
-            extra_stats={"labels": label_summary},
+            extra_stats={"labels": label_summary, "data_profile": profile.summary()},
         )
         run.details.update(drifted=result.drifted, drift_share=result.drift_share, result_id=result.result_id)
     return result

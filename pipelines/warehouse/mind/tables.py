@@ -1,11 +1,12 @@
 """Warehouse rows (articles, users, events) from parsed MIND frames (no database).
 
 MIND has no publishers, regions, publish times or dwell, so the rows fill them in ways that
-keep the warehouse's contracts: one publication for the whole set, a region from a stable
-hash of the user id, an article's publish time = the first time anybody saw or read it, and
-reads with no dwell (NULL). A click becomes a read one second after its impression, pointing
-at it; history clicks become reads one day before the user's first impression, with no
-impression (so they count as reads, never as the numerator of a click-through rate).
+keep the warehouse's contracts: one publication for the whole set, region ``unknown`` (not
+invented: the profile says the source has no regions), an article's publish time = the first
+time anybody saw or read it, and reads with no dwell (NULL). A click becomes a read one second
+after its impression, pointing at it; history clicks become reads one day before the user's
+first impression, with no impression (so they count as reads, never as the numerator of a
+click-through rate).
 
 Articles that behaviors.tsv names but news.tsv lacks are kept as rows with unknown metadata
 (``metadata_known`` false, category and subcategory ``unknown``, the unknown publication):
@@ -14,13 +15,13 @@ their events count in behaviour features, and they are never candidates for reco
 
 from __future__ import annotations
 
-import zlib
 from datetime import UTC, date, timedelta
 
 import numpy as np
 import pandas as pd
 
-from pipelines.warehouse.simulator import EVENT_ID_STRIDE, REGIONS, day_number
+from pipelines.warehouse.profile import UNKNOWN_REGION
+from pipelines.warehouse.simulator import EVENT_ID_STRIDE, day_number
 from pipelines.warehouse.unknown_articles import UNKNOWN_CATEGORY, UNKNOWN_PUBLICATION_ID
 
 MIND_PUBLICATION_ID = 900_000
@@ -29,10 +30,6 @@ ARTICLE_COLUMNS = ["article_id", "publication_id", "category", "subcategory", "t
 USER_COLUMNS = ["user_id", "region", "signup_date", "plan", "declared_interests", "external_id"]
 EVENT_COLUMNS = ["event_id", "impression_id", "user_id", "article_id", "event_type", "event_ts",
                  "position", "surface", "dwell_seconds", "slate_id"]  # fmt: skip
-
-
-def _region(external_id: str) -> str:
-    return REGIONS[zlib.crc32(external_id.encode()) % len(REGIONS)]
 
 
 _EPOCH_DAY = -day_number(date(1970, 1, 1))  # the simulator's day 0, in days since 1970
@@ -130,7 +127,7 @@ def build_tables(
 
     users = pd.DataFrame({"user_id": first_seen.index.astype("int64")})
     users["external_id"] = users["user_id"].map(external)
-    users["region"] = users["external_id"].map(_region)
+    users["region"] = UNKNOWN_REGION
     users["signup_date"] = (first_seen - pd.Timedelta(days=1)).dt.date.to_numpy()
     users["plan"] = "paid"
     users["declared_interests"] = "{}"
