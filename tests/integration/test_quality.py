@@ -62,7 +62,7 @@ def test_clean_day_passes_both_stages_and_is_stored(in_world):
         (DAY,),
     )
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
-        ("features", True, features.counts["checks"], "features-1"),
+        ("features", True, features.counts["checks"], "features-2"),
         ("raw", True, raw.counts["checks"], "raw-2"),
     ]
     (n_checks,) = query("SELECT count(*) FROM ops.quality_checks WHERE result_id = %s", (raw.result_id,))[0]

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
 Severity = Literal["critical", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
-SUITE_VERSIONS: dict[str, str] = {"raw": "raw-2", "features": "features-1"}
+SUITE_VERSIONS: dict[str, str] = {"raw": "raw-2", "features": "features-2"}
 
 # Columns of warehouse.events that the feature ETL and the trainer read.
 RAW_EVENT_COLUMNS = ("event_id", "impression_id", "user_id", "article_id", "event_type", "event_ts", "dwell_seconds")
-REGIONS = ("LATAM", "AFRICA", "NA")
+# 'unknown': a user the source gave no region (migration 0018); whole sources without regions
+# have the region checks not applicable (FEATURE_NEEDS)
+REGIONS = ("LATAM", "AFRICA", "NA", "unknown")
 
 
 @dataclass(frozen=True)
