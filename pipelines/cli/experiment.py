@@ -67,3 +67,40 @@ def stop(
 
     info = lifecycle.stop(name, reason)
     typer.echo(f"experiment {info.name!r} stopped; the next publish serves the champion to everyone")
+
+
+@app.command()
+def simulate(
+    experiments: int = typer.Option(2000, "--experiments", min=1, help="Simulated experiments per rule."),
+    nights: int = typer.Option(14, min=1, help="Nights each experiment runs at most."),
+    users: int = typer.Option(15000, min=10, help="Cohort users (the pilot cohort: 15,000)."),
+    lift: float = typer.Option(0.0, help="True relative lift of the challenger's dwell per user-day (0: A/A)."),
+    rule: str = typer.Option("both", help="new (always-valid test) | old (today's fixed interval) | both."),
+    seed: int = typer.Option(0, help="Seed (the same simulated users for both rules)."),
+    share_steps: str = typer.Option(
+        None, help="Challenger share steps, e.g. 0.5,1.0 (default: params.yaml experiments.share_steps)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Many experiments without the pipeline: resampled user-day outcomes, the real decision rule."""
+    import json
+
+    from pipelines.core import progress
+    from pipelines.core.errors import NewsrecError
+    from pipelines.experiments import lifecycle
+    from pipelines.experiments import simulate as sim
+
+    rules = ["new", "old"] if rule == "both" else [rule]
+    if any(r not in ("new", "old") for r in rules):
+        raise NewsrecError(f"--rule must be new, old or both, not {rule!r}")
+    cfg = lifecycle.settings()
+    if share_steps:
+        try:
+            cfg["share_steps"] = sorted(float(s) for s in share_steps.split(","))
+        except ValueError:
+            raise NewsrecError(f"--share-steps must be numbers separated by commas, not {share_steps!r}") from None
+        if not all(0 < s <= 1 for s in cfg["share_steps"]) or cfg["share_steps"][-1] != 1.0:
+            raise NewsrecError("--share-steps must lie in (0, 1] and end at 1.0")
+    with progress.bar(experiments * nights * len(rules), "simulated experiment-nights", "night") as bar:
+        result = sim.simulate(experiments, nights, users, lift, rules, seed, progress=bar, cfg=cfg)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else sim.render(result))

@@ -3,11 +3,12 @@ each challenger arm on the business metric.
 
 **The test.** For challenger arm C and the champion arm, take every cohort user exposed to
 the arm's lists on the days of evidence (``ops.experiment_user_days``) and their mean
-recommended dwell per exposed day. The difference of the arms' means over users has a
-percentile bootstrap interval (``experiments.test.resamples`` resamples of users with
-replacement, seeded by experiment, day and arm, so a re-run gives the same interval) at
-``experiments.test.confidence``. No decision before ``min_days`` days and ``min_users`` users
-per arm of evidence. Then:
+recommended dwell per exposed day. The difference of the arms' means over users has an
+always-valid confidence sequence (a normal-mixture SPRT, :mod:`pipelines.experiments.sequential`)
+at level ``experiments.test.alpha`` split over the experiment's challengers, so that looking
+every night and several arms do not inflate false promotions. No decision before
+``min_days`` days and ``min_users`` users per arm of evidence. Then (:func:`judge`, pure: the
+same function ``newsrec experiment simulate`` applies night after night):
 
 * interval above 0: C wins. It climbs to the next of ``experiments.share_steps`` (10% -> 50%);
   a win at the step before the last (100%) promotes it: it passes the training promotion gate
@@ -39,6 +40,7 @@ from pipelines.core import alerts, db
 from pipelines.core import sql as queries
 from pipelines.core.faults import checkpoint
 from pipelines.core.runs import record_run
+from pipelines.experiments import sequential
 from pipelines.experiments.arms import CHAMPION
 from pipelines.model import promotion
 
@@ -53,9 +55,15 @@ class Evidence:
     diff: float | None = None
     ci: tuple[float, float] | None = None
     confidence: float = 0.95
-    resamples: int = 0
+    resamples: int = 0  # bootstrap resamples of the old rule (0: the confidence sequence)
     first_day: str | None = None
     champion_version: str | None = None
+    rule: str = "msprt"  # msprt: always-valid confidence sequence; bootstrap: the old fixed interval
+    var: float | None = None  # variance of the difference of the means
+    alpha: float | None = None  # level of this arm's test (alpha split over the challengers)
+    tau: float | None = None  # mixture standard deviation, seconds
+    log_lr: float | None = None  # log one-sided mixture likelihood ratio (in the direction of diff); decisive
+    # at log(1 / alpha)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -74,24 +82,6 @@ class ArmDecision:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def bootstrap_diff(
-    challenger: np.ndarray, champion: np.ndarray, resamples: int, confidence: float, rng: np.random.Generator
-) -> tuple[float, tuple[float, float]]:
-    """Difference of means (challenger - champion) and its percentile bootstrap interval,
-    resampling the users of each arm with replacement."""
-    diff = float(challenger.mean() - champion.mean())
-    boots = np.empty(resamples)
-    step = max(1, 4_000_000 // max(len(challenger) + len(champion), 1))
-    for lo in range(0, resamples, step):
-        k = min(step, resamples - lo)
-        a = challenger[rng.integers(0, len(challenger), size=(k, len(challenger)))].mean(axis=1)
-        b = champion[rng.integers(0, len(champion), size=(k, len(champion)))].mean(axis=1)
-        boots[lo : lo + k] = a - b
-    alpha = 1.0 - confidence
-    low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return diff, (float(low), float(high))
-
-
 def _mode(values: pd.Series) -> Any:
     return values.mode().iloc[0] if values.notna().any() else None
 
@@ -102,9 +92,10 @@ def _user_means(frame: pd.DataFrame, arm: str) -> np.ndarray:
 
 
 def evaluate_arm(
-    frame: pd.DataFrame, arm: str, since: date | None, test: dict[str, Any], rng: np.random.Generator
+    frame: pd.DataFrame, arm: str, since: date | None, test: dict[str, Any], challengers: int = 1
 ) -> Evidence:
-    """The evidence for one challenger arm against the champion arm (``frame``: user-days)."""
+    """The evidence for one challenger arm against the champion arm (``frame``: user-days),
+    with the always-valid interval at ``alpha / challengers``."""
     if since is not None:
         frame = frame[frame["logical_date"] >= since]
     # only days whose champion arm was served by the newest champion model
@@ -117,14 +108,31 @@ def evaluate_arm(
     both = frame[frame["arm"].isin([arm, CHAMPION])]
     days = both.groupby("logical_date")["arm"].nunique()
     a, b = _user_means(both, arm), _user_means(both, CHAMPION)
-    ev = Evidence(len(a), len(b), int((days == 2).sum()), confidence=float(test["confidence"]),
+    ev = Evidence(len(a), len(b), int((days == 2).sum()),
                   first_day=str(days.index.min()) if len(days) else None, champion_version=version)  # fmt: skip
     if len(a) and len(b):
         ev.mean_challenger, ev.mean_champion = float(a.mean()), float(b.mean())
         ev.diff = ev.mean_challenger - ev.mean_champion
-    if ev.days >= int(test["min_days"]) and min(len(a), len(b)) >= int(test["min_users"]):
-        ev.resamples = int(test["resamples"])
-        ev.diff, ev.ci = bootstrap_diff(a, b, ev.resamples, ev.confidence, rng)
+    if ev.days >= int(test["min_days"]) and min(len(a), len(b)) >= max(int(test["min_users"]), 2):
+        var = float(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        sequence_evidence(ev, var, test, challengers)
+    return ev
+
+
+def sequence_evidence(
+    ev: Evidence, var: float, test: dict[str, Any], challengers: int, half: float | None = None
+) -> Evidence:
+    """Fill in the always-valid bounds of ``ev`` (means set) from the variance of the difference.
+
+    ``half``: :func:`sequential.half_width` of this variance, when computed already (the
+    simulator computes it for thousands of experiments at once)."""
+    ev.alpha = sequential.arm_alpha(test, challengers)
+    ev.confidence = 1.0 - ev.alpha
+    ev.var = max(var, 1e-12)
+    ev.tau = float(test.get("mixture_tau", 0.05)) * max(abs(float(ev.mean_champion)), 1e-9)
+    h = float(sequential.half_width(ev.var, ev.tau, ev.alpha)) if half is None else float(half)
+    ev.ci = (ev.diff - h, ev.diff + h)
+    ev.log_lr = float(sequential.msprt_log_lr(abs(ev.diff), ev.var, ev.tau))
     return ev
 
 
@@ -134,21 +142,41 @@ def _next_share(steps: list[float], share: float) -> float | None:
     return min(higher) if higher else None
 
 
+def challenger_count(arms: list[dict[str, Any]]) -> int:
+    """Challengers the experiment started with (whatever their status now): alpha's divisor."""
+    return sum(1 for a in arms if a["kind"] == "challenger")
+
+
 def plan_decisions(
     experiment: dict[str, Any], arms: list[dict[str, Any]], frame: pd.DataFrame, day: date
 ) -> list[ArmDecision]:
     """Decisions for every active challenger (pure: no database, no registry)."""
-    cfg = experiment["config"]
+    test = experiment["config"]["test"]
+    k = challenger_count(arms)
+    evidence = {
+        a["arm"]: evaluate_arm(frame, a["arm"], a["since"], test, k) for a in arms if _is_tested(a)
+    }  # fmt: skip
+    return judge(experiment["config"], arms, evidence)
+
+
+def _is_tested(arm: dict[str, Any]) -> bool:
+    return arm["kind"] == "challenger" and arm["status"] == "active" and arm["share"] > 0
+
+
+def judge(cfg: dict[str, Any], arms: list[dict[str, Any]], evidence: dict[str, Evidence]) -> list[ArmDecision]:
+    """Turn each active challenger's evidence into keep, step, promote or demote (pure).
+
+    ``evidence`` holds an :class:`Evidence` per active challenger (``ci`` None: not enough
+    yet). The nightly promoter and ``newsrec experiment simulate`` both call this."""
     test = cfg["test"]
     steps = sorted(float(s) for s in cfg["share_steps"])
     min_champion = float(cfg.get("min_champion_share", 0.1))
     shares = {a["arm"]: float(a["share"]) for a in arms}
     out: list[ArmDecision] = []
-    for position, arm in enumerate(arms):
-        if arm["kind"] != "challenger" or arm["status"] != "active" or arm["share"] <= 0:
+    for arm in arms:
+        if not _is_tested(arm):
             continue
-        rng = np.random.default_rng([int(test["seed"]), int(experiment["experiment_id"]), day.toordinal(), position])
-        ev = evaluate_arm(frame, arm["arm"], arm["since"], test, rng)
+        ev = evidence[arm["arm"]]
         share = shares[arm["arm"]]
         d = ArmDecision(arm["arm"], arm["model_version"], "keep", share, share, evidence=ev.to_dict())
         if ev.ci is None:
@@ -230,7 +258,7 @@ def decide(day: date) -> dict[str, Any]:
             ev = d.evidence
             online = {**ev, "experiment": experiment["name"], "arm": d.arm,
                       "summary": f"dwell/user {ev['mean_challenger']:.1f} s vs {ev['mean_champion']:.1f} s, "
-                                 f"{int(ev['confidence'] * 100)}% CI of the difference [{ev['ci'][0]:.2f}, "
+                                 f"{ev['confidence']:.1%} confidence sequence of the difference [{ev['ci'][0]:.2f}, "
                                  f"{ev['ci'][1]:.2f}] over {ev['days']} days"}  # fmt: skip
             gate = promotion.gate_online_winner(day, str(d.model_version), online)
             if not gate.promoted:

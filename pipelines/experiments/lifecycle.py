@@ -31,7 +31,8 @@ def settings() -> dict[str, Any]:
     cfg = dict(params("experiments") or {})
     cfg.setdefault("share_steps", [0.1, 0.5, 1.0])
     cfg.setdefault("min_champion_share", 0.1)
-    test = {"confidence": 0.95, "resamples": 2000, "seed": 23, "min_days": 3, "min_users": 200, **cfg.get("test", {})}
+    test = {"alpha": 0.05, "mixture_tau": 0.05, "confidence": 0.95, "min_days": 3, "min_users": 200,
+            **cfg.get("test", {})}  # fmt: skip
     cfg["test"] = test
     return cfg
 
@@ -263,7 +264,8 @@ def render(info: ExperimentInfo) -> str:
         ev = evidence or {}
         ci = ev.get("ci")
         detail = (
-            f"diff {_num(ev.get('diff'), 2)} s, {int(ev.get('confidence', 0) * 100)}% CI "
+            f"diff {_num(ev.get('diff'), 2)} s, {float(ev.get('confidence', 0)):.1%} "
+            f"{'CS' if ev.get('rule') == 'msprt' else 'CI'} "
             f"[{_num(ci[0], 2)}, {_num(ci[1], 2)}], users {ev.get('n_challenger')}/{ev.get('n_champion')}, "
             f"days {ev.get('days')}"
             if ci

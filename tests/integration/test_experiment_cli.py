@@ -90,3 +90,27 @@ def test_the_dag_param_starts_one_experiment_idempotently(fresh_db):
     unknown = stages.start_experiment(DAY + timedelta(days=1), ["12345"])
     assert unknown["started"] is False and "unknown model version '12345'" in unknown["refused"]
     assert query("SELECT count(*) FROM ops.experiments") == [(1,)]
+
+
+def test_simulate_prints_both_rules_and_json():
+    """`newsrec experiment simulate` on a tiny setting: no database, both rules, one table."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    proc = run_cli("experiment", "simulate", "--experiments", "12", "--nights", "4", "--users", "600",
+                   "--lift", "0.5", "--share-steps", "0.5,1.0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {cells[0]: cells for cells in map(str.split, proc.stdout.splitlines()) if cells[:1] in (["new"], ["old"])}
+    assert set(rows) == {"new", "old"} and "12 simulated experiments x 4 nights" in proc.stdout, proc.stdout
+    assert int(rows["new"][1]) + int(rows["new"][5]) + int(rows["new"][6]) == 12  # promoted + demoted + undecided
+    out = CliRunner().invoke(app, ["experiment", "simulate", "--experiments", "5", "--nights", "3", "--users", "400",
+                                   "--rule", "new", "--json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert [r["rule"] for r in data["rules"]] == ["new"] and data["rules"][0]["experiments"] == 5
+    assert data["test"]["alpha"] == 0.05 and len(data["rules"][0]["promoted_by_night"]) == 3
+    bad = CliRunner().invoke(app, ["experiment", "simulate", "--rule", "both-ways", "--experiments", "1"])
+    assert bad.exit_code != 0 and "--rule must be new, old or both" in str(bad.exception)

@@ -1,4 +1,4 @@
-"""The promoter/demoter's rules without a database: the bootstrap interval and the decisions."""
+"""The promoter/demoter's rules without a database: today's bootstrap interval and the decisions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from pipelines.experiments.decide import bootstrap_diff, plan_decisions
+from pipelines.experiments.decide import plan_decisions
+from pipelines.experiments.sequential import bootstrap_diff
 
 DAY = date(2026, 3, 10)
-TEST = {"confidence": 0.95, "resamples": 500, "seed": 1, "min_days": 3, "min_users": 100}
+TEST = {"alpha": 0.05, "mixture_tau": 0.05, "confidence": 0.95, "min_days": 3, "min_users": 100}
 CONFIG = {"share_steps": [0.1, 0.5, 1.0], "min_champion_share": 0.1, "test": TEST}
 
 
@@ -60,7 +61,9 @@ def test_win_steps_up_then_promotes_loss_demotes_tie_keeps():
     ev = got["good"].evidence
     assert ev["days"] == 3 and 880 <= ev["n_challenger"] <= 900 and ev["ci"][0] > 0
     assert _decide(_arms(good=0.5, same=0.1), frame)["good"].decision == "promote"
-    # the same evidence gives the same interval (seeded per experiment, day and arm)
+    # the decisive statistic is recorded; three challengers share alpha (0.05 / 3 each)
+    assert ev["rule"] == "msprt" and abs(ev["alpha"] - 0.05 / 3) < 1e-12 and ev["log_lr"] > np.log(3 / 0.05)
+    # the same evidence gives the same interval
     again = _decide(_arms(good=0.1, bad=0.1, same=0.1), frame)
     assert again["same"].evidence["ci"] == got["same"].evidence["ci"]
 
