@@ -21,6 +21,7 @@ from pipelines.core.runs import record_run
 from pipelines.gates.drift import check_score_drift
 from pipelines.model import registry
 from pipelines.serving import distributed
+from pipelines.serving.list_digest import list_digest
 from pipelines.serving.publish import live_batch_id, publish_batch
 from pipelines.serving.scoring import predictor, score_partition, scoring_arms
 from pipelines.serving.selection import fallback_lists
@@ -51,6 +52,7 @@ class ScoreResult:
             "users": self.users,
             "candidates": self.candidates,
             "rows": len(self.recommendations),
+            "lists_digest": list_digest(self.recommendations),
             "seconds": round(self.seconds, 1),
             "candidates_per_s": round(self.candidates / self.seconds) if self.seconds else None,
             "predict_seconds": round(self.predict_seconds, 1),

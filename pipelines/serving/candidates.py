@@ -45,6 +45,8 @@ __all__ = [
     "CandidateParams",
     "RankedLists",
     "day_bounds",
+    "CandidateChunk",
+    "iter_candidate_arrays",
     "iter_candidate_chunks",
     "load_pool",
 ]
@@ -60,6 +62,45 @@ def iter_candidate_chunks(
 
     Needs the feature partitions of ``day`` (user activity and user x category shares).
     """
+    for chunk in iter_candidate_arrays(day, chunk_users, part, parts):
+        yield chunk.frame()
+
+
+@dataclass
+class CandidateChunk:
+    """One chunk's candidates as positions, for the scoring kernel (no per-row objects):
+    row r proposes pool article ``item[r]`` to user ``user_ids[owner[r]]`` from source
+    ``SOURCES[source[r]]``; rows are grouped by ``owner`` (ascending)."""
+
+    pool: ArticlePool
+    user_ids: np.ndarray  # the chunk's users, sorted
+    owner: np.ndarray
+    item: np.ndarray
+    source: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def frame(self) -> pd.DataFrame:
+        arts = self.pool.articles
+        item = self.item
+        return pd.DataFrame(
+            {
+                "user_id": self.user_ids[self.owner],
+                "article_id": arts["article_id"].to_numpy(np.int64)[item],
+                "source": _SOURCE_NAMES[self.source],
+                "category": arts["category"].to_numpy(object)[item],
+                "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
+                "prior": arts["prior"].to_numpy(np.float64)[item],
+            },
+            copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
+        )
+
+
+def iter_candidate_arrays(
+    day: date, chunk_users: int = 50_000, part: int = 0, parts: int = 1
+) -> Iterator[CandidateChunk]:
+    """:func:`iter_candidate_chunks` as :class:`CandidateChunk` positions (same rows, same order)."""
     if isinstance(day, datetime):
         day = day.date()
     if chunk_users < 1:
@@ -75,10 +116,9 @@ def iter_candidate_chunks(
     if parts > 1:
         users = users[hashing.user_partition(users["user_id"].to_numpy(np.int64), parts) == part]
     for lo in range(0, len(users), chunk_users):
-        chunk = users.iloc[lo : lo + chunk_users]
-        frame = _chunk_candidates(chunk, inputs, p)
-        if len(frame):
-            yield frame
+        chunk = _chunk_candidates(users.iloc[lo : lo + chunk_users], inputs, p)
+        if len(chunk):
+            yield chunk
 
 
 # --------------------------------------------------------------------------------------
@@ -159,7 +199,7 @@ def _quotas(
     }
 
 
-def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: CandidateParams) -> pd.DataFrame:
+def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: CandidateParams) -> CandidateChunk:
     pool = inputs.pool
     n_articles = pool.size
     uid = chunk["user_id"].to_numpy(np.int64)
@@ -238,15 +278,4 @@ def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: 
     keep = (np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")) < p.max_per_user
     owner, item, source = owner[keep], item[keep], source[keep]
 
-    arts = pool.articles
-    return pd.DataFrame(
-        {
-            "user_id": uid[owner],
-            "article_id": arts["article_id"].to_numpy(np.int64)[item],
-            "source": _SOURCE_NAMES[source],
-            "category": arts["category"].to_numpy(object)[item],
-            "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
-            "prior": arts["prior"].to_numpy(np.float64)[item],
-        },
-        copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
-    )
+    return CandidateChunk(pool, uid, owner, item, source)
