@@ -63,6 +63,8 @@ class GatherPlan:
     article_values: np.ndarray  # pool articles x article columns
     feature_category: np.ndarray  # per pool article: code of its category in the feature rows
     representative: np.ndarray  # per category code: one pool article of it
+    article_full: np.ndarray | None = None  # article_values at their matrix columns (made on first use)
+    other_mask: np.ndarray | None = None
 
 
 def gather_plan(
@@ -90,6 +92,49 @@ def candidate_matrix(
 ) -> np.ndarray:
     """The model matrix of the chunk's candidate rows ``rows`` (all when None), equal to
     ``to_array(features.rows(pairs), spec, dtype)`` for those rows' (user, article) pairs."""
+    gather = prepare(plan, features, chunk, rows, when)
+    return gather.block(0, len(gather))
+
+
+@dataclass
+class ChunkGather:
+    """What the matrix rows of a chunk are gathered from; :meth:`block` makes a range of them
+    (scoring predicts block by block into one reused buffer: no chunk-sized matrix)."""
+
+    plan: GatherPlan
+    item: np.ndarray  # pool position of each row
+    pair_values: np.ndarray  # the shared path's matrix of the chunk's distinct (user, category) pairs
+    pair_row: np.ndarray  # each row's pair
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    def block(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Matrix rows lo..hi: the article matrix's rows, then the other columns copied over
+        from the pair matrix (whole-row takes are memcpy; a column-indexed assignment is not)."""
+        plan = self.plan
+        width = len(plan.spec.feature_names)
+        if plan.article_full is None:
+            full = np.zeros((len(plan.article_values), width), dtype=plan.dtype)
+            full[:, plan.article_cols] = plan.article_values
+            plan.article_full = full
+            plan.other_mask = np.isin(np.arange(width), plan.other_cols)
+        out = np.empty((hi - lo, width), dtype=plan.dtype) if out is None else out[: hi - lo]
+        for start in range(lo, hi, _CACHE_ROWS):
+            end = min(hi, start + _CACHE_ROWS)
+            part = out[start - lo : end - lo]
+            np.take(plan.article_full, self.item[start:end], axis=0, out=part, mode="clip")
+            np.copyto(part, self.pair_values.take(self.pair_row[start:end], axis=0, mode="clip"), where=plan.other_mask)
+        return out
+
+
+_CACHE_ROWS = 16_384  # rows whose two passes stay in cache
+
+
+def prepare(
+    plan: GatherPlan, features: OfflineFeatures, chunk: CandidateChunk, rows: np.ndarray | None, when: pd.Timestamp
+) -> ChunkGather:
+    """The chunk's distinct (user, category) pairs through the shared path, and each row's pair."""
     owner = chunk.owner if rows is None else chunk.owner[rows]
     item = chunk.item if rows is None else chunk.item[rows]
     n_cat = len(plan.representative)
@@ -102,11 +147,7 @@ def candidate_matrix(
     pair_rows = features.rows(
         _pairs(chunk.user_ids[distinct // n_cat], article_ids[plan.representative[distinct % n_cat]], when)
     )
-    other_values = to_array(pair_rows, plan.spec, plan.dtype)[:, plan.other_cols]
-    out = np.empty((len(owner), len(plan.spec.feature_names)), dtype=plan.dtype)
-    out[:, plan.article_cols] = plan.article_values[item]
-    out[:, plan.other_cols] = other_values[slot[key]]
-    return out
+    return ChunkGather(plan, item, to_array(pair_rows, plan.spec, plan.dtype), slot[key])
 
 
 def _pairs(users: np.ndarray, articles: np.ndarray, when: pd.Timestamp) -> pd.DataFrame:

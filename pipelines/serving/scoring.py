@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -87,6 +88,8 @@ class PartitionResult:
     users: int = 0
     candidates: int = 0
     predict_seconds: float = 0.0
+    seconds: float = 0.0  # candidates to lists, without loading the day's features and models
+    cpu_seconds: float = 0.0  # the same, process CPU time (all threads)
     users_per_arm: dict[str, int] = field(default_factory=dict)
 
 
@@ -117,6 +120,7 @@ def score_partition(
     parts_out: list[pd.DataFrame] = []
     label = "scoring" if parts == 1 else f"scoring {part + 1}/{parts}"
     scorer = ChunkScorer(features, when, k, cap)
+    t0, c0 = time.perf_counter(), time.process_time()
     with tqdm(desc=label, unit="user", disable=None) as bar:
         for chunk in iter_candidate_arrays(day, chunk_users, part, parts):
             checkpoint("score_partition")
@@ -129,6 +133,7 @@ def score_partition(
             out.candidates += len(chunk)
             bar.update(done.users)
     out.recommendations = pd.concat(parts_out, ignore_index=True) if parts_out else pd.DataFrame()
+    out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return out
 
 

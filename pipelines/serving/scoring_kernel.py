@@ -21,11 +21,12 @@ import pandas as pd
 from pipelines.features.matrix import to_array
 from pipelines.features.retrieval import OfflineFeatures
 from pipelines.serving import top_k
-from pipelines.serving.candidate_matrix import GatherPlan, candidate_matrix, gather_plan
+from pipelines.serving.candidate_matrix import GatherPlan, gather_plan, prepare
 from pipelines.serving.candidates import SOURCES, CandidateChunk
 from pipelines.serving.selection import reason_for, select_top
 
 POPULARITY = "popularity"
+PREDICT_ROWS = 131_072  # matrix rows per predict call: one buffer of ~27 MB, reused
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ChunkScorer:
         self.features, self.when, self.k, self.cap = features, when, k, cap
         self._plans: dict[str, GatherPlan | None] = {}
         self._pool: Any = None
+        self._buffer: np.ndarray | None = None
 
     def score(self, chunk: CandidateChunk, arms: list[Any], plan: Any, predictors: dict[str, Any]) -> ChunkScore:
         """``arms``: :class:`pipelines.serving.scoring.ArmScorer`; ``plan``: the experiment plan or None."""
@@ -73,16 +75,13 @@ class ChunkScorer:
                     scores[rows] = prior[rows]
                 version_of_user[users] = POPULARITY
                 continue
-            predict = predictors[a.model_version]
-            X = self._matrix(a.model_version, predict, chunk, rows)
-            t1 = time.perf_counter()
+            predicted, seconds = self._predict(a.model_version, predictors[a.model_version], chunk, rows)
             if rows is None:
-                scores[:] = predict(X)
+                scores[:] = predicted
             else:
-                scores[rows] = predict(X)
-            out.predict_seconds += time.perf_counter() - t1
+                scores[rows] = predicted
+            out.predict_seconds += seconds
             version_of_user[users] = a.model_version
-            del X
         extra = {"arm": arm_of_user} if plan is not None else {}
         out.recommendations = self._select(chunk, scores, {**extra, "model_version": version_of_user})
         return out
@@ -99,16 +98,35 @@ class ChunkScorer:
         codes, _ = pd.factorize(self._category, use_na_sentinel=False)
         self._category_code = codes.astype(np.int64)
 
-    def _matrix(self, version: str, predict: Any, chunk: CandidateChunk, rows: np.ndarray | None) -> np.ndarray:
+    def _predict(
+        self, version: str, predict: Any, chunk: CandidateChunk, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, float]:
+        """Scores of the rows (all when None) and the seconds spent in predict: block by block
+        through one reused matrix buffer, or, for a model the gather cannot place, through the
+        full path's matrix."""
         if version not in self._plans:
             self._plans[version] = gather_plan(predict.model.spec, predict.dtype, self.features, chunk.pool, self.when)
-        gather = self._plans[version]
-        if gather is not None:
-            return candidate_matrix(gather, self.features, chunk, rows, self.when)
-        owner = chunk.owner if rows is None else chunk.owner[rows]
-        item = chunk.item if rows is None else chunk.item[rows]
-        pairs = pd.DataFrame({"user_id": chunk.user_ids[owner], "article_id": self._article_ids[item]})
-        return to_array(self.features.rows(pairs.assign(event_timestamp=self.when)), predict.model.spec, predict.dtype)
+        plan = self._plans[version]
+        if plan is None:
+            owner = chunk.owner if rows is None else chunk.owner[rows]
+            item = chunk.item if rows is None else chunk.item[rows]
+            pairs = pd.DataFrame({"user_id": chunk.user_ids[owner], "article_id": self._article_ids[item]})
+            X = to_array(self.features.rows(pairs.assign(event_timestamp=self.when)), predict.model.spec, predict.dtype)
+            t1 = time.perf_counter()
+            return predict(X), time.perf_counter() - t1
+        gather = prepare(plan, self.features, chunk, rows, self.when)
+        scores = np.empty(len(gather), dtype=np.float64)
+        shape = (PREDICT_ROWS, len(plan.spec.feature_names))
+        if self._buffer is None or self._buffer.shape != shape or self._buffer.dtype != plan.dtype:
+            self._buffer = np.empty(shape, dtype=plan.dtype)
+        seconds = 0.0
+        for lo in range(0, len(gather), PREDICT_ROWS):
+            hi = min(len(gather), lo + PREDICT_ROWS)
+            X = gather.block(lo, hi, self._buffer)
+            t1 = time.perf_counter()
+            scores[lo:hi] = predict(X)
+            seconds += time.perf_counter() - t1
+        return scores, seconds
 
     def _select(self, chunk: CandidateChunk, scores: np.ndarray, per_user: dict[str, np.ndarray]) -> pd.DataFrame:
         if not top_k.supported(scores, chunk.source, chunk.pool.size):

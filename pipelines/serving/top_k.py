@@ -21,7 +21,6 @@ from pipelines.core.errors import NewsrecError
 HEAD = 48
 _PAD = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ITEM_BITS = 30
-_BLOCK = 4096  # users per block of the pairwise category count
 
 
 @dataclass
@@ -59,20 +58,30 @@ def capped_top_k(
     if k < 1 or max_per_category < 1:
         raise NewsrecError("k and max_per_category must be at least 1")
     s32 = scores.astype(np.float32)
-    keep = ~np.isnan(s32)
-    owner, item, source, s32 = owner[keep], item[keep], source[keep], s32[keep]
-    bits = (s32 + np.float32(0)).view(np.uint32)
-    ascending = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
-    key = ((~ascending).astype(np.uint64) << np.uint64(32)) | (
-        (item.astype(np.uint64) << np.uint64(2)) | source.astype(np.uint64)
-    )
+    nan = np.isnan(s32)
+    if nan.any():
+        keep = ~nan
+        owner, item, source, s32 = owner[keep], item[keep], source[keep], s32[keep]
+    s32 += np.float32(0)  # -0.0 -> 0.0, as the reference's sort key
+    bits = s32.view(np.uint32)
+    # descending order of the float32 scores as unsigned integers (the reference's key, negated)
+    descending = np.where(bits & np.uint32(0x80000000), bits, ~(bits | np.uint32(0x80000000)))
+    key = descending.astype(np.uint64)
+    key <<= np.uint64(32)
+    low = item.view(np.uint64) << np.uint64(2)  # positions are >= 0
+    low |= source.astype(np.uint8)
+    key |= low
+    del low, descending, bits, s32
     counts = np.bincount(owner, minlength=n_users)
     width = int(counts.max(initial=0))
     if width == 0:
         return _empty()
     starts = np.cumsum(counts) - counts
     grid = np.full((n_users, width), _PAD, dtype=np.uint64)
-    grid[owner, np.arange(len(owner)) - starts[owner]] = key
+    flat = np.arange(len(owner), dtype=np.int64)
+    flat += owner * width - starts[owner]  # row owner, column = position within the owner
+    grid.ravel()[flat] = key
+    del flat, key
     head = min(HEAD, width)
     first = grid if head == width else np.partition(grid, head - 1, axis=1)[:, :head]
     first.sort(axis=1)
@@ -93,19 +102,28 @@ def capped_top_k(
 
 
 def _greedy(sorted_keys: np.ndarray, category: np.ndarray, k: int, cap: int) -> np.ndarray:
-    """Which entries of each row (sorted keys) the greedy cap selects, as a boolean grid."""
+    """Which entries of each row (sorted keys) the greedy cap selects, as a boolean grid: an
+    entry's category rank counts every earlier entry of its category, as in select_top."""
     valid = sorted_keys != _PAD
     items = ((sorted_keys >> np.uint64(2)) & np.uint64((1 << _ITEM_BITS) - 1)).astype(np.int64)
-    cats = np.where(valid, category[np.where(valid, items, 0)], -1)
-    width = sorted_keys.shape[1]
-    earlier = np.tri(width, width, -1, dtype=bool)  # [j, i]: i comes before j
-    cat_rank = np.empty(sorted_keys.shape, dtype=np.int64)
-    for lo in range(0, len(cats), _BLOCK):
-        c = cats[lo : lo + _BLOCK]
-        same = (c[:, :, None] == c[:, None, :]) & earlier
-        cat_rank[lo : lo + _BLOCK] = same.sum(axis=2)
-    allowed = valid & (cat_rank < cap)
-    return allowed & (np.cumsum(allowed, axis=1) <= k)
+    n_cat = int(category.max(initial=0)) + 2  # the last code: padding
+    cats = np.where(valid, category[np.where(valid, items, 0)], n_cat - 1)
+    n_users, width = sorted_keys.shape
+    # one pass over the row positions (a few dozen), all users at once: an entry is taken when
+    # its category has had fewer than ``cap`` earlier entries and the list is not full yet
+    users = np.arange(n_users)
+    per_category = np.zeros((n_users, n_cat), dtype=np.int32)
+    taken = np.zeros(n_users, dtype=np.int32)
+    chosen = np.zeros((n_users, width), dtype=bool)
+    for j in range(width):
+        c = cats[:, j]
+        ok = valid[:, j] & (per_category[users, c] < cap) & (taken < k)
+        per_category[users, c] += 1
+        chosen[:, j] = ok
+        taken += ok
+        if j + 1 >= k and int(taken.min()) >= k:
+            break
+    return chosen
 
 
 def _decode(rows_u: np.ndarray, keys: np.ndarray) -> TopK:
