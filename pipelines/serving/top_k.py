@@ -12,11 +12,14 @@ is not full within the head is done again over all of their candidates.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipelines.core.errors import NewsrecError
+
+log = logging.getLogger(__name__)
 
 HEAD = 48
 _PAD = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -87,6 +90,7 @@ def capped_top_k(
     first.sort(axis=1)
     chosen = _greedy(first, category, k, max_per_category)
     redo = np.flatnonzero((chosen.sum(axis=1) < k) & (counts > head))
+    log.debug("capped top %d: %d of %d users beyond the first %d candidates", k, len(redo), n_users, head)
     rows_u, cols = np.nonzero(chosen)
     picked = first[rows_u, cols]
     if len(redo):
@@ -108,22 +112,18 @@ def _greedy(sorted_keys: np.ndarray, category: np.ndarray, k: int, cap: int) -> 
     items = ((sorted_keys >> np.uint64(2)) & np.uint64((1 << _ITEM_BITS) - 1)).astype(np.int64)
     n_cat = int(category.max(initial=0)) + 2  # the last code: padding
     cats = np.where(valid, category[np.where(valid, items, 0)], n_cat - 1)
-    n_users, width = sorted_keys.shape
-    # one pass over the row positions (a few dozen), all users at once: an entry is taken when
-    # its category has had fewer than ``cap`` earlier entries and the list is not full yet
-    users = np.arange(n_users)
-    per_category = np.zeros((n_users, n_cat), dtype=np.int32)
-    taken = np.zeros(n_users, dtype=np.int32)
-    chosen = np.zeros((n_users, width), dtype=bool)
-    for j in range(width):
-        c = cats[:, j]
-        ok = valid[:, j] & (per_category[users, c] < cap) & (taken < k)
-        per_category[users, c] += 1
-        chosen[:, j] = ok
-        taken += ok
-        if j + 1 >= k and int(taken.min()) >= k:
-            break
-    return chosen
+    # each entry's rank among the earlier entries of its row with its category: a stable
+    # sort of the (small) category codes inside each row, then positions within the runs
+    by_cat = np.argsort(cats.astype(np.uint16 if n_cat > 255 else np.uint8), axis=1, kind="stable")
+    grouped = np.take_along_axis(cats, by_cat, axis=1)
+    idx = np.broadcast_to(np.arange(cats.shape[1], dtype=np.int32), cats.shape)
+    run_start = np.ones(cats.shape, dtype=bool)
+    np.not_equal(grouped[:, 1:], grouped[:, :-1], out=run_start[:, 1:])
+    within = idx - np.maximum.accumulate(np.where(run_start, idx, 0), axis=1)
+    cat_rank = np.empty(cats.shape, dtype=np.int32)
+    np.put_along_axis(cat_rank, by_cat, within, axis=1)
+    allowed = valid & (cat_rank < cap)
+    return allowed & (np.cumsum(allowed, axis=1, dtype=np.int32) <= k)
 
 
 def _decode(rows_u: np.ndarray, keys: np.ndarray) -> TopK:
