@@ -85,7 +85,8 @@ class ScoringBenchmark:
                 f"| compiled (lleaves) predict, same model, {self.reference_rows:,} rows, same run | | "
                 f"{self.compiled_us_per_row:.3f} | {self.compiled_cpu_us_per_row:.3f} | 1x |",
                 f"| LightGBM predict, same model, same rows | | {self.lightgbm_us_per_row:.3f} | | |",
-                f"| publish ({self.rows_published:,} rows) | {self.publish_seconds:.1f} | | | |",
+                f"| publish ({self.rows_published:,} rows) | "
+                f"{f'{self.publish_seconds:.1f}' if self.publish_seconds else 'not run'} | | | |",
                 "",
                 f"Lists digest: `{self.lists_digest}`. Peak RSS {self.peak_rss_mb:,.0f} MB.",
             ]
