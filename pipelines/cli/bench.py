@@ -77,11 +77,12 @@ def scoring(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Day whose features score tomorrow."),
     results: Path = typer.Option(Path("bench/results"), help="Folder for scoring.json and scoring.md."),
     publish: bool = typer.Option(True, help="Also time the atomic publish."),
+    name: str = typer.Option("scoring", help="Results file names (<name>.json, <name>.md)."),
 ) -> None:
-    """Batch scoring of every active user vs raw LightGBM predict on the same number of rows."""
+    """Batch scoring of every active user per candidate row vs compiled predict of the same model."""
     from pipelines.bench.scoring import run
 
-    typer.echo(run(day.date(), results, publish).render())
+    typer.echo(run(day.date(), results, publish, name).render())
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pipelines.core.runs import record_run
 from pipelines.gates.drift import check_score_drift
 from pipelines.model import registry
 from pipelines.serving import distributed
+from pipelines.serving.list_digest import list_digest
 from pipelines.serving.publish import live_batch_id, publish_batch
 from pipelines.serving.scoring import predictor, score_partition, scoring_arms
 from pipelines.serving.selection import fallback_lists
@@ -43,6 +44,8 @@ class ScoreResult:
     partitions: int = 1
     dask_address: str | None = None
     arms: dict[str, Any] = field(default_factory=dict)
+    kernel_seconds: float = 0.0  # the partitions' candidates-to-lists time (no loading)
+    kernel_cpu_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -51,9 +54,11 @@ class ScoreResult:
             "users": self.users,
             "candidates": self.candidates,
             "rows": len(self.recommendations),
+            "lists_digest": list_digest(self.recommendations),
             "seconds": round(self.seconds, 1),
             "candidates_per_s": round(self.candidates / self.seconds) if self.seconds else None,
             "predict_seconds": round(self.predict_seconds, 1),
+            "kernel_seconds": round(self.kernel_seconds, 2),
             "engine": self.engine,
             "compile_seconds": round(self.compile_seconds, 1),
             "partitions": self.partitions,
@@ -112,6 +117,8 @@ def score(
         len(results),
         address,
         arm_info,
+        sum(r.seconds for r in results),
+        sum(r.cpu_seconds for r in results),
     )
 
 

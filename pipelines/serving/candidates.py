@@ -45,6 +45,8 @@ __all__ = [
     "CandidateParams",
     "RankedLists",
     "day_bounds",
+    "CandidateChunk",
+    "iter_candidate_arrays",
     "iter_candidate_chunks",
     "load_pool",
 ]
@@ -60,6 +62,45 @@ def iter_candidate_chunks(
 
     Needs the feature partitions of ``day`` (user activity and user x category shares).
     """
+    for chunk in iter_candidate_arrays(day, chunk_users, part, parts):
+        yield chunk.frame()
+
+
+@dataclass
+class CandidateChunk:
+    """One chunk's candidates as positions, for the scoring kernel (no per-row objects):
+    row r proposes pool article ``item[r]`` to user ``user_ids[owner[r]]`` from source
+    ``SOURCES[source[r]]``; rows are grouped by ``owner`` (ascending)."""
+
+    pool: ArticlePool
+    user_ids: np.ndarray  # the chunk's users, sorted
+    owner: np.ndarray
+    item: np.ndarray
+    source: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def frame(self) -> pd.DataFrame:
+        arts = self.pool.articles
+        item = self.item
+        return pd.DataFrame(
+            {
+                "user_id": self.user_ids[self.owner],
+                "article_id": arts["article_id"].to_numpy(np.int64)[item],
+                "source": _SOURCE_NAMES[self.source],
+                "category": arts["category"].to_numpy(object)[item],
+                "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
+                "prior": arts["prior"].to_numpy(np.float64)[item],
+            },
+            copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
+        )
+
+
+def iter_candidate_arrays(
+    day: date, chunk_users: int = 50_000, part: int = 0, parts: int = 1
+) -> Iterator[CandidateChunk]:
+    """:func:`iter_candidate_chunks` as :class:`CandidateChunk` positions (same rows, same order)."""
     if isinstance(day, datetime):
         day = day.date()
     if chunk_users < 1:
@@ -75,10 +116,9 @@ def iter_candidate_chunks(
     if parts > 1:
         users = users[hashing.user_partition(users["user_id"].to_numpy(np.int64), parts) == part]
     for lo in range(0, len(users), chunk_users):
-        chunk = users.iloc[lo : lo + chunk_users]
-        frame = _chunk_candidates(chunk, inputs, p)
-        if len(frame):
-            yield frame
+        chunk = _chunk_candidates(users.iloc[lo : lo + chunk_users], inputs, p)
+        if len(chunk):
+            yield chunk
 
 
 # --------------------------------------------------------------------------------------
@@ -93,6 +133,28 @@ def _rows_of(sorted_ids: np.ndarray, chunk_ids: np.ndarray) -> tuple[slice, np.n
     ids = sorted_ids[lo:hi]
     pos = np.minimum(np.searchsorted(chunk_ids, ids), len(chunk_ids) - 1)
     return slice(lo, hi), np.where(chunk_ids[pos] == ids, pos, -1)
+
+
+def _first_of_each_article(owner: np.ndarray, item: np.ndarray, n_users: int) -> np.ndarray:
+    """Rows (grouped by owner) that are the first of their (owner, item) pair. One short row
+    of (item, position) keys per user, sorted: the repeats of an item sit next to each
+    other, the first position first (a row sort is cheaper than hashing the pairs)."""
+    if len(owner) == 0:
+        return np.zeros(0, dtype=bool)
+    counts = np.bincount(owner, minlength=n_users)
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(len(owner), dtype=np.int64) - starts[owner]
+    grid = np.full((n_users, int(counts.max())), np.iinfo(np.int64).max, dtype=np.int64)
+    grid[owner, pos] = (item.astype(np.int64) << 24) | pos
+    grid.sort(axis=1)
+    items = grid >> 24
+    new = np.ones(grid.shape, dtype=bool)
+    np.not_equal(items[:, 1:], items[:, :-1], out=new[:, 1:])
+    new &= grid != np.iinfo(np.int64).max
+    at = np.flatnonzero(new)
+    keep = np.zeros(len(owner), dtype=bool)
+    keep[starts[at // grid.shape[1]] + (grid.ravel()[at] & ((1 << 24) - 1))] = True
+    return keep
 
 
 @dataclass
@@ -159,7 +221,7 @@ def _quotas(
     }
 
 
-def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: CandidateParams) -> pd.DataFrame:
+def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: CandidateParams) -> CandidateChunk:
     pool = inputs.pool
     n_articles = pool.size
     uid = chunk["user_id"].to_numpy(np.int64)
@@ -233,20 +295,10 @@ def _chunk_candidates(chunk: pd.DataFrame, inputs: candidate_pool.DayInputs, p: 
     priority = (owner.astype(np.int64) << 32) | (source.astype(np.int64) << 28) | np.minimum(order, (1 << 28) - 1)
     sort = np.argsort(priority, kind="stable")
     owner, item, source = owner[sort], item[sort], source[sort]
-    first = ~pd.Series(owner * n_articles + item).duplicated().to_numpy()
+    first = _first_of_each_article(owner, item, n)
     owner, item, source = owner[first], item[first], source[first]
-    keep = (np.arange(len(owner)) - np.searchsorted(owner, owner, side="left")) < p.max_per_user
+    counts = np.bincount(owner, minlength=n)
+    keep = (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)) < p.max_per_user
     owner, item, source = owner[keep], item[keep], source[keep]
 
-    arts = pool.articles
-    return pd.DataFrame(
-        {
-            "user_id": uid[owner],
-            "article_id": arts["article_id"].to_numpy(np.int64)[item],
-            "source": _SOURCE_NAMES[source],
-            "category": arts["category"].to_numpy(object)[item],
-            "publication_id": arts["publication_id"].to_numpy(np.int64)[item],
-            "prior": arts["prior"].to_numpy(np.float64)[item],
-        },
-        copy=False,  # the arrays are fresh; skip pandas' block consolidation (a full copy)
-    )
+    return CandidateChunk(pool, uid, owner, item, source)

@@ -20,20 +20,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.core.faults import checkpoint
 from pipelines.experiments.arms import serving_plan
-from pipelines.features.matrix import check_signature, to_array
+from pipelines.features.matrix import check_signature
 from pipelines.features.retrieval import OfflineFeatures
 from pipelines.features.transforms import request_time
 from pipelines.model import registry
-from pipelines.serving.candidates import iter_candidate_chunks
+from pipelines.serving.candidates import iter_candidate_arrays
 from pipelines.serving.predictor import Predictor
-from pipelines.serving.selection import select_top
+from pipelines.serving.scoring_kernel import POPULARITY, ChunkScorer
 from pipelines.warehouse import profile as data_profile
 
 log = logging.getLogger(__name__)
@@ -55,9 +54,6 @@ class ArmScorer:
     arm: str | None
     kind: str  # champion | challenger | popularity
     model_version: str | None
-
-
-POPULARITY = "popularity"
 
 
 def scoring_arms(day: date, model_ref: str = registry.CHAMPION) -> tuple[list[ArmScorer], Any]:
@@ -94,6 +90,8 @@ class PartitionResult:
     users: int = 0
     candidates: int = 0
     predict_seconds: float = 0.0
+    seconds: float = 0.0  # candidates to lists, without loading the day's features and models
+    cpu_seconds: float = 0.0  # the same, process CPU time (all threads)
     users_per_arm: dict[str, int] = field(default_factory=dict)
 
 
@@ -107,7 +105,7 @@ def score_partition(
     engine: str | None = None,
 ) -> PartitionResult:
     """Rank the candidates of one partition of the active users (all of them when ``parts`` is
-    1): candidates -> feature rows -> matrix -> each arm's model -> top k per user.
+    1): candidates -> matrix -> each arm's model -> top k per user (:mod:`pipelines.serving.scoring_kernel`).
 
     The same function runs in-process and on Dask workers; it reads only the feature
     partitions, the warehouse and the registry, and writes nothing."""
@@ -123,46 +121,21 @@ def score_partition(
     out = PartitionResult(pd.DataFrame())
     parts_out: list[pd.DataFrame] = []
     label = "scoring" if parts == 1 else f"scoring {part + 1}/{parts}"
+    scorer = ChunkScorer(features, when, k, cap)
+    t0, c0 = time.perf_counter(), time.process_time()
     with tqdm(desc=label, unit="user", disable=None) as bar:
-        for chunk in iter_candidate_chunks(day, chunk_users, part, parts):
-            if chunk.empty:
-                continue
+        for chunk in iter_candidate_arrays(day, chunk_users, part, parts):
             checkpoint("score_partition")
-            user_ids, user_pos = np.unique(chunk["user_id"].to_numpy(np.int64), return_inverse=True)
-            arm_of_user = plan.assign(user_ids) if plan is not None else np.full(len(user_ids), None, object)
-            arm_of_row = arm_of_user[user_pos]
-            rows = features.rows(chunk[["user_id", "article_id"]].assign(event_timestamp=when))
-            scores = np.empty(len(chunk), dtype=np.float64)
-            version_of_row = np.full(len(chunk), None, dtype=object)
-            for a in arms:
-                mask = arm_of_row == a.arm if plan is not None else np.ones(len(chunk), dtype=bool)
-                if not mask.any():
-                    continue
-                if plan is not None:
-                    out.users_per_arm[str(a.arm)] = out.users_per_arm.get(str(a.arm), 0) + int(
-                        np.count_nonzero(arm_of_user == a.arm)
-                    )
-                if a.model_version is None:  # popularity control: the candidate prior
-                    scores[mask] = chunk["prior"].to_numpy(np.float64)[mask]
-                    version_of_row[mask] = POPULARITY
-                    continue
-                predict = predictors[a.model_version]
-                subset = rows if mask.all() else rows[mask]
-                X = to_array(subset, predict.model.spec, predict.dtype)
-                t1 = time.perf_counter()
-                scores[mask] = predict(X)
-                out.predict_seconds += time.perf_counter() - t1
-                version_of_row[mask] = a.model_version
-                del X, subset
-            del rows
-            scored = chunk.assign(score=scores, model_version=version_of_row)
-            if plan is not None:
-                scored["arm"] = arm_of_row
-            parts_out.append(select_top(scored, k=k, max_per_category=cap))
-            out.users += len(user_ids)
+            done = scorer.score(chunk, arms, plan, predictors)
+            for arm, n in done.users_per_arm.items():
+                out.users_per_arm[arm] = out.users_per_arm.get(arm, 0) + n
+            out.predict_seconds += done.predict_seconds
+            parts_out.append(done.recommendations)
+            out.users += done.users
             out.candidates += len(chunk)
-            bar.update(len(user_ids))
+            bar.update(done.users)
     out.recommendations = pd.concat(parts_out, ignore_index=True) if parts_out else pd.DataFrame()
+    out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return out
 
 
