@@ -106,18 +106,26 @@ def show(version: str = typer.Argument("champion", help="Version number or alias
 
 
 @app.command()
-def promote(version: str = typer.Argument(..., help="Version to make champion.")) -> None:
-    """Make a version champion by hand (recorded in ops.model_decisions)."""
+def promote(
+    version: str = typer.Argument(..., help="Version to make champion."),
+    reason: str = typer.Option(..., "--reason", help="Why the promotion gate is overridden (recorded)."),
+) -> None:
+    """Make a complete version champion by hand: an override of the promotion gate, recorded
+    with its reason in ops.model_decisions (kind 'override')."""
     from pipelines.model import promotion
 
-    before, version = promotion.promote_by_hand(version)
-    typer.echo(f"champion: {before or 'none'} -> {version}")
+    before, version = promotion.promote_by_hand(version, reason)
+    typer.echo(f"champion: {before or 'none'} -> {version} (override recorded: {reason.strip()})")
 
 
 @app.command()
-def rollback() -> None:
-    """Move the champion back to the version it replaced (one step)."""
+def rollback(
+    to: str = typer.Option(None, "--to", help="Version to make champion (default: the one it replaced)."),
+    reason: str = typer.Option("", "--reason", help="Why (recorded with the rollback)."),
+) -> None:
+    """Move the champion back to the version it replaced (one step), or to --to VERSION;
+    recorded in ops.model_decisions (kind 'rollback')."""
     from pipelines.model import promotion
 
-    old, new = promotion.rollback_champion()
+    old, new = promotion.rollback_champion(to, reason=reason or "newsrec model rollback")
     typer.echo(f"champion: {old} -> {new}")

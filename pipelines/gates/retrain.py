@@ -53,7 +53,7 @@ def champion_decay(day: date, version: str) -> tuple[float | None, float | None]
     """(NDCG@10 at registration, NDCG@10 on ``day``'s labels) of the champion."""
     model = registry.load(version)
     try:
-        split, scores = evaluate.score_on_day(model, day, max_groups=params("training").get("max_eval_groups"))
+        split, scores = evaluate.score_on_day(model, day, **evaluate.held_out_sample())
     except TransientError:
         raise  # the database went away: retry the stage, do not decide without the measurement
     except NewsrecError as exc:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipelines.core import db
 from pipelines.core import sql as queries
+from pipelines.core.config import params
 from pipelines.features.matrix import to_matrix
 from pipelines.model import dataset
 from pipelines.model.dataset import Split, tie_order
@@ -58,6 +59,15 @@ def score_on_day(
             raise ValueError("score_on_day needs a day or a split")
         split, _ = dataset.load_split(day, day, model.spec, max_groups=max_groups, seed=sample_seed)
     return split, np.asarray(model.predict(to_matrix(split.rows, model.spec)))
+
+
+def held_out_sample() -> dict[str, Any]:
+    """The sample rule of a held-out day, as training's test split draws it
+    (:func:`pipelines.model.dataset.load_splits`: ``max_eval_groups`` lists, seeded with
+    ``training.seed``): a metric measured later on another day (the retrain checker's decay,
+    the gate of an experiment's winner) is then comparable with the one registered."""
+    cfg = params("training")
+    return {"max_groups": cfg.get("max_eval_groups"), "sample_seed": int(cfg.get("seed", 13))}
 
 
 def ndcg_at_10(split: Split, scores: np.ndarray) -> float:

@@ -16,8 +16,9 @@ import pandas as pd
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
-from pipelines.features.matrix import MatrixSpec, to_matrix
-from pipelines.model import evaluate, registry
+from pipelines.core.errors import NewsrecError
+from pipelines.features.matrix import MatrixSpec, check_signature
+from pipelines.model import behaviour, evaluate, registry
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Decision:
     champion: str | None
     reasons: list[str]
     evidence: dict[str, Any] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)  # the gate rules that refused
 
     def render(self) -> str:
         verdict = "promoted" if self.promoted else "refused"
@@ -36,28 +38,12 @@ class Decision:
 
 
 def model_tests(predict: Callable[[pd.DataFrame], np.ndarray], spec: MatrixSpec, rows: pd.DataFrame) -> dict[str, Any]:
-    """Behavioural tests on held-out rows: invariance and direction."""
-    base = np.asarray(predict(to_matrix(rows, spec)))
-    moved = rows.copy()
-    moved["user_id"] = moved["user_id"] + 1_000_000_000
-    invariance = float(np.max(np.abs(np.asarray(predict(to_matrix(moved, spec))) - base))) if len(rows) else 0.0
-    keen = rows.copy()
-    share = pd.to_numeric(keen["user_cat_dwell_share_28d"], errors="coerce").fillna(0)
-    keen["user_cat_dwell_share_28d"] = (share + 0.3).clip(upper=1.0)
-    for name, extra in (
-        ("user_cat_reads_28d", 3),
-        ("user_cat_impressions_28d", 3),
-        ("user_cat_dwell_28d_s", 180.0),
-    ):
-        keen[name] = pd.to_numeric(keen[name], errors="coerce").fillna(0) + extra
-    keen["user_cat_ctr_28d"] = keen["user_cat_reads_28d"] / keen["user_cat_impressions_28d"]
-    direction = float(np.mean(np.asarray(predict(to_matrix(keen, spec))) - base)) if len(rows) else 0.0
-    return {
-        "invariance_max_abs_diff": invariance,
-        "invariance_passed": invariance <= 1e-9,
-        "direction_mean_score_change": direction,
-        "direction_passed": direction >= 0.0,
-    }
+    """Behavioural tests on held-out rows (:mod:`pipelines.model.behaviour`): invariance to
+    the reader's plan and tenure, direction for affinity and freshness, new users' lists."""
+    return behaviour.run(predict, spec, rows)
+
+
+RULES = ("floor", "popularity", *behaviour.RULES, "margin")
 
 
 def decide(
@@ -70,6 +56,9 @@ def decide(
 ) -> Decision:
     """Apply the gate. ``challenger_metrics`` is the evaluation table's 'overall' part.
 
+    Every rule of :data:`RULES` can refuse; a refusal names its rules in ``Decision.failed``
+    (and ``evidence['failed_rules']``).
+
     ``online``: the challenger won an online experiment against the champion (its evidence);
     readers' behaviour then replaces the held-out comparison with the champion, and every
     other rule (floor, popularity, model tests) applies as for a freshly trained model."""
@@ -78,43 +67,37 @@ def decide(
     floor = float(cfg.get("min_ndcg_at_10", 0.0))
     ndcg = challenger_metrics["model"]["ndcg@10"]
     reasons: list[str] = []
-    ok = True
+    failed: list[str] = []
+
+    def refuse(rule: str, reason: str) -> None:
+        failed.append(rule)
+        reasons.append(f"{rule}: {reason}")
+
     if not ndcg >= floor:
-        ok = False
-        reasons.append(f"NDCG@10 {ndcg:.4f} is below the floor {floor:.4f}")
+        refuse("floor", f"NDCG@10 {ndcg:.4f} is below the floor {floor:.4f}")
     popularity = challenger_metrics.get("popularity", {}).get("ndcg@10")
     if cfg.get("must_beat_popularity", True) and popularity is not None and not ndcg > popularity:
-        ok = False
-        reasons.append(f"NDCG@10 {ndcg:.4f} does not beat the popularity baseline {popularity:.4f}")
-    if not tests["invariance_passed"]:
-        ok = False
-        reasons.append(
-            f"invariance test failed: changing only the user id moved scores by {tests['invariance_max_abs_diff']:.3g}"
-        )
-    if not tests["direction_passed"]:
-        ok = False
-        change = tests["direction_mean_score_change"]
-        reasons.append(
-            f"direction test failed: more affinity to the category changed scores by {change:.3g} on average"
-        )
+        refuse("popularity", f"NDCG@10 {ndcg:.4f} does not beat the popularity baseline {popularity:.4f}")
+    for rule, reason in behaviour.failures(tests):
+        refuse(rule, f"test failed: {reason}")
     if online is not None:
         reasons.append(f"beat champion {champion or 'none'} online: {online.get('summary', 'experiment won')}")
     elif champion is None:
         reasons.append("no champion yet")
     elif champion_ndcg is None:
         reasons.append(f"champion {champion} cannot score the current features; judged on the floor only")
-    elif ndcg < champion_ndcg + margin:
-        ok = False
-        reasons.append(f"NDCG@10 {ndcg:.4f} does not beat champion {champion} ({champion_ndcg:.4f}) by {margin}")
+    elif not ndcg >= champion_ndcg + margin:
+        refuse("margin", f"NDCG@10 {ndcg:.4f} does not beat champion {champion} ({champion_ndcg:.4f}) by {margin}")
     else:
         reasons.append(f"NDCG@10 {ndcg:.4f} beats champion {champion} ({champion_ndcg:.4f}) by at least {margin}")
+    ok = not failed
     if ok:
         reasons.append("all model tests passed")
     evidence = {"challenger_ndcg@10": ndcg, "champion_ndcg@10": champion_ndcg, "tests": tests, "margin": margin,
-                "floor": floor, "popularity_ndcg@10": popularity}  # fmt: skip
+                "floor": floor, "popularity_ndcg@10": popularity, "failed_rules": failed}  # fmt: skip
     if online is not None:
         evidence["online"] = online
-    return Decision(ok, challenger, champion, reasons, evidence)
+    return Decision(ok, challenger, champion, reasons, evidence, failed)
 
 
 def gate_online_winner(day: date, challenger: str, online: dict[str, Any]) -> Decision:
@@ -123,39 +106,110 @@ def gate_online_winner(day: date, challenger: str, online: dict[str, Any]) -> De
     evidence stands in for the held-out comparison with the champion. Not applied (the caller
     moves the alias with :func:`promote` only when it passes)."""
     model = registry.load(challenger)
-    split, scores = evaluate.score_on_day(model, day, max_groups=params("training").get("max_eval_groups"))
+    split, scores = evaluate.score_on_day(model, day, **evaluate.held_out_sample())
     table = evaluate.evaluate(split, scores)
     tests = model_tests(model.predict, model.spec, split.rows)
     return decide(challenger, table["overall"], tests, registry.champion_version(), None, online=online)
 
 
 def promote(decision: Decision, logical_date: date | None, kind: str = "promotion") -> Decision:
-    """The one place the champion alias moves (a gate's promotion, an experiment's winner, a
-    manual promotion, a rollback to a named version): moves it when the decision says so and
-    records the decision in ``ops.model_decisions`` either way."""
+    """The one function that moves the champion alias and the one that records the move in
+    ``ops.model_decisions``: the gate's promotion, an experiment's winner, a manual override
+    and a rollback all come through here. Moves the alias when the decision says so (a
+    rollback one step back, ``evidence['one_step']``, walks the registry's chain back) and
+    records the decision either way; a move the registry refuses is recorded as refused, with
+    the registry's reason, and raised."""
     if decision.promoted:
-        before = registry.set_champion(decision.challenger)
+        try:
+            if kind == "rollback" and decision.evidence.get("one_step"):
+                before, _ = registry.rollback()
+            else:
+                before = registry.set_champion(decision.challenger)
+        except NewsrecError as exc:
+            decision.promoted = False
+            decision.reasons.append(f"the registry refused: {exc}")
+            record(decision, logical_date, kind)
+            raise
         if decision.champion is None:
             decision.champion = before
     record(decision, logical_date, kind)
     return decision
 
 
-def promote_by_hand(version: str) -> tuple[str | None, str]:
-    """Make ``version`` champion outside the gate; recorded as a manual decision."""
-    decision = promote(Decision(True, str(version), None, ["promoted by hand"]), None, kind="manual")
+def missing_parts(version: str) -> list[str]:
+    """What a registered version lacks to be served: empty for a complete version (registered
+    completely, a matrix signature that matches today's features, its DVC data hash and its
+    evaluation record, as :func:`pipelines.model.train` registers every version)."""
+    info = registry.version_info(str(version))
+    if info is None:
+        return [f"no model version {version} in the registry"]
+    tags, missing = info["tags"], []
+    if tags.get("complete") != "true":
+        missing.append("it was not registered completely")
+    try:
+        check_signature(MatrixSpec.from_dict(json.loads(tags["matrix_spec"])))
+    except (KeyError, ValueError, TypeError):
+        missing.append("no matrix signature")
+    except NewsrecError as exc:
+        missing.append(str(exc))
+    if not tags.get("dvc_data_hash"):
+        missing.append("no DVC data hash (dvc_data_hash)")
+    if "evaluation.json" not in registry.run_artifact_names(info["run_id"]) or "ndcg_at_10" not in (
+        registry.run_metrics(info["run_id"])
+    ):
+        missing.append("no evaluation record (evaluation.json and NDCG@10 of its run)")
+    return missing
+
+
+def promote_by_hand(version: str, reason: str) -> tuple[str | None, str]:
+    """Make ``version`` champion outside the gate: an explicit override, refused without a
+    reason or for an incomplete version, and recorded as kind 'override' with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise NewsrecError("a manual promotion overrides the promotion gate: give the reason (--reason)")
+    missing = missing_parts(str(version))
+    if missing:
+        raise NewsrecError(f"version {version} is incomplete, not promoted: " + "; ".join(missing))
+    evidence = {"override_reason": reason, "by": _operator(), "gate": _last_gate(str(version))}
+    decision = Decision(True, str(version), None, [f"override of the promotion gate: {reason}"], evidence)
+    promote(decision, None, kind="override")
     return decision.champion, str(version)
 
 
-def rollback_champion(version: str | None = None) -> tuple[str | None, str]:
+def rollback_champion(version: str | None = None, reason: str = "") -> tuple[str | None, str]:
     """Move the champion back: to ``version``, or one step to the version it replaced.
-    Returns (from, to); the move is recorded as a rollback."""
+    Returns (from, to); the move (or the registry's refusal) is recorded as a rollback."""
+    why = ["rollback" + (f": {reason}" if reason else "")]
+    evidence: dict[str, Any] = {"by": _operator(), "reason": reason}
     if version:
-        decision = promote(Decision(True, str(version), None, ["rollback"]), None, kind="rollback")
+        decision = Decision(True, str(version), None, why, evidence)
+        missing = [m for m in missing_parts(str(version)) if "registered completely" in m or "no model" in m]
+        if missing:  # a former champion was complete; anything else is not a way back
+            decision.promoted = False
+            decision.reasons.append(f"cannot roll back to version {version}: " + "; ".join(missing))
+            record(decision, None, "rollback")
+            raise NewsrecError(decision.reasons[-1])
+        promote(decision, None, kind="rollback")
         return decision.champion, str(version)
-    before, after = registry.rollback()
-    record(Decision(True, after, before, ["rollback"]), logical_date=None, kind="rollback")
-    return before, after
+    current, previous = registry.champion_version(), registry.previous_champion()
+    # challenger None (recorded as NULL) when there is nothing to go back to: the registry refuses
+    decision = Decision(True, previous, current, why, {**evidence, "one_step": True})  # type: ignore[arg-type]
+    promote(decision, None, kind="rollback")
+    return current, str(previous)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _last_gate(version: str) -> dict[str, Any] | None:
+    gate = latest_decision(version)
+    return None if gate is None else {"promoted": gate.promoted, "reasons": gate.reasons}
 
 
 def record(decision: Decision, logical_date: date | None, kind: str = "promotion") -> None:

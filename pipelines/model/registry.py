@@ -233,8 +233,15 @@ def export_for_serving(version: str) -> Any:
     return folder
 
 
+def previous_champion() -> str | None:
+    """The version the champion replaced (where a one-step rollback goes), if any."""
+    info = version_info(PREVIOUS)
+    return info["version"] if info else None
+
+
 def set_champion(version: str) -> str | None:
-    """Point ``champion`` at ``version``; returns the version it replaced."""
+    """Point ``champion`` at ``version``; returns the version it replaced. Only
+    :func:`pipelines.model.promotion.promote` calls this (it records the decision)."""
     client = _client()
     if version_info(version) is None:
         raise NewsrecError(f"no model version {version}")
@@ -250,7 +257,8 @@ def set_champion(version: str) -> str | None:
 
 
 def rollback() -> tuple[str, str]:
-    """Move ``champion`` back to the version it replaced; returns (from, to)."""
+    """Move ``champion`` back to the version it replaced; returns (from, to). Only
+    :func:`pipelines.model.promotion.promote` calls this (it records the decision)."""
     client = _client()
     current = version_info(CHAMPION)
     previous = version_info(PREVIOUS)
@@ -294,6 +302,11 @@ def list_versions() -> list[dict[str, Any]]:
 
 def run_metrics(run_id: str) -> dict[str, float]:
     return dict(_client().get_run(run_id).data.metrics)
+
+
+def run_artifact_names(run_id: str) -> set[str]:
+    """The top-level artifacts logged with a run (``evaluation.json``, ``model``, ...)."""
+    return {f.path for f in _client().list_artifacts(run_id)}
 
 
 def mirror_to_neptune(version: str, metrics: dict[str, float], lineage: dict[str, str]) -> str | None:

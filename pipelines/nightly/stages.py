@@ -219,7 +219,7 @@ def rollback(what: str = "both", model_version: str | None = None, batch_id: int
     """On-call's one move back: the champion alias, the live batch, or both (each recorded)."""
     out: dict[str, Any] = {}
     if what in ("model", "both"):
-        before, after = promotion.rollback_champion(model_version)
+        before, after = promotion.rollback_champion(model_version, reason="the newsrec_rollback DAG")
         out["champion"] = {"from": before, "to": after}
     if what in ("batch", "both"):
         out["live_batch"] = publish.rollback(batch_id)

@@ -29,6 +29,7 @@ def test_help_lists_commands():
         (("warehouse", "simulate-day", "--date", "2026-13-45"), "Invalid value for '--date'"),
         (("warehouse", "seed", "--users", "3"), "Invalid value for '--users'"),
         (("warehouse", "simulate-day"), "Missing option '--date'"),
+        (("model", "promote", "3"), "Missing option '--reason'"),  # a manual promotion is an override
     ],
 )
 def test_bad_arguments_exit_2_without_traceback(args, fragment):

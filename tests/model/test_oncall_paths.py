@@ -85,10 +85,13 @@ def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world):
     first = registry.champion_version()
     assert first == world["result"].version and registry.version_info(registry.PREVIOUS) is None
     champion = registry.load(first)
-    second = registry.register(champion.booster, champion.spec, {"ndcg@10": 0.5}, {},
-                               {"logical_date": str(DAY), "run_name": "oncall-second"})  # fmt: skip
+    # complete (data hash, evaluation record): a manual override may promote it
+    lineage = {"logical_date": str(DAY), "run_name": "oncall-second", "dvc_data_hash": champion.tags["dvc_data_hash"]}
+    second = registry.register(champion.booster, champion.spec, {"ndcg@10": 0.5}, {}, lineage,
+                               artifacts={"evaluation.json": {}})  # fmt: skip
     try:
-        assert promotion.promote_by_hand(second) == (first, second)  # two champions: second replaced first
+        # two champions: second replaced first
+        assert promotion.promote_by_hand(second, "on-call drill") == (first, second)
         b1 = publish.publish_batch(DAY, first, *_frames(salt=1))
         b2 = publish.publish_batch(DAY, second, *_frames(salt=2))
         assert _live() == b2
