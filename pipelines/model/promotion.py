@@ -19,6 +19,7 @@ from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature
 from pipelines.model import behaviour, evaluate, registry
+from pipelines.warehouse import profile as data_profile
 
 
 @dataclass
@@ -147,7 +148,7 @@ def missing_parts(version: str) -> list[str]:
     if tags.get("complete") != "true":
         missing.append("it was not registered completely")
     try:
-        check_signature(MatrixSpec.from_dict(json.loads(tags["matrix_spec"])))
+        check_signature(MatrixSpec.from_dict(json.loads(tags["matrix_spec"])), data_profile.current())
     except (KeyError, ValueError, TypeError):
         missing.append("no matrix signature")
     except NewsrecError as exc:
