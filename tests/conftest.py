@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -133,6 +135,44 @@ def small_world(pg_server: str, small_world_db: str, monkeypatch, tmp_path) -> s
     url = pg_server.format(db=small_world_db)
     use_database(monkeypatch, url, tmp_path / "home")
     return url
+
+
+@pytest.fixture(scope="session")
+def airflow_template(pg_server: str, tmp_path_factory) -> str:
+    """An Airflow metadata database that ``airflow db migrate`` built once for this session
+    (a migration costs half a minute or more); :func:`airflow_db` copies it."""
+    from pipelines.local.airflow import airflow_env
+
+    name = "airflowtpl"
+    admin_sql(pg_server, f"CREATE DATABASE {name}")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("airflow_tpl"))
+        env = {**os.environ, **airflow_env()}  # creates <name>_airflow
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    from pipelines.core.config import reset_caches
+
+    reset_caches()
+    return f"{name}_airflow"
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg_server: str, airflow_template: str):
+    """``airflow_db()``: the Airflow metadata database of the database the environment points at,
+    migrated (a copy of the session's template), unless it exists already; returns its name."""
+
+    def ready() -> str:
+        from pipelines.core import db
+
+        name = f"{db.main_database_name()}_airflow"
+        with db.transaction("postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            exists = cur.fetchone() is not None
+        if not exists:
+            admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {airflow_template}")
+        return name
+
+    return ready
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
