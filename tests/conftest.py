@@ -54,6 +54,28 @@ SLOW_TESTS = {
 }
 
 
+# The slowest files, scheduled first (pytest-xdist's loadfile hands out files in collection order,
+# so that a long file started last would leave the other worker idle at the end). The reliability
+# files share one template that the first of them builds (tests/reliability/conftest.py): the
+# first is near the top, the others further down, when the template is built.
+SLOW_FIRST = (
+    "tests/reliability/test_faults.py",
+    "tests/integration/test_dask_cluster.py",
+    "tests/model/test_experiments_sim.py",
+    "tests/integration/test_bench_nightly.py",
+    "tests/integration/test_nightly.py",
+    "tests/model/test_oncall_paths.py",
+    "tests/dags/test_dags.py",
+    "tests/dags/test_dag_oncall.py",
+    "tests/reliability/test_concurrency.py",
+    "tests/integration/test_quality.py",
+    "tests/integration/test_drift.py",
+    "tests/model/test_training.py",
+    "tests/reliability/test_bad_data.py",
+    "tests/reliability/test_experiment_crash.py",
+)
+
+
 def _fast_file(path: str) -> bool:
     return path.startswith(FAST_DIRS) or path in FAST_FILES
 
@@ -191,7 +213,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` spreads tests over processes by node id: two tests with one id would run once."""
+    """`make test` spreads tests over processes by node id: two tests with one id would run once.
+    The files of SLOW_FIRST come first, in its order; the rest keep theirs."""
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
     seen: set[str] = set()
     twice = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
     if twice:

@@ -12,7 +12,8 @@ from tests.helpers import run_cli
 
 PRELOAD = ",".join((
     "pipelines.nightly.stages", "pipelines.model.train", "pipelines.warehouse.simulator", "pipelines.features.etl",
-    "pipelines.serving.predictor", "pipelines.bench.etl", "pipelines.bench.reader",
+    "pipelines.serving.predictor", "pipelines.bench.etl", "pipelines.bench.reader", "great_expectations",
+    "great_expectations.checkpoint", "evidently", "evidently.presets", "mlflow", "lleaves",
 ))  # fmt: skip
 # every stage of the nightly plan, in its order (pipelines/nightly/plan.py); start_experiment is not run
 STAGES = [
