@@ -76,6 +76,13 @@ SLOW_FIRST = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist would hand out the files with the most tests first (--loadscope-reorder, on by
+    default): keep the collection order, where SLOW_FIRST leads."""
+    if getattr(config.option, "loadscopereorder", None):
+        config.option.loadscopereorder = False
+
+
 def _fast_file(path: str) -> bool:
     return path.startswith(FAST_DIRS) or path in FAST_FILES
 
