@@ -70,6 +70,16 @@ class Server:
             ["-w", "-m", "fast", "restart"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
         )
 
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: a shutdown checkpoint, then the data folder may be copied."""
+        import pgserver
+
+        admin_sql(self.base, "CHECKPOINT")
+        server = self.server
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=300)
+        if (self.folder / "pg" / "postmaster.pid").exists():
+            raise RuntimeError(f"the server of {self.folder} did not stop")
+
     def disconnect(self, database: str) -> None:
         """End every session on ``database`` (a template must have none)."""
         admin_sql(
@@ -129,8 +139,9 @@ def shared_template(shared: Path) -> dict:
             server = Server(folder=folder)
             try:
                 build_template(server, "reltpl", folder / "home")
+                server.stop()  # a clean stop, checked: a copy of a running server loses its last writes
             finally:
-                server.cleanup()  # a clean stop: the data folder can be copied
+                server.cleanup()
             (folder / "built").touch()
     return {"name": "reltpl", "pgdata": folder / "pg", "home": folder / "home"}
 
