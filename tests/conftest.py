@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import date
@@ -51,6 +53,35 @@ SLOW_TESTS = {
     "tests/reliability/test_secrets.py::test_cli_never_prints_the_database_password",
     "tests/unit/test_gates_units.py::test_score_drift_uses_a_distance_and_flags_a_shift",
 }
+
+
+# The slowest files, scheduled first (pytest-xdist's loadfile hands out files in collection order,
+# so that a long file started last would leave the other worker idle at the end). The reliability
+# files share one template that the first of them builds (tests/reliability/conftest.py): the
+# first is near the top, the others further down, when the template is built.
+SLOW_FIRST = (
+    "tests/reliability/test_faults.py",
+    "tests/integration/test_dask_cluster.py",
+    "tests/model/test_experiments_sim.py",
+    "tests/integration/test_bench_nightly.py",
+    "tests/integration/test_nightly.py",
+    "tests/model/test_oncall_paths.py",
+    "tests/dags/test_dags.py",
+    "tests/dags/test_dag_oncall.py",
+    "tests/reliability/test_concurrency.py",
+    "tests/integration/test_quality.py",
+    "tests/integration/test_drift.py",
+    "tests/model/test_training.py",
+    "tests/reliability/test_bad_data.py",
+    "tests/reliability/test_experiment_crash.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist would hand out the files with the most tests first (--loadscope-reorder, on by
+    default): keep the collection order, where SLOW_FIRST leads."""
+    if getattr(config.option, "loadscopereorder", None):
+        config.option.loadscopereorder = False
 
 
 def _fast_file(path: str) -> bool:
@@ -136,6 +167,44 @@ def small_world(pg_server: str, small_world_db: str, monkeypatch, tmp_path) -> s
     return url
 
 
+@pytest.fixture(scope="session")
+def airflow_template(pg_server: str, tmp_path_factory) -> str:
+    """An Airflow metadata database that ``airflow db migrate`` built once for this session
+    (a migration costs half a minute or more); :func:`airflow_db` copies it."""
+    from pipelines.local.airflow import airflow_env
+
+    name = "airflowtpl"
+    admin_sql(pg_server, f"CREATE DATABASE {name}")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("airflow_tpl"))
+        env = {**os.environ, **airflow_env()}  # creates <name>_airflow
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    from pipelines.core.config import reset_caches
+
+    reset_caches()
+    return f"{name}_airflow"
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg_server: str, airflow_template: str):
+    """``airflow_db()``: the Airflow metadata database of the database the environment points at,
+    migrated (a copy of the session's template), unless it exists already; returns its name."""
+
+    def ready() -> str:
+        from pipelines.core import db
+
+        name = f"{db.main_database_name()}_airflow"
+        with db.transaction("postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            exists = cur.fetchone() is not None
+        if not exists:
+            admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {airflow_template}")
+        return name
+
+    return ready
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Mark the slow tier (before `-m` selects); see FAST_FILES."""
     path, _, name = item.nodeid.partition("::")
@@ -152,7 +221,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` spreads tests over processes by node id: two tests with one id would run once."""
+    """`make test` spreads tests over processes by node id: two tests with one id would run once.
+    The files of SLOW_FIRST come first, in its order; the rest keep theirs."""
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
     seen: set[str] = set()
     twice = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
     if twice:

@@ -4,6 +4,7 @@ pyinstrument. Functions must be module-level (the process is spawned, not forked
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -46,9 +47,21 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
     return {"out": out, "inner_seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
+def _context() -> Any:
+    """Spawned children: each pays its own start-up, as an Airflow task does. The harness's test
+    sets ``NEWSREC_BENCH_PRELOAD`` (modules, comma-separated): its children fork from a server
+    that imported those once, so that a tiny world's bench is not mostly imports."""
+    preload = [name for name in os.environ.get("NEWSREC_BENCH_PRELOAD", "").split(",") if name]
+    if not preload:
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(preload)
+    return context
+
+
 def run_in_child(fn: Callable[..., Any], *args: Any, profile_to: Path | None = None) -> tuple[dict[str, Any], float]:
     """``fn(*args)`` in a fresh process; returns the child's report and the wall seconds."""
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(1, mp_context=_context()) as pool:
         child = pool.submit(in_child, fn, args, str(profile_to) if profile_to else None).result()
     return child, time.perf_counter() - t0

@@ -41,9 +41,8 @@ def _seed_history() -> None:
 
 
 def _dags_test(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **env_extra, **airflow_env()}
+    env = {**os.environ, **env_extra, **airflow_env()}  # the metadata database: a migrated copy (airflow_db)
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     return subprocess.run([airflow, "dags", "test", "newsrec_nightly", LOGICAL, *args], env=env,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
 
@@ -59,7 +58,8 @@ def _task_tries() -> dict[str, tuple[str, int]]:
 
 
 @pytest.mark.slow
-def test_a_failing_gate_sends_one_email_and_is_not_retried(fresh_db):
+def test_a_failing_gate_sends_one_email_and_is_not_retried(fresh_db, airflow_db):
+    airflow_db()
     _seed_history()
     simulator.simulate_day(D, [FAULT])  # loaded upstream with reads missing their dwell
     check = EXPECTED_FAILURE[FAULT]
@@ -83,7 +83,8 @@ def test_a_failing_gate_sends_one_email_and_is_not_retried(fresh_db):
 
 
 @pytest.mark.slow
-def test_a_transient_database_error_is_retried_and_the_task_succeeds(fresh_db, tmp_path):
+def test_a_transient_database_error_is_retried_and_the_task_succeeds(fresh_db, airflow_db, tmp_path):
+    airflow_db()
     _seed_history()
     faults = {
         "NEWSREC_FAULT": "drop:stage:ingest",  # the server ends ingest's session once

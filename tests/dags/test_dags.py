@@ -53,7 +53,8 @@ def test_dag_files_import_without_errors_and_parse_fast(fresh_db):
 
 
 @pytest.mark.slow
-def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db):
+def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db, airflow_db):
+    airflow_db()  # a migrated metadata database (a copy of the session's), before airflow_env() below
     start = date(2026, 6, 1)
     days = 9
     last = start + timedelta(days=days - 1)
@@ -62,7 +63,6 @@ def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db):
     backfill(start, last - timedelta(days=1))
     env = _airflow_env()
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     logical = f"{last + timedelta(days=1)}T02:00:00+00:00"
     conf = json.dumps({"hpo_trials": 2, "hpo_minutes": 2})
     proc = subprocess.run([airflow, "dags", "test", "newsrec_nightly", logical, "--conf", conf], env=env,

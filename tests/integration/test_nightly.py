@@ -3,28 +3,39 @@ serving rows and ops verdicts as single nightly runs."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
 import pytest
 
 from pipelines.features.build import backfill
 from pipelines.nightly import runner
-from pipelines.warehouse import simulator
-from tests.helpers import admin_sql, query, run_cli, use_database
+from tests.helpers import admin_sql, query, run_cli, simulated_world, use_database
 
 START = date(2026, 7, 1)
 HISTORY = 7
 D1 = START + timedelta(days=HISTORY)
-DAYS = [D1, D1 + timedelta(days=1), D1 + timedelta(days=2)]
+DAYS = [D1, D1 + timedelta(days=1)]  # a first night (no champion: full training) and one after it
 OPTIONS = {"trials": 1, "minutes": 1}
 
 
-def _world(pg_server, template, name, home, mp):
-    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}")
+@pytest.fixture(scope="module")
+def history(pg_server, migrated_template, tmp_path_factory) -> dict:
+    """The seeded warehouse and its features up to the day before D1, built once; each run
+    below starts from a copy (database and home)."""
+    home = tmp_path_factory.mktemp("nightly_history") / "home"
+    with simulated_world(pg_server, migrated_template, home, "nightly_history", HISTORY,
+                         **{"users": 400, "articles_per_day": 160, "start": START, "seed": 8}):  # fmt: skip
+        backfill(START, D1 - timedelta(days=1))
+    return {"name": "nightly_history", "home": home}
+
+
+def _world(pg_server, history, name, home, mp):
+    """A copy of the history: a database cloned from it and its home copied; the environment points at it."""
+    admin_sql(pg_server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{history['name']}'")
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {history['name']}")
+    shutil.copytree(history["home"], home, symlinks=True)
     use_database(mp, pg_server.format(db=name), home)
-    cfg = simulator.SimConfig.from_params(users=400, articles_per_day=160, start=START, seed=8)
-    simulator.seed(cfg, HISTORY)
-    backfill(START, D1 - timedelta(days=1))
 
 
 def _state() -> dict:
@@ -60,22 +71,22 @@ def _state() -> dict:
 
 
 @pytest.fixture(scope="module")
-def single_runs(pg_server, migrated_template, tmp_path_factory):
+def single_runs(pg_server, history, tmp_path_factory):
     """The reference: each date run once, in order."""
     with pytest.MonkeyPatch.context() as mp:
-        _world(pg_server, migrated_template, "nightly_single", tmp_path_factory.mktemp("single"), mp)
+        _world(pg_server, history, "nightly_single", tmp_path_factory.mktemp("single") / "home", mp)
         for day in DAYS:
             runner.run_day(day, **OPTIONS)
         return _state()
 
 
-def test_rerun_and_backfill_match_single_runs(single_runs, pg_server, migrated_template, tmp_path, monkeypatch):
-    _world(pg_server, migrated_template, "nightly_backfill", tmp_path / "home", monkeypatch)
-    # a three-day backfill through the CLI, then the last date again
+def test_rerun_and_backfill_match_single_runs(single_runs, pg_server, history, tmp_path, monkeypatch):
+    _world(pg_server, history, "nightly_backfill", tmp_path / "home", monkeypatch)
+    # a backfill of every date through the CLI, then the last date again
     proc = run_cli("backfill", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), "--ingest", "simulate",
                    "--trials", "1", "--minutes", "1", timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("batch ") == 3
+    assert proc.stdout.count("batch ") == len(DAYS)
     runner.run_day(DAYS[-1], **OPTIONS)
     state = _state()
     assert state["live"] and state["live"] == single_runs["live"]

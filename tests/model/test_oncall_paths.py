@@ -81,7 +81,7 @@ def _rollback_tries() -> list[tuple[str, str, int]]:
         return cur.fetchall()
 
 
-def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world):
+def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world, airflow_db):
     first = registry.champion_version()
     assert first == world["result"].version and registry.version_info(registry.PREVIOUS) is None
     champion = registry.load(first)
@@ -111,9 +111,7 @@ def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world):
         assert runs == [(str(b2), str(b1))]
 
         # the DAG, to a named version and batch, then one step back with empty params
-        env = {**os.environ, **airflow_env()}
-        migrate = [str(Path(sys.executable).parent / "airflow"), "db", "migrate"]
-        subprocess.run(migrate, env=env, check=True, capture_output=True, timeout=300)
+        airflow_db()  # the metadata database: a migrated copy of the session's
         proc = _rollback_dag("2026-06-01T00:00:00+00:00", {"what": "both", "model_version": second, "batch_id": b2})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert last_run_states("newsrec_rollback") == {"rollback": "success"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +17,24 @@ _clones = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def rel_server() -> Iterator[nw.Server]:
-    server = nw.Server()
-    yield server
-    server.cleanup()
+def rel_shared(tmp_path_factory) -> Path:
+    """A folder that every pytest-xdist worker of this run sees (the run's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
-def nightly_template(rel_server, tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("rel_template")
-    nw.build_template(rel_server, "reltpl", home)
-    return {"name": "reltpl", "home": home}
+def nightly_template(rel_shared) -> dict:
+    """Built once per run, whatever the number of workers (nightly_world.shared_template)."""
+    return nw.shared_template(rel_shared)
+
+
+@pytest.fixture(scope="session")
+def rel_server(nightly_template) -> Iterator[nw.Server]:
+    """This worker's server: a copy of the template's stopped server (a test may restart it)."""
+    server = nw.Server(copy_of=nightly_template["pgdata"])
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -42,15 +50,24 @@ def make_world(rel_server, nightly_template, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def reference(make_world) -> dict:
-    """What an undisturbed nightly run of D leaves: the state every disturbed run must reach."""
+def reference(make_world, rel_shared) -> dict:
+    """What an undisturbed nightly run of D leaves: the state every disturbed run must reach
+    (run once per run of the suite, by the first worker that needs it; the others read it)."""
+    from filelock import FileLock
+
     from pipelines.nightly import runner
 
-    url, home = make_world("reference")
-    with nw.pointed_at(url, home):
-        before = nw.snapshot()
-        runner.run_day(nw.D, force_retrain=True, **nw.RUN)
-        after = nw.snapshot()
+    saved = rel_shared / "rel_reference.pickle"
+    with FileLock(str(rel_shared / "rel_reference.lock")):
+        if saved.exists():
+            before, after = pickle.loads(saved.read_bytes())
+        else:
+            url, home = make_world("reference")
+            with nw.pointed_at(url, home):
+                before = nw.snapshot()
+                runner.run_day(nw.D, force_retrain=True, **nw.RUN)
+                after = nw.snapshot()
+            saved.write_bytes(pickle.dumps((before, after)))
     assert after["live_batch"][0] == nw.D and after["live"] and after["live"] != before["live"]
     assert after["registry"]["champion"] != before["registry"]["champion"], "the reference run must promote"
     return {"before": before, "after": after}

@@ -40,11 +40,17 @@ SIDE_DATABASES = ("", "_mlflow", "_optuna")
 class Server:
     """A throwaway embedded PostgreSQL that tests may stop and start."""
 
-    def __init__(self) -> None:
+    def __init__(self, copy_of: Path | None = None, folder: Path | None = None) -> None:
+        """A new server in a new folder under /tmp, or in ``folder`` (kept when stopped); with
+        ``copy_of``, on a copy of that stopped server's data (its databases included)."""
         import pgserver
 
-        self.folder = Path(tempfile.mkdtemp(prefix="nrrel", dir="/tmp"))
-        self.server = pgserver.get_server(self.folder / "pg", cleanup_mode="delete")
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="nrrel", dir="/tmp"))
+        if copy_of is not None:  # cp -a: the files stay the server user's, with their modes
+            subprocess.run(["cp", "-a", str(copy_of), str(self.folder / "pg")], check=True, timeout=600)
+            (self.folder / "pg" / ".handle_pids.json").unlink(missing_ok=True)
+        mode = "stop" if folder is not None else "delete"
+        self.server = pgserver.get_server(self.folder / "pg", cleanup_mode=mode)
         self.server.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off;")
         self.server.psql("SELECT pg_reload_conf();")
         self.socket_dir = self.server.get_postmaster_info().socket_dir
@@ -63,6 +69,16 @@ class Server:
         pgserver.pg_ctl(
             ["-w", "-m", "fast", "restart"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
         )
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: a shutdown checkpoint, then the data folder may be copied."""
+        import pgserver
+
+        admin_sql(self.base, "CHECKPOINT")
+        server = self.server
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=300)
+        if (self.folder / "pg" / "postmaster.pid").exists():
+            raise RuntimeError(f"the server of {self.folder} did not stop")
 
     def disconnect(self, database: str) -> None:
         """End every session on ``database`` (a template must have none)."""
@@ -106,6 +122,28 @@ def build_template(server: Server, name: str, home: Path) -> None:
     reset_caches()
     for suffix in SIDE_DATABASES:
         server.disconnect(name + suffix)
+
+
+def shared_template(shared: Path) -> dict:
+    """The template built once for every pytest-xdist worker of this run (the first one
+    builds it under a file lock, on a server that then stops): the stopped server's data, which
+    each worker's server starts a copy of, and the template's home (read only; its MLflow
+    artifacts stay where they were logged)."""
+    from filelock import FileLock
+
+    folder = shared / "rel_template"
+    with FileLock(str(shared / "rel_template.lock")):
+        if not (folder / "built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            server = Server(folder=folder)
+            try:
+                build_template(server, "reltpl", folder / "home")
+                server.stop()  # a clean stop, checked: a copy of a running server loses its last writes
+            finally:
+                server.cleanup()
+            (folder / "built").touch()
+    return {"name": "reltpl", "pgdata": folder / "pg", "home": folder / "home"}
 
 
 def clone(server: Server, template: str, template_home: Path, name: str, home: Path) -> str:
