@@ -37,6 +37,7 @@ FAST_FILES = {
     "tests/integration/test_mind_import.py",
     "tests/integration/test_profile.py",
     "tests/integration/test_propensity.py",
+    "tests/integration/test_pg_memory.py",
     "tests/integration/test_publish.py",
     "tests/integration/test_reader.py",
     "tests/integration/test_report_drift.py",
@@ -60,6 +61,7 @@ SLOW_TESTS = {
 # files share one template that the first of them builds (tests/reliability/conftest.py): the
 # first is near the top, the others further down, when the template is built.
 SLOW_FIRST = (
+    "tests/integration/test_mind_nightly.py",
     "tests/reliability/test_faults.py",
     "tests/integration/test_dask_cluster.py",
     "tests/model/test_experiments_sim.py",

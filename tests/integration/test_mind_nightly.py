@@ -25,7 +25,9 @@ LAST = START + timedelta(days=DAYS - 1)
 
 
 @pytest.mark.slow
-def test_an_imported_mind_export_runs_every_night_and_serves(pg_server, migrated_template, monkeypatch, tmp_path):
+def test_an_imported_mind_export_runs_every_night_and_serves(
+    pg_server, migrated_template, airflow_db, monkeypatch, tmp_path
+):
     use_database(monkeypatch, clone_database(pg_server, migrated_template, "mindsrc"), tmp_path / "sim")
     simulator.seed(simulator.SimConfig.from_params(users=500, articles_per_day=150, start=START, seed=5), DAYS)
     files = tmp_path / "mind"
@@ -46,9 +48,9 @@ def test_an_imported_mind_export_runs_every_night_and_serves(pg_server, migrated
             assert steps["train"]["reason"].startswith("not enough history"), steps["train"]
     # (the first model, trained on one day, may lose to popularity: then nothing is live yet)
 
+    airflow_db()  # a migrated metadata database (a copy of the session's), before airflow_env() below
     env = {**os.environ, **airflow_env()}
     airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     conf = json.dumps({"ingest": "warehouse", "hpo_trials": 1, "hpo_minutes": 1})
     proc = subprocess.run([airflow, "dags", "test", "newsrec_nightly", f"{LAST + timedelta(days=1)}T02:00:00+00:00",
                            "--conf", conf], env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
