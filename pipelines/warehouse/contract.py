@@ -84,10 +84,18 @@ class CheckReport:
         if self.inferred is not None:
             lines.append(self.inferred.render("Inferred profile"))
             differs = [p for p in data_profile.PARTS if getattr(self.inferred, p) != getattr(self.stored, p)]
+            # the data shows positions, not that they are the display order: only the source can say
+            unproven = [p for p in differs if p == "positions_known" and not self.stored.positions_known]
+            differs = [p for p in differs if p not in unproven]
             if differs:
                 lines.append(
                     f"  the stored profile ({self.stored.source}) differs on: {', '.join(differs)}"
                     " (store the inferred one: newsrec warehouse profile --infer)"
+                )
+            if unproven:
+                lines.append(
+                    "  positions_known: the events carry positions, but the data cannot show that they are the "
+                    "display order; if the source documents it: newsrec warehouse profile --positions known"
                 )
         return "\n".join(lines)
 

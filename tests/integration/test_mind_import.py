@@ -212,6 +212,12 @@ def test_regions_are_unknown_not_invented_and_inference_matches_the_import(fresh
     with db.transaction() as conn:
         inferred = profile.infer(conn)
     assert not inferred.regions and not inferred.publications and not inferred.dwell
+    # positions are in the data, but not that they are the display order: the check does not
+    # tell the team to store the inferred "known"
+    from pipelines.warehouse import contract
+
+    report = contract.check_warehouse().render()
+    assert "differs on: positions_known" not in report and "cannot show that they are the display order" in report
     # the fallback lists get no 'unknown' list: such users are served GLOBAL's
     assert query(queries.load("serving_user_regions")) == []
     # no dwell: the summary prints n/a, not 0.0
