@@ -109,7 +109,7 @@ def build(spec: WorldSpec) -> dict[str, Any]:
     """Seed the world, train and register the champion, run the closed loop (or not) to the
     held-out day; returns the champion's booster and what was simulated."""
     from pipelines.features import build as features
-    from pipelines.model import dataset, ranker, registry
+    from pipelines.model import dataset, promotion, ranker, registry
     from pipelines.nightly import stages
     from pipelines.warehouse import simulator
 
@@ -131,7 +131,10 @@ def build(spec: WorldSpec) -> dict[str, Any]:
     if spec.closed_loop:
         lineage = {"logical_date": CHAMPION_DAY.isoformat(), "data_window": f"{START}..{CHAMPION_DAY}"}
         version = registry.register(champion, splits.spec, {}, {"variant": "champion"}, {**lineage, "run_name": "cf"})
-        registry.set_champion(version)
+        reasons = ["the benchmark world's closed-loop champion (set by the counterfactual bench, not the gate)"]
+        promotion.promote(
+            promotion.Decision(True, str(version), None, reasons, {"bench": "counterfactual"}), CHAMPION_DAY
+        )
         stages.score_and_publish(CHAMPION_DAY)
         for offset in range(1, LOOP_DAYS + 1):
             day = CHAMPION_DAY + timedelta(days=offset)

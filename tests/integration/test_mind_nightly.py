@@ -29,7 +29,7 @@ def test_an_imported_mind_export_runs_every_night_and_serves(
     pg_server, migrated_template, airflow_db, monkeypatch, tmp_path
 ):
     use_database(monkeypatch, clone_database(pg_server, migrated_template, "mindsrc"), tmp_path / "sim")
-    simulator.seed(simulator.SimConfig.from_params(users=500, articles_per_day=150, start=START, seed=5), DAYS)
+    simulator.seed(simulator.SimConfig.from_params(users=800, articles_per_day=200, start=START, seed=5), DAYS)
     files = tmp_path / "mind"
     export.export_mind(files, drop_articles=0.2, seed=1)
 
@@ -40,7 +40,7 @@ def test_an_imported_mind_export_runs_every_night_and_serves(
     assert profile.current().dwell is False
 
     before = LAST - timedelta(days=1)
-    nights = dict(runner.backfill(START, before, plan.RunOptions(ingest_source="warehouse", trials=1, minutes=1)))
+    nights = dict(runner.backfill(START, before, plan.RunOptions(ingest_source="warehouse", trials=2, minutes=1)))
     assert sorted(nights) == [START + timedelta(days=i) for i in range(DAYS - 1)]
     for day, steps in nights.items():  # nights 1-3: "not enough history"; night 4 trains the first model
         assert steps["train"].get("trained", True) is (day == before), (day, steps["train"])
@@ -116,8 +116,9 @@ def _model_beats_the_baselines_with_truth(truth_file) -> None:
     assert table["impressions"] >= 50 and table["truth"] == str(truth_file)
     assert table["not_applicable"] == ["recency"]  # the profile has no publish times
     assert all(np.isfinite(m["truth_ndcg@10"]) for m in table["scorers"].values())
-    # three days of logs: the model beats chance and popularity, on the logs and on the truth (on
-    # a longer world it also beats the smoothed CTR: the closing note of issue 20)
+    # three days of logs: the model beats every baseline on AUC, and chance and popularity on
+    # the truth (the 10-day world of issue 20's closing note beats all of them on every metric)
+    for name, baseline in table["scorers"].items():
+        assert model["auc"] > baseline["auc"], name
     for name in ("random", "popularity"):
-        assert model["auc"] > table["scorers"][name]["auc"], name
         assert model["truth_ndcg@10"] > table["scorers"][name]["truth_ndcg@10"], name
