@@ -36,3 +36,22 @@ def trained(pg_server, migrated_template, tmp_path_factory):
 def world(trained, monkeypatch):
     use_database(monkeypatch, trained["url"], trained["home"])
     return trained
+
+
+def gate_a_model_fitted_on(splits, labels, name: str, leaves: int, rounds: int):
+    """A LambdaRank model fitted on ``labels`` (instead of the logged ones) put through the
+    promotion gate against the champion: (its decision, its evaluation table)."""
+    import lightgbm as lgb
+
+    from pipelines.model import evaluate, promotion
+    from pipelines.model.train import champion_ndcg_on
+
+    booster = lgb.train(
+        {"objective": "lambdarank", "verbosity": -1, "num_leaves": leaves, "seed": 1, "num_threads": 1},
+        lgb.Dataset(splits.train.X, labels, group=splits.train.groups),
+        num_boost_round=rounds,
+    )
+    table = evaluate.evaluate(splits.test, booster.predict(splits.test.X))
+    tests = promotion.model_tests(booster.predict, splits.spec, splits.test.rows)
+    champion, champion_ndcg = champion_ndcg_on(splits.test)
+    return promotion.decide(name, table["overall"], tests, champion, champion_ndcg), table

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lightgbm as lgb
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -21,7 +20,7 @@ from pipelines.gates import retrain
 from pipelines.model import evaluate, promotion, registry
 from pipelines.model.train import champion_ndcg_on, load_splits
 from tests.helpers import ROOT, query
-from tests.model.conftest import DAY, TRAIN_DAYS
+from tests.model.conftest import DAY, TRAIN_DAYS, gate_a_model_fitted_on
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +43,7 @@ def test_the_trained_champion_passes_every_behavioural_test(world, splits):
 
 def test_popularity_refuses_a_model_fitted_on_reversed_labels(world, splits):
     reversed_ = splits.train.y.max() - splits.train.y  # the least read on top
-    booster = lgb.train(
-        {"objective": "lambdarank", "verbosity": -1, "num_leaves": 7, "seed": 1, "num_threads": 1},
-        lgb.Dataset(splits.train.X, reversed_, group=splits.train.groups),
-        num_boost_round=20,
-    )
-    table = evaluate.evaluate(splits.test, booster.predict(splits.test.X))
-    tests = promotion.model_tests(booster.predict, splits.spec, splits.test.rows)
-    champion, champion_ndcg = champion_ndcg_on(splits.test)
-    decision = promotion.decide("reversed", table["overall"], tests, champion, champion_ndcg)
+    decision, table = gate_a_model_fitted_on(splits, reversed_, "reversed", leaves=7, rounds=20)
     assert not decision.promoted
     assert {"popularity", "margin"} <= set(decision.failed), decision.reasons
     assert ("floor" in decision.failed) == (table["overall"]["model"]["ndcg@10"] < decision.evidence["floor"])

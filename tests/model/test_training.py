@@ -17,10 +17,10 @@ import pytest
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
-from pipelines.model import dataset, promotion, ranker, registry
-from pipelines.model.train import champion_ndcg_on, load_splits, train
+from pipelines.model import dataset, ranker, registry
+from pipelines.model.train import load_splits, train
 from tests.helpers import ROOT, query
-from tests.model.conftest import DAY, TRAIN_DAYS
+from tests.model.conftest import DAY, TRAIN_DAYS, gate_a_model_fitted_on
 
 
 def test_model_beats_baselines_and_closes_the_gap(world):
@@ -57,17 +57,7 @@ def test_worse_challenger_is_refused_with_reasons(world):
     splits = load_splits(DAY, TRAIN_DAYS)
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(splits.train.y)  # labels that carry no signal
-    bad = lgb.train(
-        {"objective": "lambdarank", "verbosity": -1, "num_leaves": 4, "seed": 1},
-        lgb.Dataset(splits.train.X, shuffled, group=splits.train.groups),
-        num_boost_round=5,
-    )
-    from pipelines.model import evaluate
-
-    table = evaluate.evaluate(splits.test, bad.predict(splits.test.X))
-    tests = promotion.model_tests(bad.predict, splits.spec, splits.test.rows)
-    champion, champion_ndcg = champion_ndcg_on(splits.test)
-    decision = promotion.decide("bad", table["overall"], tests, champion, champion_ndcg)
+    decision, _ = gate_a_model_fitted_on(splits, shuffled, "bad", leaves=4, rounds=5)
     assert not decision.promoted
     assert any("does not beat champion" in r for r in decision.reasons)
     assert registry.champion_version() == world["result"].version
