@@ -244,10 +244,12 @@ def _validate(
     examples: int,
 ) -> tuple[list[CheckOutcome], Path, dict[str, str]]:
     """Validate each frame against its suite with one checkpoint per asset (each asset names
-    its own example columns); return the outcomes, the site index and each asset's page."""
+    its own example columns), then render the stage's Data Docs pages and the site index once
+    (a docs action per checkpoint re-rendered the index for every asset); return the outcomes,
+    the site index and each asset's page."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     site_dir = get_settings().reports_dir / "quality" / day.isoformat()
     site_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +258,8 @@ def _validate(
     run_id = RunIdentifier(run_name=f"{stage}-{day.isoformat()}", run_time=datetime.now(UTC))
     by_name = {c.name: c for c in checks}
     outcomes: list[CheckOutcome] = []
-    pages: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    rendered: list[Any] = []
     for asset_name, frame in frames.items():
         asset = source.add_dataframe_asset(name=asset_name)
         batch = asset.add_batch_definition_whole_dataframe(name="day")
@@ -269,7 +272,6 @@ def _validate(
             gx.Checkpoint(
                 name=f"{stage}.{asset_name}",
                 validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=["quality"])],
                 result_format={
                     "result_format": "SUMMARY",
                     "partial_unexpected_count": examples,
@@ -280,8 +282,14 @@ def _validate(
         answer = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=runtime, run_id=run_id)
         for identifier, validation in answer.run_results.items():
             outcomes += [_outcome(r, by_name, examples) for r in validation.results]
-            for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="quality"):
-                pages[asset_name] = _file_path(site["site_url"])
+            results[asset_name] = identifier
+            rendered += [identifier, ExpectationSuiteIdentifier(name=suite.name)]
+    context.build_data_docs(site_names=["quality"], resource_identifiers=rendered)
+    pages = {
+        asset_name: _file_path(site["site_url"])
+        for asset_name, identifier in results.items()
+        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="quality")
+    }
     return outcomes, site_dir / "index.html", pages
 
 
