@@ -1,9 +1,12 @@
 """On-call through the real ``airflow dags test``: a failing gate reaches a person once (a
 local SMTP server) and is not retried; a transient database error is retried and passes.
 
-Small world (500 users, 200 articles a day, three clean days before D), like the DAG's
-end-to-end test; each test stops the run early (the gate, or by marking the heavy tasks
-successful) so the pair runs in about the time of one night.
+One run serves both tests (an ``airflow dags test`` process pays ~20 s of imports before its
+first task): small world (500 users, 200 articles a day, three clean days before D), day D
+loaded upstream with reads missing their dwell (``ingest: warehouse``), and the database
+server ending ingest's session once. Ingest fails on its first try (transient), succeeds on
+its second; the raw gate then fails on the bad day (permanent), once, with one e-mail; the
+stages after it do not run and the report does.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 from pipelines.core import db
 from pipelines.local.airflow import airflow_env
 from pipelines.warehouse import simulator
-from tests.helpers import query
+from tests.helpers import admin_sql, query, use_database
 from tests.integration.test_quality import EXPECTED_FAILURE
 from tests.smtp_inbox import smtp_inbox
 
@@ -28,23 +31,6 @@ START = date(2026, 6, 1)
 D = START + timedelta(days=3)  # three clean days before it
 LOGICAL = f"{D + timedelta(days=1)}T02:00:00+00:00"  # the interval [D 02:00, D+1 02:00) is day D
 FAULT = "null-dwell"
-# everything after the raw gate: the transient test checks ingest's retry and the gate after it
-LATER_TASKS = (
-    "features|quality_gate|materialize|drift_check|retrain_checker|train|skip_training|business_metrics"
-    "|start_experiment|decide_experiments|score_and_publish|report"
-)
-
-
-def _seed_history() -> None:
-    cfg = simulator.SimConfig.from_params(users=500, articles_per_day=200, start=START, seed=3)
-    simulator.seed(cfg, 3)
-
-
-def _dags_test(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **env_extra, **airflow_env()}  # the metadata database: a migrated copy (airflow_db)
-    airflow = str(Path(sys.executable).parent / "airflow")
-    return subprocess.run([airflow, "dags", "test", "newsrec_nightly", LOGICAL, *args], env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
 
 
 def _task_tries() -> dict[str, tuple[str, int]]:
@@ -57,46 +43,62 @@ def _task_tries() -> dict[str, tuple[str, int]]:
         return {task: (state, tries) for task, state, tries in cur.fetchall()}
 
 
+@pytest.fixture(scope="module")
+def night(pg_server, migrated_template, airflow_db, tmp_path_factory) -> dict:
+    """The one ``airflow dags test`` run of D and what it left: task tries, e-mails, alerts."""
+    name = f"oncall{os.getpid()}"
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    home, faults = tmp_path_factory.mktemp("oncall_home"), tmp_path_factory.mktemp("oncall_faults")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, pg_server.format(db=name), home)
+        airflow_db()  # the metadata database: a migrated copy of the session's
+        cfg = simulator.SimConfig.from_params(users=500, articles_per_day=200, start=START, seed=3)
+        simulator.seed(cfg, 3)
+        simulator.simulate_day(D, [FAULT])  # loaded upstream with reads missing their dwell
+        env = {
+            **os.environ,
+            "NEWSREC_FAULT": "drop:stage:ingest",  # the server ends ingest's session once
+            "NEWSREC_FAULT_DIR": str(faults),
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+        }
+        airflow = str(Path(sys.executable).parent / "airflow")
+        with smtp_inbox() as inbox:
+            env = {**env, "NEWSREC_ALERT_URL": inbox.url, **airflow_env()}
+            proc = subprocess.run(
+                [airflow, "dags", "test", "newsrec_nightly", LOGICAL, "--conf", json.dumps({"ingest": "warehouse"})],
+                env=env, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+        yield {
+            "log": proc.stdout[-3000:] + proc.stderr[-3000:],
+            "dropped": (faults / "stage:ingest.dropped").exists(),
+            "tries": _task_tries(),
+            "texts": inbox.texts(),
+            "alerts": query("SELECT task, kind, try_number, raised, notified FROM ops.alerts"),
+            "events_of_d": query("SELECT count(*) FROM warehouse.events WHERE event_ts::date = %s", (D,))[0][0],
+            "report": home.resolve() / "reports" / "nightly" / D.isoformat() / "report.html",
+        }
+
+
 @pytest.mark.slow
-def test_a_failing_gate_sends_one_email_and_is_not_retried(fresh_db, airflow_db):
-    airflow_db()
-    _seed_history()
-    simulator.simulate_day(D, [FAULT])  # loaded upstream with reads missing their dwell
-    check = EXPECTED_FAILURE[FAULT]
-    with smtp_inbox() as inbox:
-        proc = _dags_test({"NEWSREC_ALERT_URL": inbox.url}, "--conf", json.dumps({"ingest": "warehouse"}))
-    log = proc.stdout[-3000:] + proc.stderr[-3000:]
-    tries = _task_tries()
-    assert tries["ingest"] == ("success", 1), log
+def test_a_failing_gate_sends_one_email_and_is_not_retried(night):
+    tries, log = night["tries"], night["log"]
     assert tries["raw_gate"] == ("failed", 1), log  # GateFailed: failed at once, although retries=2
     assert tries["features"][0] == "upstream_failed" and tries["report"][0] == "success"
     # exactly one message, although the gate's notice and the failure callback both raised it
-    assert len(inbox.messages) == 1, inbox.texts()
-    (text,) = inbox.texts()
-    report = Path(os.environ["NEWSREC_HOME"]).resolve() / "reports" / "nightly" / D.isoformat() / "report.html"
+    assert len(night["texts"]) == 1, night["texts"]
+    (text,) = night["texts"]
+    report = night["report"]
     assert text.startswith(f"[newsrec] gate raw_gate failed for {D}"), text
-    assert f"date:   {D}" in text and check in text and report.as_uri() in text
+    assert f"date:   {D}" in text and EXPECTED_FAILURE[FAULT] in text and report.as_uri() in text
     assert "run:    newsrec_nightly manual__" in text and "try 1" in text
     assert report.exists()  # the report task ran after the failure (trigger rule all_done)
-    rows = query("SELECT task, kind, try_number, raised, notified FROM ops.alerts WHERE logical_date = %s", (D,))
-    assert rows == [("raw_gate", "gate", 1, 2, "sent")]
+    assert night["alerts"] == [("raw_gate", "gate", 1, 2, "sent")]
 
 
 @pytest.mark.slow
-def test_a_transient_database_error_is_retried_and_the_task_succeeds(fresh_db, airflow_db, tmp_path):
-    airflow_db()
-    _seed_history()
-    faults = {
-        "NEWSREC_FAULT": "drop:stage:ingest",  # the server ends ingest's session once
-        "NEWSREC_FAULT_DIR": str(tmp_path),
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-    }
-    with smtp_inbox() as inbox:
-        proc = _dags_test({**faults, "NEWSREC_ALERT_URL": inbox.url}, "--mark-success-pattern", LATER_TASKS)
-    log = proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (tmp_path / "stage:ingest.dropped").exists(), log  # the fault did fire
-    tries = _task_tries()
-    assert tries["ingest"] == ("success", 2), log
-    assert tries["raw_gate"] == ("success", 1), log
-    assert query("SELECT count(*) > 0 FROM warehouse.events WHERE event_ts::date = %s", (D,)) == [(True,)]
-    assert inbox.messages == [] and query("SELECT count(*) FROM ops.alerts") == [(0,)]  # a retry is no alert
+def test_a_transient_database_error_is_retried_and_the_task_succeeds(night):
+    assert night["dropped"], night["log"]  # the fault did fire
+    assert night["tries"]["ingest"] == ("success", 2), night["log"]
+    assert night["events_of_d"] > 0  # what the second try found loaded, and the gate then judged
+    # a retry is no alert: the run's one alert and one e-mail are the gate's (the test above)
+    assert [row[0] for row in night["alerts"]] == ["raw_gate"] and len(night["texts"]) == 1

@@ -14,7 +14,7 @@ import pytest
 from pipelines.features.build import backfill
 from pipelines.local.airflow import airflow_env, last_run_states
 from pipelines.warehouse import simulator
-from tests.helpers import ROOT, query
+from tests.helpers import ROOT, admin_sql, query, use_database
 
 _PARSE = """
 import json, sys, time
@@ -28,6 +28,8 @@ for path in sorted(Path(sys.argv[1]).glob("*.py")):
                       "dags": sorted(bag.dag_ids)}
 out["_heavy_modules_loaded"] = sorted(m for m in ("pipelines", "lightgbm", "feast", "apache_beam", "mlflow",
                                                   "great_expectations", "evidently", "pandas") if m in sys.modules)
+dag = DagBag(dag_folder=str(Path(sys.argv[1]) / "newsrec_nightly.py")).dags["newsrec_nightly"]
+out["_upstream"] = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
 print(json.dumps(out))
 """
 
@@ -36,13 +38,24 @@ def _airflow_env() -> dict[str, str]:
     return {**os.environ, **airflow_env()}
 
 
-def test_dag_files_import_without_errors_and_parse_fast(fresh_db):
-    proc = subprocess.run(
-        [sys.executable, "-c", _PARSE, str(ROOT / "dags")], env=_airflow_env(), capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
+@pytest.fixture(scope="module")
+def parsed(pg_server, migrated_template, tmp_path_factory) -> dict:
+    """One process (an Airflow import costs ~8 s) parses each DAG file and reads the nightly's edges."""
+    name = f"dagparse{os.getpid()}"
+    admin_sql(pg_server, f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+    with pytest.MonkeyPatch.context() as mp:
+        use_database(mp, pg_server.format(db=name), tmp_path_factory.mktemp("dagparse_home"))
+        proc = subprocess.run(
+            [sys.executable, "-c", _PARSE, str(ROOT / "dags")], env=_airflow_env(), capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_dag_files_import_without_errors_and_parse_fast(parsed):
+    result = dict(parsed)
+    result.pop("_upstream")
     assert result.pop("_heavy_modules_loaded") == []  # nothing heavy at parse time
     assert set(result) == {"newsrec_nightly.py", "newsrec_rollback.py"}
     for name, info in result.items():
@@ -67,9 +80,10 @@ def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db, airflow_db):
     conf = json.dumps({"hpo_trials": 2, "hpo_minutes": 2})
     proc = subprocess.run([airflow, "dags", "test", "newsrec_nightly", logical, "--conf", conf], env=env,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, log
     states = last_run_states("newsrec_nightly")
-    assert states["train"] == "success" and states["skip_training"] == "skipped"  # no champion: it trains
+    assert states["train"] == "success" and states["skip_training"] == "skipped", log  # no champion: it trains
     assert all(
         states[t] == "success" for t in ("ingest", "features", "quality_gate", "drift_check", "score_and_publish")
     )
@@ -89,25 +103,12 @@ def test_nightly_dag_end_to_end_with_airflow_dags_test(fresh_db, airflow_db):
     assert "Serving batches" in report.read_text()
 
 
-_TASKS = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).dags["newsrec_nightly"]
-print(json.dumps({t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}))
-"""
-
-
-def test_nightly_dag_wires_the_stage_plan(fresh_db):
+def test_nightly_dag_wires_the_stage_plan(parsed):
     """The DAG's tasks and edges are the declared plan's (the plan is what run_day, backfill and
     the benchmark run); ``skip_training`` is the DAG's other branch of ``train``."""
     from pipelines.nightly import plan
 
-    proc = subprocess.run(
-        [sys.executable, "-c", _TASKS, str(ROOT / "dags" / "newsrec_nightly.py")],
-        env=_airflow_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    upstream = json.loads(proc.stdout.strip().splitlines()[-1])
+    upstream = dict(parsed["_upstream"])
     assert upstream.pop("skip_training") == ["retrain_checker"]
     dag = {task: sorted(u for u in ups if u != "skip_training") for task, ups in upstream.items()}
     assert dag == {s.task: sorted(s.after) for s in plan.STAGES}

@@ -8,12 +8,15 @@ found it (one version, no previous champion) and publishes only batches dated DA
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +67,58 @@ def _decisions_after(decision_id: int) -> list[tuple]:
     )
 
 
-def _rollback_dag(logical: str, conf: dict, **env_extra: str) -> subprocess.CompletedProcess:
+# Airflow's own CLI entry point (what the `airflow` script calls), once per line of stdin: one
+# process runs the three `airflow dags test` commands, paying Airflow's and the stages' imports
+# (~20 s) once; the exit code of each command goes to the file descriptor in argv[1].
+_AIRFLOW_CLI = """
+import json, os, sys
+from airflow.__main__ import main
+done = os.fdopen(int(sys.argv[1]), "w")
+for line in sys.stdin:
+    sys.argv = ["airflow", *json.loads(line)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    done.write(f"{code}\\n")
+    done.flush()
+"""
+
+
+@contextlib.contextmanager
+def _airflow_cli(log_path: Path, **env_extra: str) -> Iterator[Callable[..., tuple[int, str]]]:
+    """``run(*args)``: ``airflow ARGS`` in one long-lived process; (exit code, the log's tail)."""
     env = {**os.environ, **env_extra, **airflow_env()}
-    airflow = str(Path(sys.executable).parent / "airflow")
-    return subprocess.run([airflow, "dags", "test", "newsrec_rollback", logical, "--conf", json.dumps(conf)],
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done_r, done_w = os.pipe()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-c", _AIRFLOW_CLI, str(done_w)], env=env, stdin=subprocess.PIPE,
+                                stdout=log, stderr=subprocess.STDOUT, text=True, pass_fds=(done_w,))  # fmt: skip
+    os.close(done_w)
+    done = os.fdopen(done_r)
+
+    def run(*args: str) -> tuple[int, str]:
+        proc.stdin.write(json.dumps(args) + "\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([done], [], [], 600)
+        line = done.readline() if ready else ""
+        tail = log_path.read_text()[-3000:]
+        assert line, f"airflow {' '.join(args)}: no exit code (timed out or died): {tail}"
+        return int(line), tail
+
+    try:
+        yield run
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+            done.close()
+
+
+def _rollback_dag(run: Callable[..., tuple[int, str]], logical: str, conf: dict) -> tuple[int, str]:
+    return run("dags", "test", "newsrec_rollback", logical, "--conf", json.dumps(conf))
 
 
 def _rollback_tries() -> list[tuple[str, str, int]]:
@@ -81,7 +131,7 @@ def _rollback_tries() -> list[tuple[str, str, int]]:
         return cur.fetchall()
 
 
-def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world, airflow_db):
+def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world, airflow_db, tmp_path):
     first = registry.champion_version()
     assert first == world["result"].version and registry.version_info(registry.PREVIOUS) is None
     champion = registry.load(first)
@@ -112,24 +162,26 @@ def test_rollback_cli_and_dag_move_the_champion_and_the_live_batch(world, airflo
 
         # the DAG, to a named version and batch, then one step back with empty params
         airflow_db()  # the metadata database: a migrated copy of the session's
-        proc = _rollback_dag("2026-06-01T00:00:00+00:00", {"what": "both", "model_version": second, "batch_id": b2})
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert last_run_states("newsrec_rollback") == {"rollback": "success"}
-        assert registry.champion_version() == second and _live() == b2
-        assert _decisions_after(mark)[1:] == [("rollback", second, first, True)]
+        with smtp_inbox() as inbox, _airflow_cli(tmp_path / "airflow.log", NEWSREC_ALERT_URL=inbox.url) as airflow:
+            code, log = _rollback_dag(
+                airflow, "2026-06-01T00:00:00+00:00", {"what": "both", "model_version": second, "batch_id": b2}
+            )
+            assert code == 0, log
+            assert last_run_states("newsrec_rollback") == {"rollback": "success"}
+            assert registry.champion_version() == second and _live() == b2
+            assert _decisions_after(mark)[1:] == [("rollback", second, first, True)]
 
-        proc = _rollback_dag("2026-06-02T00:00:00+00:00", {})
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert last_run_states("newsrec_rollback") == {"rollback": "success"}
-        assert registry.champion_version() == first and _live() == b1
-        assert _decisions_after(mark)[2:] == [("rollback", first, second, True)]
-        assert registry.version_info(registry.PREVIOUS) is None  # the shared world is as it was
+            code, log = _rollback_dag(airflow, "2026-06-02T00:00:00+00:00", {})
+            assert code == 0, log
+            assert last_run_states("newsrec_rollback") == {"rollback": "success"}
+            assert registry.champion_version() == first and _live() == b1
+            assert _decisions_after(mark)[2:] == [("rollback", first, second, True)]
+            assert registry.version_info(registry.PREVIOUS) is None  # the shared world is as it was
+            assert inbox.messages == []  # a run that succeeds alerts nobody
 
-        # nothing to roll back to: the task fails at once (a NewsrecError), one alert is sent
-        with smtp_inbox() as inbox:
-            proc = _rollback_dag("2026-06-03T00:00:00+00:00", {"what": "model"}, NEWSREC_ALERT_URL=inbox.url)
-        log = proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert _rollback_tries() == [("rollback", "failed", 1)], log
+            # nothing to roll back to: the task fails at once (a NewsrecError), one alert is sent
+            code, log = _rollback_dag(airflow, "2026-06-03T00:00:00+00:00", {"what": "model"})
+        assert code != 0 and _rollback_tries() == [("rollback", "failed", 1)], log
         reason = f"NewsrecError: champion {first} has no previous champion to roll back to"
         alerts = query("SELECT task, kind, try_number, raised, notified, error FROM ops.alerts "
                        "WHERE source = 'newsrec_rollback'")  # fmt: skip
