@@ -14,6 +14,11 @@ PRELOAD = ",".join((
     "pipelines.nightly.stages", "pipelines.model.train", "pipelines.warehouse.simulator", "pipelines.features.etl",
     "pipelines.serving.predictor", "pipelines.bench.etl", "pipelines.bench.reader", "great_expectations",
     "great_expectations.checkpoint", "evidently", "evidently.presets", "mlflow", "lleaves",
+    # what the stages' children imported on their own (their profiles): Feast's offline stores (ibis,
+    # sqlglot, duckdb), MLflow's SQL stores (every MlflowClient), the model flavor, Optuna, matplotlib
+    "feast", "feast.infra.offline_stores.duckdb", "pipelines.features.store", "pipelines.features.online_store",
+    "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store", "mlflow.lightgbm",
+    "optuna", "matplotlib.figure", "matplotlib.backends.backend_agg",
 ))  # fmt: skip
 # every stage of the nightly plan, in its order (pipelines/nightly/plan.py); start_experiment is not run
 STAGES = [

@@ -28,6 +28,9 @@ LAST = START + timedelta(days=DAYS - 1)
 def test_an_imported_mind_export_runs_every_night_and_serves(
     pg_server, migrated_template, airflow_db, monkeypatch, tmp_path
 ):
+    # scoring with LightGBM's own predict (same scores): compiling each night's model with lleaves
+    # costs ~25 s of CPU a version and is not what this test is about (the Airflow child inherits it)
+    monkeypatch.setenv("NEWSREC_SCORING_ENGINE", "lightgbm")
     use_database(monkeypatch, clone_database(pg_server, migrated_template, "mindsrc"), tmp_path / "sim")
     simulator.seed(simulator.SimConfig.from_params(users=800, articles_per_day=200, start=START, seed=5), DAYS)
     files = tmp_path / "mind"

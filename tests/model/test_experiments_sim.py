@@ -210,9 +210,10 @@ def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_pa
     promoted_on = date.fromisoformat(decided[f"{arm_of['better']}:promote"][0])
     page = write_nightly_report(promoted_on).read_text()
     assert "## Experiment decisions" in page and "| promote |" in page and "## Business metric" in page
-    # the experiment is over: the next publish serves the new champion to everyone
-    nxt = day + timedelta(days=1)
-    _night(nxt)
+    # the experiment is over: the publish after the decision (the same night's, which follows
+    # decide_experiments) serves the new champion to everyone, with no arm
+    (live_day,) = query("SELECT b.data_date FROM serving.live JOIN serving.batches b USING (batch_id)")[0]
+    assert live_day == promoted_on == day
     assert query("SELECT DISTINCT arm, model_version FROM serving.recommendations r JOIN serving.live l "
                  "USING (batch_id)") == [(None, v["better"])]  # fmt: skip
     assert np.isfinite(seconds)
