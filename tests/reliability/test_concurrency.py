@@ -1,9 +1,13 @@
-"""A backfill and a nightly run of overlapping dates, started at the same moment as two
-processes: the nightly run lock makes them take turns, date by date, so no row is written
+"""A backfill and a nightly run of overlapping dates, started at the same moment in two
+processes (``newsrec backfill`` in a process of its own, ``run_day`` in a thread of the
+test's): the nightly run lock makes them take turns, date by date, so no row is written
 twice, one model is registered per date, exactly one batch is live, and the end state is
 the one an undisturbed run gives (whatever order the lock grants them in)."""
 
 from __future__ import annotations
+
+import os
+import threading
 
 from tests.helpers import query, use_database
 from tests.reliability import nightly_world as nw
@@ -28,13 +32,27 @@ def test_backfill_and_nightly_of_overlapping_dates_take_turns(make_world, refere
 
     backfill = nw.cli(["backfill", "--from", str(nw.D0), "--to", str(nw.D), "--ingest", "simulate", *nw.RUN_ARGS],
                       {}, tmp_path / "backfill.log")  # fmt: skip
-    nightly = nw.cli(["run-day", "--date", str(nw.D), "--force-retrain", *nw.RUN_ARGS], {}, tmp_path / "night.log")
+    outcome: dict = {}
+
+    def night() -> None:
+        from pipelines.nightly import runner
+
+        try:
+            outcome["steps"] = runner.run_day(nw.D, force_retrain=True, **nw.RUN)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    nightly = threading.Thread(target=night, name="run-day", daemon=True)
+    nightly.start()
     assert nw.finish(backfill) == 0, (tmp_path / "backfill.log").read_text()[-3000:]
-    assert nw.finish(nightly) == 0, (tmp_path / "night.log").read_text()[-3000:]
+    nightly.join(timeout=900)
+    assert not nightly.is_alive(), "the nightly run did not finish"
+    if "error" in outcome:
+        raise outcome["error"]
 
     # the lock, not luck: the two processes' work on a date never overlapped in time
     spans = sorted((start, end, pid, day) for (pid, day), (start, end, ok) in _intervals(runs_before).items() if end)
-    assert {pid for _, _, pid, _ in spans} == {backfill.pid, nightly.pid}
+    assert {pid for _, _, pid, _ in spans} == {backfill.pid, os.getpid()}
     for (_, end, pid, _), (start, _, other, _) in zip(spans, spans[1:], strict=False):
         assert pid == other or end <= start, spans
     assert query("SELECT count(*) FROM ops.runs WHERE run_id > %s AND status <> 'success'", (runs_before,)) == [(0,)]
