@@ -48,7 +48,6 @@ FAST_FILES = {
     "tests/reliability/test_secrets.py",
 }
 SLOW_TESTS = {
-    "tests/dags/test_dags.py::test_nightly_dag_wires_the_stage_plan",
     "tests/integration/test_features.py::test_backfill_equals_single_days",
     "tests/integration/test_publish.py::test_serve_cli_status_and_rollback",
     "tests/reliability/test_secrets.py::test_cli_never_prints_the_database_password",
