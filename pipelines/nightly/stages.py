@@ -26,7 +26,7 @@ from pipelines.core.locks import run_lock
 from pipelines.core.runs import record_run
 from pipelines.experiments import business_metrics as experiment_metrics
 from pipelines.experiments import decide, lifecycle
-from pipelines.features import build, store
+from pipelines.features import build
 from pipelines.gates import drift as drift_check
 from pipelines.gates import quality as quality_gate
 from pipelines.gates import reference, retrain
@@ -83,6 +83,8 @@ def features(day: str | date, runner: str | None = None, dask_address: str | Non
 
 @_locked
 def materialize(day: str | date) -> dict[str, Any]:
+    from pipelines.features import store  # Feast: ~10 s of imports the other tasks (rollback) do not need
+
     return {"rows": store.materialize(as_date(day))}
 
 
