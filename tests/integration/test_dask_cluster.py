@@ -147,18 +147,16 @@ def test_a_worker_killed_in_the_etl_is_retried(on_cluster, dask_cluster):
 
 
 def test_workers_that_keep_dying_fail_the_etl_and_change_nothing(on_cluster, monkeypatch):
-    """The worker (and every replacement, which inherits the nanny's environment) dies at the
-    same point: the run fails with one line and the published day is byte for byte as it was.
-    A cluster of its own: restarting the shared one after the deaths left it without workers.
-    One worker is enough (a task fails on its second death, and the replacement dies as well):
-    each worker process started here imports the ETL's stack again."""
+    """Every worker (and every replacement, which inherits the nannies' environment) dies at
+    the same point: the run fails with one line and the published day is byte for byte as it was.
+    A cluster of its own: restarting the shared one after the deaths left it without workers."""
     import dask
     from distributed import Client, LocalCluster
 
     day = DAY - timedelta(days=2)
     before = _digests(day)
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
             with Client(lc) as doomed:
                 monkeypatch.setenv("NEWSREC_DASK_ADDRESS", doomed.scheduler.address)
                 monkeypatch.setenv("NEWSREC_FAULT", "kill:etl_user_views")  # the nannies run in this process
