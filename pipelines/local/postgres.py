@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +112,26 @@ def stop_embedded() -> bool:
     pgserver = _pgserver()
 
     user = "pgserver" if _is_root() else None
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=settings.pg_dir, user=user, timeout=60)
+    try:
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=settings.pg_dir, user=user, timeout=60)
+    except subprocess.CalledProcessError:
+        # as root pg_ctl runs as pgserver, which cannot enter a private folder above the home
+        # (pytest's tmp): ask the postmaster for the same fast shutdown ourselves
+        _fast_shutdown(settings.pg_dir)
     return True
+
+
+def _fast_shutdown(pg_dir: Path, timeout: float = 60) -> None:
+    """SIGINT (PostgreSQL's fast shutdown) to the postmaster of ``pg_dir``; wait until it is gone."""
+    running = read_postmaster(pg_dir)
+    if running is None:
+        return
+    os.kill(running[0], signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while read_postmaster(pg_dir) is not None:
+        if time.monotonic() > deadline:
+            raise NewsrecError(f"the embedded PostgreSQL (pid {running[0]}) did not stop within {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def _is_root() -> bool:
