@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -257,6 +258,35 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> int:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+
+
+class NightInThread:
+    """``run_day(D, force_retrain=True)`` in a thread of the test's process: a crash or a restart
+    elsewhere cuts its database sessions, without a fresh interpreter's imports."""
+
+    def __init__(self) -> None:
+        self.outcome: dict = {}
+        self.thread = threading.Thread(target=self._run, name="run-day", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from pipelines.nightly import runner
+
+        try:
+            self.outcome["steps"] = runner.run_day(D, force_retrain=True, **RUN)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            self.outcome["error"] = exc
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def result(self, timeout: float = 900) -> dict:
+        """The run's steps once it ended; its exception, re-raised, if it failed."""
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the nightly run did not finish"
+        if "error" in self.outcome:
+            raise self.outcome["error"]
+        return self.outcome["steps"]
 
 
 def wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:

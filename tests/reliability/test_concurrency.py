@@ -7,7 +7,6 @@ the one an undisturbed run gives (whatever order the lock grants them in)."""
 from __future__ import annotations
 
 import os
-import threading
 
 from tests.helpers import query, use_database
 from tests.reliability import nightly_world as nw
@@ -32,23 +31,9 @@ def test_backfill_and_nightly_of_overlapping_dates_take_turns(make_world, refere
 
     backfill = nw.cli(["backfill", "--from", str(nw.D0), "--to", str(nw.D), "--ingest", "simulate", *nw.RUN_ARGS],
                       {}, tmp_path / "backfill.log")  # fmt: skip
-    outcome: dict = {}
-
-    def night() -> None:
-        from pipelines.nightly import runner
-
-        try:
-            outcome["steps"] = runner.run_day(nw.D, force_retrain=True, **nw.RUN)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            outcome["error"] = exc
-
-    nightly = threading.Thread(target=night, name="run-day", daemon=True)
-    nightly.start()
+    nightly = nw.NightInThread()
     assert nw.finish(backfill) == 0, (tmp_path / "backfill.log").read_text()[-3000:]
-    nightly.join(timeout=900)
-    assert not nightly.is_alive(), "the nightly run did not finish"
-    if "error" in outcome:
-        raise outcome["error"]
+    nightly.result()
 
     # the lock, not luck: the two processes' work on a date never overlapped in time
     spans = sorted((start, end, pid, day) for (pid, day), (start, end, ok) in _intervals(runs_before).items() if end)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -128,34 +127,20 @@ def test_rerun_through_a_database_restart_matches_an_undisturbed_run(
     the drift check and training): the run completes and serves what an undisturbed run does.
     The run is ``run_day`` in a thread of this process (what the restart cuts is its database
     sessions, a process of its own would only add its imports)."""
-    from pipelines.nightly import runner
-
     monkeypatch.setenv("NEWSREC_FAULT", "pause:stage:train")
     monkeypatch.setenv("NEWSREC_FAULT_DIR", str(tmp_path))
-    outcome: dict = {}
-
-    def night() -> None:
-        try:
-            outcome["steps"] = runner.run_day(nw.D, force_retrain=True, **nw.RUN)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=night, name="run-day", daemon=True)
-    thread.start()
+    night = nw.NightInThread()
     marker = tmp_path / "stage:train"
     deadline = time.monotonic() + 300
     while not marker.exists():
-        assert thread.is_alive(), f"the run ended before it reached training: {outcome}"
+        assert night.is_alive(), f"the run ended before it reached training: {night.outcome}"
         assert time.monotonic() < deadline, "the run never reached training"
         time.sleep(0.1)
     rel_server.restart()
     marker.unlink()
-    thread.join(timeout=900)
-    assert not thread.is_alive(), "the run did not finish"
-    if "error" in outcome:
-        raise outcome["error"]
+    steps = night.result()
     monkeypatch.delenv("NEWSREC_FAULT")
-    assert outcome["steps"]["publish"].get("batch_id")
+    assert steps["publish"].get("batch_id")
 
     state = nw.snapshot()
     expected = reference["after"]
