@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import admin_sql, use_database
+from tests.helpers import admin_sql, remove_later, use_database
 
 ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
@@ -95,12 +95,13 @@ def pg_server() -> Iterator[str]:
     import pgserver
 
     folder = Path(tempfile.mkdtemp(prefix="nrpg", dir="/tmp"))
-    server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
     server.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off;")
     server.psql("SELECT pg_reload_conf();")
     socket_dir = server.get_postmaster_info().socket_dir
     yield f"postgresql://postgres:@/{{db}}?host={socket_dir}"
     server.cleanup()
+    remove_later(folder)
 
 
 @pytest.fixture(scope="session")

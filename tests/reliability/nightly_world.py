@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, admin_sql, query, use_database
+from tests.helpers import ROOT, admin_sql, query, remove_later, use_database
 
 START = date(2026, 7, 1)
 HISTORY = 7
@@ -50,8 +50,8 @@ class Server:
         if copy_of is not None:  # cp -a: the files stay the server user's, with their modes
             subprocess.run(["cp", "-a", str(copy_of), str(self.folder / "pg")], check=True, timeout=600)
             (self.folder / "pg" / ".handle_pids.json").unlink(missing_ok=True)
-        mode = "stop" if folder is not None else "delete"
-        self.server = pgserver.get_server(self.folder / "pg", cleanup_mode=mode)
+        self.owned = folder is None
+        self.server = pgserver.get_server(self.folder / "pg", cleanup_mode="stop")
         self.server.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET synchronous_commit = off;")
         self.server.psql("SELECT pg_reload_conf();")
         self.socket_dir = self.server.get_postmaster_info().socket_dir
@@ -102,6 +102,8 @@ class Server:
 
     def cleanup(self) -> None:
         self.server.cleanup()
+        if self.owned:
+            remove_later(self.folder)
 
 
 def build_template(server: Server, name: str, home: Path) -> None:
