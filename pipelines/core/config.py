@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     # Beam runner for the feature ETL; FnApiRunner is the direct runner's in-process engine
     # (it never tries to download the Prism runner). Any Beam runner name works here.
     beam_runner: str = "FnApiRunner"
-    # User-id ranges the ETL reads in parallel (one Postgres COPY each).
-    etl_shards: int = Field(default=8, ge=1, le=1024)
+    # User-id ranges the ETL reads in parallel (one Postgres COPY each). Unset: one range per
+    # ETL_USERS_PER_SHARD users, at most 8 (each range costs a query and a pass of pandas
+    # work per view: a small warehouse built in 8 ranges paid 2.5x the CPU of one range).
+    etl_shards: int | None = Field(default=None, ge=1, le=1024)
     # A dask.distributed scheduler (``tcp://host:8786``): the ETL (Beam's DaskRunner), training
     # (LightGBM's DaskLGBMRanker) and batch scoring (user partitions) run on that cluster.
     # Unset: in-process.

@@ -66,14 +66,21 @@ def check_warehouse(conn) -> None:
             raise NewsrecError(f"table {schema}.{table} lacks column(s) {', '.join(sorted(missing))}")
 
 
-def user_ranges(conn, shards: int) -> list[tuple[int, int]]:
-    """Split the user ids into ``shards`` half-open ranges of equal width."""
+ETL_USERS_PER_SHARD = 25_000
+ETL_MAX_AUTO_SHARDS = 8
+
+
+def user_ranges(conn, shards: int | None) -> list[tuple[int, int]]:
+    """Split the user ids into ``shards`` half-open ranges of equal width; ``None``: one per
+    ``ETL_USERS_PER_SHARD`` ids of the id span, at most ``ETL_MAX_AUTO_SHARDS``."""
     with conn.cursor() as cur:
         cur.execute(queries.load("features_user_id_range"))
         lo, hi = cur.fetchone()
     if lo is None:
         return [(0, 1)]
     hi += 1
+    if shards is None:
+        shards = min(ETL_MAX_AUTO_SHARDS, max(1, -(-(hi - lo) // ETL_USERS_PER_SHARD)))
     step = max(1, -(-(hi - lo) // shards))
     return [(start, min(start + step, hi)) for start in range(lo, hi, step)]
 
