@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pipelines.core import db
 from pipelines.core import sql as queries
-from pipelines.core.config import get_settings, params
+from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.core.jsonable import finite, json_safe
 from pipelines.core.runs import record_run
 from pipelines.gates.quality import applicability, extracts, suites
-from pipelines.gates.quality.extracts import INDEX_COLUMNS
 from pipelines.gates.quality.suites import Severity
 from pipelines.warehouse import profile as data_profile
 
@@ -205,36 +204,6 @@ def _run_stage(stage: str, day: date) -> GateResult:
     return result
 
 
-def _context(site_dir: Path) -> Any:
-    """An ephemeral GE context whose Data Docs site and validation results live in ``site_dir``."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    defaults = InMemoryStoreBackendDefaults()
-    defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
-        "class_name": "TupleFilesystemStoreBackend",
-        "base_directory": str(site_dir / ".results"),
-    }
-    config = DataContextConfig(
-        store_backend_defaults=defaults,
-        progress_bars=ProgressBarsConfig(globally=False),
-        analytics_enabled=False,
-        data_docs_sites={
-            "quality": {
-                "class_name": "SiteBuilder",
-                "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            }
-        },
-    )
-    return gx.get_context(mode="ephemeral", project_config=config)
-
-
 def _validate(
     stage: str,
     day: date,
@@ -243,54 +212,14 @@ def _validate(
     runtime: dict[str, Any],
     examples: int,
 ) -> tuple[list[CheckOutcome], Path, dict[str, str]]:
-    """Validate each frame against its suite with one checkpoint per asset (each asset names
-    its own example columns), then render the stage's Data Docs pages and the site index once
-    (a docs action per checkpoint re-rendered the index for every asset); return the outcomes,
-    the site index and each asset's page."""
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+    """Validate each frame against its suite (:mod:`pipelines.gates.quality.validation`, where
+    Great Expectations runs and the Data Docs are built); return the outcomes, the site index
+    and each asset's page."""
+    from pipelines.gates.quality import validation
 
-    site_dir = get_settings().reports_dir / "quality" / day.isoformat()
-    site_dir.mkdir(parents=True, exist_ok=True)
-    context = _context(site_dir)
-    source = context.data_sources.add_or_update_pandas(name="newsrec")
-    run_id = RunIdentifier(run_name=f"{stage}-{day.isoformat()}", run_time=datetime.now(UTC))
+    results, index, pages = validation.validate(stage, day, frames, checks, runtime, examples)
     by_name = {c.name: c for c in checks}
-    outcomes: list[CheckOutcome] = []
-    results: dict[str, Any] = {}
-    rendered: list[Any] = []
-    for asset_name, frame in frames.items():
-        asset = source.add_dataframe_asset(name=asset_name)
-        batch = asset.add_batch_definition_whole_dataframe(name="day")
-        suite = context.suites.add_or_update(suites.build_suite(stage, asset_name, checks))
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"{stage}.{asset_name}", data=batch, suite=suite)
-        )
-        index_columns = [c for c in INDEX_COLUMNS.get(asset_name, []) if c in frame.columns]
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{stage}.{asset_name}",
-                validation_definitions=[definition],
-                result_format={
-                    "result_format": "SUMMARY",
-                    "partial_unexpected_count": examples,
-                    "unexpected_index_column_names": index_columns,
-                },
-            )
-        )
-        answer = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=runtime, run_id=run_id)
-        for identifier, validation in answer.run_results.items():
-            outcomes += [_outcome(r, by_name, examples) for r in validation.results]
-            results[asset_name] = identifier
-            rendered += [identifier, ExpectationSuiteIdentifier(name=suite.name)]
-    context.build_data_docs(site_names=["quality"], resource_identifiers=rendered)
-    pages = {
-        asset_name: _file_path(site["site_url"])
-        for asset_name, identifier in results.items()
-        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="quality")
-    }
-    return outcomes, site_dir / "index.html", pages
+    return [_outcome(r, by_name, examples) for r in results], index, pages
 
 
 _EXPECTED_KEYS = ("value", "min_value", "max_value", "value_set", "mostly", "column_set")
@@ -336,10 +265,6 @@ def _not_applicable(skipped: applicability.NotApplicable) -> CheckOutcome:
         success=None,
         note=skipped.reason,
     )
-
-
-def _file_path(url: str) -> str:
-    return url.removeprefix("file://")
 
 
 def _store(result: GateResult) -> int:
