@@ -46,11 +46,19 @@ def dask_cluster():
 
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
-    """A 7-day simulated warehouse with features built in-process for START+1 .. DAY."""
+    """A 7-day simulated warehouse with features built in-process for START+1 .. DAY, in one
+    user range (``NEWSREC_ETL_SHARDS=1``: the same rows at ~40% of the Beam CPU of the default
+    8 ranges); the ETL tests on the cluster keep the default, so they compare 8 ranges on Dask
+    with one in-process."""
     home = tmp_path_factory.mktemp("dask_home")
     sim = {"users": 2000, "articles_per_day": 300, "start": START, "seed": 5}
-    days = [START + timedelta(days=i) for i in range(1, 6)]
-    with simulated_world(pg_server, migrated_template, home, "dask_world", 7, days, **sim) as w:
+    with simulated_world(pg_server, migrated_template, home, "dask_world", 7, **sim) as w:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("NEWSREC_ETL_SHARDS", "1")
+            reset_caches()
+            for i in range(1, 6):
+                build.build(START + timedelta(days=i))
+        reset_caches()
         yield w
 
 
@@ -81,7 +89,7 @@ def _digests(day: date) -> dict[str, str]:
 
 
 def test_etl_on_dask_writes_the_in_process_rows(on_cluster, monkeypatch, tmp_path):
-    day = DAY - timedelta(days=1)
+    day = START + timedelta(days=2)  # three days of events in its window: the fresh home recomputes all three partials
     local = {view: _view(view, day) for view in VIEWS}
     local_manifest = partitions.read_manifest(day)
     # a fresh home: the cluster recomputes every daily partial of the window, not only the day
@@ -149,14 +157,16 @@ def test_a_worker_killed_in_the_etl_is_retried(on_cluster, dask_cluster):
 def test_workers_that_keep_dying_fail_the_etl_and_change_nothing(on_cluster, monkeypatch):
     """Every worker (and every replacement, which inherits the nannies' environment) dies at
     the same point: the run fails with one line and the published day is byte for byte as it was.
-    A cluster of its own: restarting the shared one after the deaths left it without workers."""
+    A cluster of its own: restarting the shared one after the deaths left it without workers. One
+    worker is enough: it dies, its replacement gets the task again (allowed-failures 1) and dies
+    too, with fewer worker processes started (each imports Beam and the stack) than with two."""
     import dask
     from distributed import Client, LocalCluster
 
     day = DAY - timedelta(days=2)
     before = _digests(day)
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
             with Client(lc) as doomed:
                 monkeypatch.setenv("NEWSREC_DASK_ADDRESS", doomed.scheduler.address)
                 monkeypatch.setenv("NEWSREC_FAULT", "kill:etl_user_views")  # the nannies run in this process
@@ -346,9 +356,13 @@ def test_newsrec_cluster_up_status_down(tmp_path):
     assert down.returncode == 1 and "not running" in down.stdout
 
 
-def test_benchmark_hook_times_each_stage_on_both_sides(on_cluster, dask_cluster):
+def test_benchmark_hook_times_each_stage_on_both_sides(on_cluster, dask_cluster, monkeypatch):
     from pipelines.bench.cluster import compare
 
+    # the harness is under test, not the ETL's sharding (the tests above): both sides rebuild the
+    # window in one user range, which costs ~40% of the Beam work of 8
+    monkeypatch.setenv("NEWSREC_ETL_SHARDS", "1")
+    reset_caches()
     result = compare(DAY, address=dask_cluster.scheduler.address, stages=["features", "train"], train_days=TRAIN_DAYS)
     stages = result.to_dict()["stages"]
     assert set(stages) == {"features", "train"}
