@@ -32,9 +32,6 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
     home, results = tmp_path / "bench-home", tmp_path / "results"
     monkeypatch.delenv("NEWSREC_DATABASE_URL", raising=False)  # run_cli passes this process's environment on
     monkeypatch.setenv("NEWSREC_BENCH_PRELOAD", PRELOAD)
-    # the feature ETL (setup, stage and reference) in one user range instead of 8: the same views at
-    # ~40% of the Beam CPU; at this size the ranges only add per-element overhead to a harness test
-    monkeypatch.setenv("NEWSREC_ETL_SHARDS", "1")
     args = ["--users", "400", "--articles-per-day", "150", "--days", "4", "--train-days", "1", "--reader-seconds", "1"]
     try:
         proc = run_cli("bench", "nightly", *args, "--profile", "--home", str(home), "--results", str(results),

@@ -47,25 +47,22 @@ def dask_cluster():
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
     """A 7-day simulated warehouse with features built in-process for START+1 .. DAY, in one
-    user range (``NEWSREC_ETL_SHARDS=1``: the same rows at ~40% of the Beam CPU of the default
-    8 ranges); the ETL tests on the cluster keep the default, so they compare 8 ranges on Dask
-    with one in-process."""
+    user range (the default for 2,000 users); the ETL tests on the cluster use 8
+    (:func:`on_cluster`), so they compare 8 ranges on Dask with one in-process."""
     home = tmp_path_factory.mktemp("dask_home")
     sim = {"users": 2000, "articles_per_day": 300, "start": START, "seed": 5}
     with simulated_world(pg_server, migrated_template, home, "dask_world", 7, **sim) as w:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("NEWSREC_ETL_SHARDS", "1")
-            reset_caches()
-            for i in range(1, 6):
-                build.build(START + timedelta(days=i))
-        reset_caches()
+        for i in range(1, 6):
+            build.build(START + timedelta(days=i))
         yield w
 
 
 @pytest.fixture
 def on_cluster(world, dask_cluster, monkeypatch):
-    """The world, with NEWSREC_DASK_ADDRESS pointing at the module's cluster."""
+    """The world, with NEWSREC_DASK_ADDRESS pointing at the module's cluster and the ETL in 8
+    user ranges (a world this small gets one by default): the ranges spread over both workers."""
     use_database(monkeypatch, world["url"], world["home"])
+    monkeypatch.setenv("NEWSREC_ETL_SHARDS", "8")
     # both workers, also after a test restarted them (a loaded machine takes a while to start one)
     dask_cluster.wait_for_workers(2, timeout=180)
     monkeypatch.setenv("NEWSREC_DASK_ADDRESS", dask_cluster.scheduler.address)
@@ -360,8 +357,8 @@ def test_benchmark_hook_times_each_stage_on_both_sides(on_cluster, dask_cluster,
     from pipelines.bench.cluster import compare
 
     # the harness is under test, not the ETL's sharding (the tests above): both sides rebuild the
-    # window in one user range, which costs ~40% of the Beam work of 8
-    monkeypatch.setenv("NEWSREC_ETL_SHARDS", "1")
+    # window in one user range (the default at this size), which costs ~40% of the Beam work of 8
+    monkeypatch.delenv("NEWSREC_ETL_SHARDS")
     reset_caches()
     result = compare(DAY, address=dask_cluster.scheduler.address, stages=["features", "train"], train_days=TRAIN_DAYS)
     stages = result.to_dict()["stages"]

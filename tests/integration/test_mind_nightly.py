@@ -31,9 +31,6 @@ def test_an_imported_mind_export_runs_every_night_and_serves(
     # scoring with LightGBM's own predict (same scores): compiling each night's model with lleaves
     # costs ~25 s of CPU a version and is not what this test is about (the Airflow child inherits it)
     monkeypatch.setenv("NEWSREC_SCORING_ENGINE", "lightgbm")
-    # and the feature ETL in one user range instead of 8: the same views (the ranges only split the
-    # work; sharding is tested by the feature and Dask tests) at ~40% of the Beam CPU
-    monkeypatch.setenv("NEWSREC_ETL_SHARDS", "1")
     use_database(monkeypatch, clone_database(pg_server, migrated_template, "mindsrc"), tmp_path / "sim")
     simulator.seed(simulator.SimConfig.from_params(users=800, articles_per_day=200, start=START, seed=5), DAYS)
     files = tmp_path / "mind"

@@ -89,9 +89,6 @@ def sim_world(pg_server, migrated_template, tmp_path_factory):
     home = tmp_path_factory.mktemp("expsim")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NEWSREC_PARAMS_FILE", str(_params_file(home.parent)))
-        # the feature ETL in one user range instead of 8: the same views (the ranges only split the
-        # work; sharding is tested by the feature and Dask tests) at ~40% of the Beam CPU
-        mp.setenv("NEWSREC_ETL_SHARDS", "1")
         use_database(mp, pg_server.format(db=name), home / "home")
         simulator.seed(simulator.SimConfig.from_params(**SIM), HISTORY)
         build.backfill(START, D0)
