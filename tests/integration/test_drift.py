@@ -123,6 +123,38 @@ def test_drift_compares_only_the_columns_the_profile_has(in_world):
     assert "read_dwell_s" not in target.report_path.read_text()
 
 
+def test_a_sampled_day_builds_the_rows_sampling_the_whole_frames_keeps(in_world, monkeypatch, tmp_path):
+    """The feature gate draws its sample before it builds rows (a seed-scale day is millions of
+    them): the same rows in the same order as sampling the whole days' frames, the same share
+    columns; the stored stats and the report say the statistics saw a sample."""
+    import pandas as pd
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+    from pipelines.gates.drift import compare, features
+    from pipelines.warehouse.profile import FULL
+
+    data = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    data["drift"]["sample_rows"] = 200
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "params.yaml"))
+    reset_caches()
+    current, reference, known, sizes = features._sampled_frames(POST, REFERENCE, FULL)
+    whole = {"current": drift.feature_frame(POST, FULL)}
+    whole["reference"] = pd.concat([drift.feature_frame(d, FULL) for d in REFERENCE], ignore_index=True)
+    assert sizes == {side: len(frame) for side, frame in whole.items()} and sizes["current"] > 200
+    shares = sorted({c for frame in whole.values() for c in frame.columns if c.startswith(drift.CATEGORY_SHARE)})
+    assert sorted(f"{drift.CATEGORY_SHARE}__{c}" for c in known) == shares
+    numeric, categorical, _ = features.columns(FULL)
+    order, fill = [*numeric, *categorical, *shares], dict.fromkeys(shares, 0.0)
+    for side, built in (("current", current), ("reference", reference)):
+        expected = compare.sample(whole[side].reindex(columns=order).fillna(fill), 200, int(data["drift"]["seed"]))
+        pd.testing.assert_frame_equal(built.reindex(columns=order).fillna(fill), expected, check_exact=True)
+    result = drift.check_drift(POST, REFERENCE, profile=FULL)
+    assert result.stats["rows"] == sizes and result.stats["sampled"] == {"current": 200, "reference": 200}
+    assert f"seeded sample (seed {data['drift']['seed']}" in result.report_path.read_text()
+
+
 # Labels need volume: with ~100 clicks a day the dwell distribution of one day is too noisy for
 # a distance threshold, so the target check gets its own, busier (and shorter) world.
 T_START = date(2026, 8, 3)

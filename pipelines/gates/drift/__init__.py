@@ -7,9 +7,11 @@ champion's training window). ``check_target_drift`` does the same for the labels
 dwell of D's impressions), and ``score_drift`` / ``check_score_drift`` take two arrays of model
 scores (wired in once batch scoring exists).
 
-Both sides are sampled (``drift.sample_rows``, seeded) and compared with distance methods
-(normed Wasserstein for numbers, Jensen-Shannon for categories): p-value tests call almost
-everything drifted at large n. A column drifted when its distance reaches its threshold; the
+Both sides are sampled (``drift.sample_rows``, seeded; the feature gate draws the rows before
+it builds them, so a seed-scale day never becomes a whole frame) and compared with distance
+methods (normed Wasserstein for numbers, Jensen-Shannon for categories): p-value tests call
+almost everything drifted at large n. The stored stats and the report's first line give the
+sizes before and after sampling. A column drifted when its distance reaches its threshold; the
 day drifted when the share of drifted columns reaches ``share_threshold``. The verdict goes
 to ``ops.drift_results`` as JSON and an HTML report to ``$NEWSREC_HOME/reports/drift/<day>/``.
 Evidently is imported only when a check runs.
@@ -19,7 +21,7 @@ features, target, scores):
 
 - ``windows``: reference windows and which of their days have data;
 - ``result``: ``ColumnDrift`` and ``DriftResult``, the verdict as data;
-- ``evidently_report``: the Evidently wrapper;
+- ``evidently_report``: the Evidently wrapper (each column's test and figures once);
 - ``store``: the verdict into ``ops.drift_results``;
 - ``compare``: sampling and the comparison every gate shares;
 - ``features``, ``target``, ``scores``: the three gates.

@@ -13,14 +13,32 @@ from pipelines.gates.drift import evidently_report, store
 from pipelines.gates.drift.result import DriftResult, Kind
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
 
+def sample_positions(length: int, rows: int, seed: int) -> np.ndarray | None:
+    """The positions :func:`sample` keeps of a frame of ``length`` rows, in its order (None: all
+    of them), without the frame: the gates that read a big day pick its rows first."""
+    import numpy as np
+
+    # What DataFrame.sample(n=rows, random_state=seed) draws: only the length and seed matter.
+    return None if length <= rows else np.random.RandomState(seed).choice(length, size=rows, replace=False)
+
+
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """At most ``rows`` rows of ``frame``, drawn with ``seed``; the frame itself when smaller."""
     return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed).reset_index(drop=True)
+
+
+def sample_note(stats: dict[str, Any], seed: int) -> str:
+    """The report's line on the rows its statistics saw (all, or a seeded sample of how many)."""
+    parts = [f"{side} {stats['sampled'][side]:,} of {stats['rows'][side]:,} rows" for side in ("current", "reference")]
+    sampled = stats["sampled"] != stats["rows"]
+    how = f"a seeded sample (seed {seed}, drift.sample_rows)" if sampled else "all rows"
+    return f"Statistics computed on {how}: {', '.join(parts)}."
 
 
 def compare_frames(
@@ -37,11 +55,13 @@ def compare_frames(
     warnings: list[str],
     run_id: int | None,
     extra_stats: dict[str, Any] | None = None,
+    rows_before_sampling: dict[str, int] | None = None,
 ) -> DriftResult:
-    """Sample, run Evidently, save its HTML report and store the verdict."""
+    """Sample, run Evidently, save its HTML report and store the verdict. A gate that sampled
+    its frames already (with :func:`sample_positions`) gives their sizes before sampling."""
     p = params("drift")
     rows, seed = int(p["sample_rows"]), int(p["seed"])
-    stats: dict[str, Any] = {"rows": {"current": len(current), "reference": len(reference)}}
+    stats: dict[str, Any] = {"rows": rows_before_sampling or {"current": len(current), "reference": len(reference)}}
     current, reference = sample(current, rows, seed), sample(reference, rows, seed)
     stats["sampled"] = {"current": len(current), "reference": len(reference)}
     # Evidently cannot compare a column that is empty on either side; report and skip it.
@@ -53,7 +73,7 @@ def compare_frames(
     if not numerical and not categorical:
         raise NewsrecError(f"drift {kind} of {day}: no column has values on both sides")
     columns, share, snapshot = evidently_report.column_drift(
-        current, reference, numerical, categorical, thresholds, share_threshold
+        current, reference, numerical, categorical, thresholds, share_threshold, note=sample_note(stats, seed)
     )
     stats.update(extra_stats or {})
     out_dir = get_settings().reports_dir / "drift" / day.isoformat()
