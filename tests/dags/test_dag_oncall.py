@@ -55,11 +55,12 @@ def night(pg_server, migrated_template, airflow_db, tmp_path_factory) -> dict:
         cfg = simulator.SimConfig.from_params(users=500, articles_per_day=200, start=START, seed=3)
         simulator.seed(cfg, 3)
         simulator.simulate_day(D, [FAULT])  # loaded upstream with reads missing their dwell
+        # a 1 s first retry instead of 30 s: airflow_env() reads it from this process's environment
+        mp.setenv("AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY", "1")
         env = {
             **os.environ,
             "NEWSREC_FAULT": "drop:stage:ingest",  # the server ends ingest's session once
             "NEWSREC_FAULT_DIR": str(faults),
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
         }
         airflow = str(Path(sys.executable).parent / "airflow")
         with smtp_inbox() as inbox:
