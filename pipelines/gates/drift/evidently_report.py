@@ -10,7 +10,10 @@ once through the report's context, renders the preset's two parts (the dataset d
 and the per-column table) from that one result, and reads the verdicts from it: the same
 test function on the same data, so the same scores, thresholds, verdicts and share. What the
 preset shows and this report does not: its tests panel (one "Value Drift" line per column,
-which the table's "Data Drift" column already says).
+which the table's "Data Drift" column already says), and each numerical column's "DATA DRIFT"
+chart, the column's values against the row index: the rows compared are users (a seeded sample
+of them for the feature gate) in no meaningful order, so that chart showed nothing, and drawing it
+was half the report's rendering. Each column keeps its "DATA DISTRIBUTION" chart.
 """
 
 from __future__ import annotations
@@ -85,11 +88,29 @@ def _define() -> type:
     from evidently.core.container import MetricContainer
     from evidently.legacy.calculations.data_drift import get_dataset_drift
     from evidently.legacy.metrics import DataDriftTable, DatasetDriftMetric
+    from evidently.legacy.metrics.data_drift.data_drift_table import DataDriftTableRenderer
     from evidently.legacy.metrics.data_drift.dataset_drift_metric import (
         DataDriftMetricsRenderer,
         DatasetDriftMetricResults,
     )
+    from evidently.legacy.renderers.base_renderer import default_renderer
     from evidently.legacy.renderers.html_widgets import text_widget
+
+    class UnorderedDriftTable(DataDriftTable):
+        """The legacy table for rows in no order: no values-against-row-index chart."""
+
+        class Config:
+            type_alias = "newsrec:metric:UnorderedDriftTable"
+
+        def calculate(self, data: Any) -> Any:
+            result = super().calculate(data)
+            for column in result.drift_by_columns.values():
+                object.__setattr__(column, "scatter", None)  # the renderer draws "DATA DRIFT" from it
+            return result
+
+    @default_renderer(wrap_type=UnorderedDriftTable)
+    class _UnorderedDriftTableRenderer(DataDriftTableRenderer):
+        pass
 
     class DriftTable(MetricContainer):
         """The data-drift preset's report (dataset drift summary, then the per-column table)
@@ -111,7 +132,7 @@ def _define() -> type:
             return []
 
         def _table(self) -> Any:
-            return DataDriftTable(
+            return UnorderedDriftTable(
                 columns=self.columns,
                 num_stattest=self.num_method,
                 cat_stattest=self.cat_method,
