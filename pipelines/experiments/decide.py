@@ -311,8 +311,9 @@ def decide(day: date) -> dict[str, Any]:
             ev = d.evidence
             online = {**ev, "experiment": experiment["name"], "arm": d.arm,
                       "summary": f"dwell/user {ev['mean_challenger']:.1f} s vs {ev['mean_champion']:.1f} s, "
-                                 f"{ev['confidence']:.1%} confidence sequence of the difference [{ev['ci'][0]:.2f}, "
-                                 f"{ev['ci'][1]:.2f}] over {ev['days']} days"}  # fmt: skip
+                                 f"bounds of the difference [{ev['ci'][0]:.2f}, {ev['ci'][1]:.2f}] at the "
+                                 f"alpha-spending plan's look after {ev['days']} days (z boundary "
+                                 f"{ev['boundary']:.2f}, alpha {ev['alpha']:.3g})"}  # fmt: skip
             gate = promotion.gate_online_winner(day, str(d.model_version), online)
             if not gate.promoted:
                 d.decision, d.share_after = "refused", 0.0
