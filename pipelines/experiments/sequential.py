@@ -149,18 +149,6 @@ def arm_alpha(test: dict, challengers: int) -> float:
     return float(test.get("alpha", 0.05)) / max(int(challengers), 1)  # experiments created before it: 0.05
 
 
-def interval(
-    rule: str, diff: np.ndarray, var: np.ndarray, champion_mean: np.ndarray, test: dict, challengers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The interval a rule acts on: ``new`` the confidence sequence, ``old`` the fixed one."""
-    if rule == "new":
-        tau = float(test.get("mixture_tau", 0.05)) * np.maximum(np.abs(np.asarray(champion_mean, float)), 1e-9)
-        return confidence_sequence(diff, var, tau, arm_alpha(test, challengers))
-    if rule == "old":
-        return fixed_interval(diff, var, float(test["confidence"]))
-    raise ValueError(f"unknown rule {rule!r} (one of {', '.join(RULES)})")
-
-
 def spent(t: np.ndarray, alpha: float, spending: str) -> np.ndarray:
     """The Lan-DeMets spending function: the one-sided alpha spent by information time ``t``
     (0 < t <= 1; alpha(1) = alpha). ``obrien_fleming`` spends little early and keeps the last
@@ -214,10 +202,9 @@ def _boundaries(alpha: float, times: tuple[float, ...], spending: str, grid: int
 
 def spending_boundaries(alpha: float, horizon: int, first: int, spending: str, grid: int = 1500) -> np.ndarray:
     """The one-sided z boundary at each look of the promotion step's plan, indexed by days of
-    evidence (entry m: the look after m days; entries before ``first`` are inf: no look).
-
-    One look a night from day ``first`` (``min_days``) to day ``horizon``, at information time
-    m / horizon. Entry 0 and entries below ``first`` are inf; past the horizon there is none."""
+    evidence: entry m is the look after m days, at information time m / horizon, one a night
+    from day ``first`` (``min_days``) to day ``horizon``; entries below ``first`` are inf (no
+    look yet) and there is none past the horizon."""
     if not 1 <= first <= horizon:
         raise ValueError(f"the first look (day {first}) must be within the horizon (day {horizon})")
     times = tuple(m / horizon for m in range(first, horizon + 1))
@@ -226,7 +213,8 @@ def spending_boundaries(alpha: float, horizon: int, first: int, spending: str, g
 
 def plan(test: dict, challengers: int) -> np.ndarray:
     """The boundaries of an experiment's promotion step (its stored ``test``: alpha split over
-    the challengers, ``horizon_days``, ``min_days``, ``spending``)."""
+    the challengers, ``horizon_days``, ``min_days``, ``spending``; experiments stored before
+    the plan get its defaults)."""
     return spending_boundaries(
         arm_alpha(test, challengers), int(test.get("horizon_days", 11)), int(test["min_days"]),
         str(test.get("spending", "obrien_fleming")),

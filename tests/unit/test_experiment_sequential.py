@@ -32,12 +32,17 @@ def _streams(n_streams: int, users: int, looks: int, lift: float, seed: int):
     return out
 
 
+def _canary(diff, var, champion):
+    """The canary's confidence sequence with TEST's level and mixture (tau relative to the champion)."""
+    return sequential.confidence_sequence(diff, var, TEST["mixture_tau"] * np.abs(champion), TEST["alpha"])
+
+
 def test_bounds_cover_the_true_difference_at_every_look_at_the_stated_rate():
     looks = _streams(400, 200, 12, 0.0, seed=3)  # no difference: true diff 0
     missed_new = np.zeros(400, dtype=bool)
     missed_old = np.zeros(400, dtype=bool)
     for diff, var, champion in looks:
-        low, _ = sequential.interval("new", diff, var, champion, TEST, 1)
+        low, _ = _canary(diff, var, champion)
         missed_new |= low > 0
         low_old, _ = sequential.fixed_interval(diff, var, 0.8)  # its lower bound: one-sided 90%
         missed_old |= low_old > 0
@@ -101,7 +106,7 @@ def test_the_plan_holds_on_user_level_evidence_at_the_stated_rate():
 
 def test_a_clear_lift_is_detected_and_the_bound_tightens():
     looks = _streams(50, 300, 8, 0.25, seed=4)
-    lows = [sequential.interval("new", d, v, c, TEST, 1)[0] for d, v, c in looks]
+    lows = [_canary(d, v, c)[0] for d, v, c in looks]
     assert (lows[-1] > 0).mean() >= 0.9
     widths = [float(np.mean(d - lo)) for (d, _, _), lo in zip(looks, lows, strict=True)]
     assert widths[-1] < widths[0]
