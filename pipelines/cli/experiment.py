@@ -75,7 +75,9 @@ def simulate(
     nights: int = typer.Option(14, min=1, help="Nights each experiment runs at most."),
     users: int = typer.Option(15000, min=10, help="Cohort users (the pilot cohort: 15,000)."),
     lift: float = typer.Option(0.0, help="True relative lift of the challenger's dwell per user-day (0: A/A)."),
-    rule: str = typer.Option("both", help="new (always-valid test) | old (today's fixed interval) | both."),
+    rule: str = typer.Option(
+        "both", help="new (harm-only canary, alpha-spending promotion step) | old (fixed interval) | both."
+    ),
     seed: int = typer.Option(0, help="Seed (the same simulated users for both rules)."),
     share_steps: str = typer.Option(
         None, help="Challenger share steps, e.g. 0.5,1.0 (default: params.yaml experiments.share_steps)."

@@ -1,25 +1,42 @@
 """The promoter/demoter: each night, per running experiment, keep, step up, promote or demote
 each challenger arm on the business metric.
 
-**The test.** For challenger arm C and the champion arm, take every cohort user exposed to
+**The evidence.** For challenger arm C and the champion arm, take every cohort user exposed to
 the arm's lists on the days of evidence (``ops.experiment_user_days``) and their mean
-recommended dwell per exposed day. The difference of the arms' means over users has an
-always-valid confidence sequence (a normal-mixture SPRT, :mod:`pipelines.experiments.sequential`)
-at level ``experiments.test.alpha`` split over the experiment's challengers, so that looking
-every night and several arms do not inflate false promotions. No decision before
-``min_days`` days and ``min_users`` users per arm of evidence. Then (:func:`judge`, pure: the
-same function ``newsrec experiment simulate`` applies night after night):
+recommended dwell per exposed day; the estimate is the difference of the arms' means over
+users, with the variance of that difference. No decision before ``min_days`` days and
+``min_users`` users per arm of evidence. Each test runs at ``experiments.test.alpha`` split
+over the experiment's challengers (:mod:`pipelines.experiments.sequential`, where the math
+is). Then (:func:`judge`, pure: the same function ``newsrec experiment simulate`` applies
+night after night):
 
-* interval above 0: C wins. It climbs to the next of ``experiments.share_steps`` (10% -> 50%);
-  a win at the step before the last (100%) promotes it: it passes the training promotion gate
-  (floor, popularity, model tests on D's held-out impressions, the online win standing in for
-  the held-out comparison) and becomes champion; the experiment ends ``promoted``;
-* interval below 0: C is demoted (share 0; its users return to the champion);
-* otherwise: keep.
+* **canary steps** (every step below the one before 100%; 10% by default): the question is
+  "is it safe to show more readers", not "is it better". Upper bound of the always-valid
+  mSPRT confidence sequence below 0 (clearly worse): C is demoted; otherwise it climbs to the
+  next of ``experiments.share_steps`` as soon as it has ``min_days`` of evidence;
+* **the promotion step** (the one before 100%; 50% by default): a group-sequential test
+  with Lan-DeMets alpha spending over the nights of a planned ``horizon_days``. Lower bound
+  above 0: C wins and is promoted: it passes the training promotion gate (floor, popularity,
+  model tests on D's held-out impressions, the online win standing in for the held-out
+  comparison) and becomes champion; the experiment ends ``promoted``. Upper bound below 0:
+  demoted (share 0; its users return to the champion). Otherwise keep. After
+  ``horizon_days`` of evidence the plan's alpha is spent: the arm stays, undecided, and
+  the reasons say to stop the experiment.
 
-**Days of evidence** of an arm: from the day its current share took effect (a step moves
-the hash intervals, so evidence restarts) and only days whose champion arm was served by
-today's champion model (a champion promoted by training mid-experiment restarts it too).
+Why a copy of the champion is still promoted with probability <= alpha: only the promotion
+step promotes, on its own days (a step moves the hash intervals, so its evidence restarts),
+and its test holds whatever came before; the canary decision that let C reach it looked at
+other days of partly the same users, but it steps nearly every arm that is not clearly
+worse, so it selects on them hardly at all (the A/A simulation measures the whole chain).
+A harmful challenger gets through a canary unless the canary's bound already shows it, and
+then meets the promotion test in the other direction, which demotes it.
+
+When several challengers may step the same night and the champion arm has room for only some
+(``min_champion_share``), the best estimate goes first.
+
+**Days of evidence** of an arm: from the day its current share took effect and only days
+whose champion arm was served by today's champion model (a champion promoted by training
+mid-experiment restarts it too).
 
 Timing: day D's metric answers the lists published the night before; the decision, taken
 before D's publish in the same night, shapes the lists shown on D+1, so the new share's
@@ -58,12 +75,16 @@ class Evidence:
     resamples: int = 0  # bootstrap resamples of the old rule (0: the confidence sequence)
     first_day: str | None = None
     champion_version: str | None = None
-    rule: str = "msprt"  # msprt: always-valid confidence sequence; bootstrap: the old fixed interval
+    rule: str = "msprt"  # msprt: confidence sequence (canary); group_sequential: the promotion step's
+    # alpha-spending plan; fixed / bootstrap: the old fixed interval (step on a win)
+    stage: str = "promotion"  # canary | promotion
     var: float | None = None  # variance of the difference of the means
     alpha: float | None = None  # level of this arm's test (alpha split over the challengers)
     tau: float | None = None  # mixture standard deviation, seconds
     log_lr: float | None = None  # log one-sided mixture likelihood ratio (in the direction of diff); decisive
     # at log(1 / alpha)
+    boundary: float | None = None  # group_sequential: the z boundary of this look (days of evidence)
+    horizon: int | None = None  # group_sequential: the plan's last look (days of evidence); later: undecided
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -92,10 +113,11 @@ def _user_means(frame: pd.DataFrame, arm: str) -> np.ndarray:
 
 
 def evaluate_arm(
-    frame: pd.DataFrame, arm: str, since: date | None, test: dict[str, Any], challengers: int = 1
-) -> Evidence:
+    frame: pd.DataFrame, arm: str, since: date | None, test: dict[str, Any], challengers: int = 1,
+    stage: str = "promotion",
+) -> Evidence:  # fmt: skip
     """The evidence for one challenger arm against the champion arm (``frame``: user-days),
-    with the always-valid interval at ``alpha / challengers``."""
+    with the interval of its ``stage`` at ``alpha / challengers``."""
     if since is not None:
         frame = frame[frame["logical_date"] >= since]
     # only days whose champion arm was served by the newest champion model
@@ -109,7 +131,8 @@ def evaluate_arm(
     days = both.groupby("logical_date")["arm"].nunique()
     a, b = _user_means(both, arm), _user_means(both, CHAMPION)
     ev = Evidence(len(a), len(b), int((days == 2).sum()),
-                  first_day=str(days.index.min()) if len(days) else None, champion_version=version)  # fmt: skip
+                  first_day=str(days.index.min()) if len(days) else None, champion_version=version,
+                  stage=stage)  # fmt: skip
     if len(a) and len(b):
         ev.mean_challenger, ev.mean_champion = float(a.mean()), float(b.mean())
         ev.diff = ev.mean_challenger - ev.mean_champion
@@ -122,18 +145,36 @@ def evaluate_arm(
 def sequence_evidence(
     ev: Evidence, var: float, test: dict[str, Any], challengers: int, half: float | None = None
 ) -> Evidence:
-    """Fill in the always-valid bounds of ``ev`` (means set) from the variance of the difference.
+    """Fill in the bounds of ``ev`` (means, days and stage set) from the variance of the
+    difference: the mSPRT confidence sequence at a canary step, the alpha-spending plan's
+    boundary of this look at the promotion step (none past the plan's horizon).
 
-    ``half``: :func:`sequential.half_width` of this variance, when computed already (the
-    simulator computes it for thousands of experiments at once)."""
+    ``half``: the canary's :func:`sequential.half_width` of this variance, when computed
+    already (the simulator computes it for thousands of experiments at once)."""
     ev.alpha = sequential.arm_alpha(test, challengers)
     ev.confidence = 1.0 - ev.alpha
     ev.var = max(var, 1e-12)
-    ev.tau = float(test.get("mixture_tau", 0.05)) * max(abs(float(ev.mean_champion)), 1e-9)
-    h = float(sequential.half_width(ev.var, ev.tau, ev.alpha)) if half is None else float(half)
+    if ev.stage == "canary":
+        ev.rule = "msprt"
+        ev.tau = float(test.get("mixture_tau", 0.05)) * max(abs(float(ev.mean_champion)), 1e-9)
+        h = float(sequential.half_width(ev.var, ev.tau, ev.alpha)) if half is None else float(half)
+        ev.log_lr = float(sequential.msprt_log_lr(abs(ev.diff), ev.var, ev.tau))
+    else:
+        ev.rule = "group_sequential"
+        bounds = sequential.plan(test, challengers)
+        ev.horizon = len(bounds) - 1
+        if ev.days > ev.horizon:
+            return ev  # the plan's alpha is spent: no bounds, undecided
+        ev.boundary = float(bounds[ev.days])
+        h = ev.boundary * ev.var**0.5
     ev.ci = (ev.diff - h, ev.diff + h)
-    ev.log_lr = float(sequential.msprt_log_lr(abs(ev.diff), ev.var, ev.tau))
     return ev
+
+
+def stage(steps: list[float], share: float) -> str:
+    """``promotion`` at the step before 100% (a win there promotes), ``canary`` below it."""
+    nxt = _next_share(sorted(steps), share)
+    return "promotion" if nxt is None or nxt >= max(steps) - 1e-9 else "canary"
 
 
 def _next_share(steps: list[float], share: float) -> float | None:
@@ -151,10 +192,11 @@ def plan_decisions(
     experiment: dict[str, Any], arms: list[dict[str, Any]], frame: pd.DataFrame, day: date
 ) -> list[ArmDecision]:
     """Decisions for every active challenger (pure: no database, no registry)."""
-    test = experiment["config"]["test"]
+    test, steps = experiment["config"]["test"], [float(s) for s in experiment["config"]["share_steps"]]
     k = challenger_count(arms)
     evidence = {
-        a["arm"]: evaluate_arm(frame, a["arm"], a["since"], test, k) for a in arms if _is_tested(a)
+        a["arm"]: evaluate_arm(frame, a["arm"], a["since"], test, k, stage(steps, float(a["share"])))
+        for a in arms if _is_tested(a)
     }  # fmt: skip
     return judge(experiment["config"], arms, evidence)
 
@@ -167,45 +209,56 @@ def judge(cfg: dict[str, Any], arms: list[dict[str, Any]], evidence: dict[str, E
     """Turn each active challenger's evidence into keep, step, promote or demote (pure).
 
     ``evidence`` holds an :class:`Evidence` per active challenger (``ci`` None: not enough
-    yet). The nightly promoter and ``newsrec experiment simulate`` both call this."""
+    yet, or past the plan's horizon). The nightly promoter and ``newsrec experiment simulate``
+    both call this. Decisions come best estimate first."""
     test = cfg["test"]
     steps = sorted(float(s) for s in cfg["share_steps"])
     min_champion = float(cfg.get("min_champion_share", 0.1))
     shares = {a["arm"]: float(a["share"]) for a in arms}
     out: list[ArmDecision] = []
-    for arm in arms:
-        if not _is_tested(arm):
-            continue
+    tested = [a for a in arms if _is_tested(a)]
+    # the best estimate first: it gets the champion's room for a step when there is not enough for all
+    tested.sort(key=lambda a: np.inf if evidence[a["arm"]].diff is None else -evidence[a["arm"]].diff)
+    for arm in tested:
         ev = evidence[arm["arm"]]
         share = shares[arm["arm"]]
         d = ArmDecision(arm["arm"], arm["model_version"], "keep", share, share, evidence=ev.to_dict())
+        nxt = _next_share(steps, share)
+        canary = ev.rule == "msprt" and stage(steps, share) == "canary"  # the old rule steps on a win only
         if ev.ci is None:
-            d.reasons.append(
-                f"not enough evidence yet: {ev.days} day(s), {ev.n_challenger}/{ev.n_champion} users "
-                f"(needs {test['min_days']} days and {test['min_users']} users per arm)"
-            )
-        elif ev.ci[0] > 0:
-            nxt = _next_share(steps, share)
-            if nxt is None or nxt >= steps[-1] - 1e-9:
-                d.decision = "promote"
-                d.share_after = 1.0
-                d.reasons.append(f"wins at share {share:.2f}: dwell/user +{ev.diff:.2f} s, CI above 0")
+            if ev.horizon is not None and ev.days > ev.horizon:
+                d.reasons.append(
+                    f"undecided after the plan's {ev.horizon} days of evidence (its alpha is spent): "
+                    "stop the experiment (newsrec experiment stop)"
+                )
             else:
-                champion_after = shares.get(CHAMPION, 0.0) - (nxt - share)
-                if champion_after < min_champion - 1e-9:
-                    d.reasons.append(f"wins, but a step to {nxt:.2f} would leave the champion {champion_after:.2f}")
-                else:
-                    d.decision = "step"
-                    d.share_after = nxt
-                    shares[CHAMPION] = champion_after
-                    shares[arm["arm"]] = nxt
-                    d.reasons.append(f"wins at share {share:.2f} (dwell/user +{ev.diff:.2f} s): steps to {nxt:.2f}")
+                d.reasons.append(
+                    f"not enough evidence yet: {ev.days} day(s), {ev.n_challenger}/{ev.n_champion} users "
+                    f"(needs {test['min_days']} days and {test['min_users']} users per arm)"
+                )
         elif ev.ci[1] < 0:
             d.decision = "demote"
             d.share_after = 0.0
             shares[CHAMPION] = shares.get(CHAMPION, 0.0) + share
             shares[arm["arm"]] = 0.0
             d.reasons.append(f"loses: dwell/user {ev.diff:.2f} s, CI below 0")
+        elif canary or ev.ci[0] > 0:
+            why = (f"no clear harm at share {share:.2f} (dwell/user {ev.diff:+.2f} s, upper bound {ev.ci[1]:+.2f})"
+                   if canary else f"wins at share {share:.2f} (dwell/user +{ev.diff:.2f} s, CI above 0)")  # fmt: skip
+            if nxt is None or nxt >= steps[-1] - 1e-9:
+                d.decision = "promote"
+                d.share_after = 1.0
+                d.reasons.append(why)
+            else:
+                champion_after = shares.get(CHAMPION, 0.0) - (nxt - share)
+                if champion_after < min_champion - 1e-9:
+                    d.reasons.append(f"{why}, but a step to {nxt:.2f} would leave the champion {champion_after:.2f}")
+                else:
+                    d.decision = "step"
+                    d.share_after = nxt
+                    shares[CHAMPION] = champion_after
+                    shares[arm["arm"]] = nxt
+                    d.reasons.append(f"{why}: steps to {nxt:.2f}")
         else:
             d.reasons.append(f"no difference yet: CI [{ev.ci[0]:.2f}, {ev.ci[1]:.2f}] contains 0")
         out.append(d)
@@ -258,8 +311,9 @@ def decide(day: date) -> dict[str, Any]:
             ev = d.evidence
             online = {**ev, "experiment": experiment["name"], "arm": d.arm,
                       "summary": f"dwell/user {ev['mean_challenger']:.1f} s vs {ev['mean_champion']:.1f} s, "
-                                 f"{ev['confidence']:.1%} confidence sequence of the difference [{ev['ci'][0]:.2f}, "
-                                 f"{ev['ci'][1]:.2f}] over {ev['days']} days"}  # fmt: skip
+                                 f"bounds of the difference [{ev['ci'][0]:.2f}, {ev['ci'][1]:.2f}] at the "
+                                 f"alpha-spending plan's look after {ev['days']} days (z boundary "
+                                 f"{ev['boundary']:.2f}, alpha {ev['alpha']:.3g})"}  # fmt: skip
             gate = promotion.gate_online_winner(day, str(d.model_version), online)
             if not gate.promoted:
                 d.decision, d.share_after = "refused", 0.0

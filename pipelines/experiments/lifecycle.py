@@ -31,8 +31,8 @@ def settings() -> dict[str, Any]:
     cfg = dict(params("experiments") or {})
     cfg.setdefault("share_steps", [0.1, 0.5, 1.0])
     cfg.setdefault("min_champion_share", 0.1)
-    test = {"alpha": 0.05, "mixture_tau": 0.05, "confidence": 0.95, "min_days": 3, "min_users": 200,
-            **cfg.get("test", {})}  # fmt: skip
+    test = {"alpha": 0.04, "mixture_tau": 0.05, "confidence": 0.95, "min_days": 3, "min_users": 200,
+            "horizon_days": 11, "spending": "obrien_fleming", **cfg.get("test", {})}  # fmt: skip
     cfg["test"] = test
     return cfg
 
@@ -265,7 +265,7 @@ def render(info: ExperimentInfo) -> str:
         ci = ev.get("ci")
         detail = (
             f"diff {_num(ev.get('diff'), 2)} s, {float(ev.get('confidence', 0)):.1%} "
-            f"{'CS' if ev.get('rule') == 'msprt' else 'CI'} "
+            f"{BOUNDS.get(ev.get('rule'), 'CI')} "
             f"[{_num(ci[0], 2)}, {_num(ci[1], 2)}], users {ev.get('n_challenger')}/{ev.get('n_champion')}, "
             f"days {ev.get('days')}"
             if ci
@@ -276,6 +276,9 @@ def render(info: ExperimentInfo) -> str:
             + (f"  ({'; '.join(reasons)})" if reasons else "")
         )
     return "\n".join(lines)
+
+
+BOUNDS = {"msprt": "CS", "group_sequential": "GS"}  # confidence sequence, group-sequential plan; else a CI
 
 
 def _num(value: Any, digits: int) -> str:

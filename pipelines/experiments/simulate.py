@@ -21,8 +21,9 @@ users read ``1 + lift`` times as much: the true lift of dwell per user-day.
 
 **Arms** as :mod:`pipelines.experiments.arms` assigns them: a user hash uniform in [0, 1), the
 challenger takes [0, share), the champion the rest; shares climb ``experiments.share_steps``
-and evidence restarts at each step. Timing as the nightly run: night t's outcomes, then the
-decision, whose share serves from night t + 1.
+and evidence restarts at each step, so the same users keep their user effect across a step
+(the canary's users stay in the challenger arm), as in the promoter. Timing as the nightly
+run: night t's outcomes, then the decision, whose share serves from night t + 1.
 """
 
 from __future__ import annotations
@@ -166,18 +167,21 @@ def _chunk(
         n_c, mean_c, var_c = _arm_stats(y, seen & challenger)
         n_b, mean_b, var_b = _arm_stats(y, seen & ~challenger)
         var = var_c / np.maximum(n_c, 1) + var_b / np.maximum(n_b, 1)
-        if rule == "new":  # the bounds' half-width for every experiment at once (the same function)
-            tau = float(test["mixture_tau"]) * np.maximum(np.abs(mean_b), 1e-9)
-            half = sequential.half_width(np.maximum(var, 1e-12), tau, sequential.arm_alpha(test, 1))
+        stages = [decide.stage(steps, float(s)) for s in share]
+        canary = np.array([s == "canary" for s in stages])
+        half = np.zeros(len(ids))
+        if rule == "new" and canary.any():  # the canary's half-width for every experiment at once
+            tau = float(test["mixture_tau"]) * np.maximum(np.abs(mean_b[canary]), 1e-9)
+            half[canary] = sequential.half_width(np.maximum(var[canary], 1e-12), tau, sequential.arm_alpha(test, 1))
         ended = np.zeros(len(ids), dtype=bool)
         for i in range(len(ids)):
-            ev = decide.Evidence(int(n_c[i]), int(n_b[i]), int(evidence_nights[i]))
+            ev = decide.Evidence(int(n_c[i]), int(n_b[i]), int(evidence_nights[i]), stage=stages[i])
             if n_c[i] and n_b[i]:
                 ev.mean_challenger, ev.mean_champion = float(mean_c[i]), float(mean_b[i])
                 ev.diff = ev.mean_challenger - ev.mean_champion
             if ev.days >= int(test["min_days"]) and min(ev.n_challenger, ev.n_champion) >= min_users:
                 if rule == "new":
-                    decide.sequence_evidence(ev, float(var[i]), test, 1, half=float(half[i]))
+                    decide.sequence_evidence(ev, float(var[i]), test, 1, half=float(half[i]) if canary[i] else None)
                 else:
                     low, high = sequential.fixed_interval(ev.diff, float(var[i]), float(test["confidence"]))
                     ev.ci, ev.rule, ev.confidence = (float(low), float(high)), "fixed", float(test["confidence"])
@@ -238,9 +242,10 @@ def render(result: SimulationResult) -> str:
     lines = [
         f"{result.experiments:,} simulated experiments x {result.nights} nights, {result.users:,} cohort users, "
         f"true lift {result.lift:+.1%}, share steps {result.share_steps}, seed {result.seed}",
-        f"new: always-valid confidence sequence, alpha {t['alpha']}, mixture tau {t['mixture_tau']} x champion mean; "
-        f"old: fixed {t['confidence']:.0%} interval every night; both: min {t['min_days']} days, "
-        f"{t['min_users']} users per arm",
+        f"new: canary steps unless clearly worse (mSPRT, mixture tau {t['mixture_tau']} x champion mean), then "
+        f"{t.get('spending', 'obrien_fleming')} alpha spending over {t.get('horizon_days', 11)} days, alpha "
+        f"{t['alpha']}; old: fixed {t['confidence']:.0%} interval every night, a win to step; both: min "
+        f"{t['min_days']} days, {t['min_users']} users per arm",
         "",
         f"{'rule':<5} {'promoted':>9} {'share':>7} {'95% Wilson':>17} {'demoted':>8} {'undecided':>9} "
         f"{'median night':>12} {'seconds':>8}",

@@ -111,6 +111,8 @@ def test_simulate_prints_both_rules_and_json():
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert [r["rule"] for r in data["rules"]] == ["new"] and data["rules"][0]["experiments"] == 5
-    assert data["test"]["alpha"] == 0.05 and len(data["rules"][0]["promoted_by_night"]) == 3
+    test = data["test"]  # params.yaml's defaults, as a new experiment stores them
+    assert (test["alpha"], test["spending"], test["horizon_days"]) == (0.04, "obrien_fleming", 11)
+    assert len(data["rules"][0]["promoted_by_night"]) == 3
     bad = CliRunner().invoke(app, ["experiment", "simulate", "--rule", "both-ways", "--experiments", "1"])
     assert bad.exit_code != 0 and "--rule must be new, old or both" in str(bad.exception)

@@ -13,7 +13,9 @@ are skipped: the models are fixed up front. Seeds are fixed; the per-arm dwell t
 days to each decision are printed and saved as ``experiment_sim.md`` in the test's folder.
 
 Expectation (stated, and asserted): ``worse`` is demoted and ``better`` is promoted through
-the promotion gate within ``MAX_DAYS`` simulated days; ``copy`` is never promoted.
+the promotion gate within ``MAX_DAYS`` simulated days, by the promotion step's alpha-spending
+plan; ``copy`` is never promoted (nor stepped: the canary would let it through, but the better
+arm's step takes the champion's room first).
 """
 
 from __future__ import annotations
@@ -200,6 +202,17 @@ def test_better_challenger_is_promoted_worse_demoted_copy_kept(sim_world, tmp_pa
     (gate,) = query("SELECT promoted, champion_version, evidence->'online'->>'arm' FROM ops.model_decisions "
                     "WHERE kind = 'experiment'")  # fmt: skip
     assert gate == (True, v["champion"], arm_of["better"])
+    # the promotion was decided by the promotion step's alpha-spending plan (three challengers:
+    # alpha / 3), at the boundary of its look; the step by the canary's harm-only test
+    from pipelines.experiments import sequential
+
+    evidence = dict(query("SELECT decision, evidence FROM ops.experiment_decisions WHERE experiment_id = %s "
+                          "AND arm = %s AND decision IN ('step', 'promote')",
+                          (exp.experiment_id, arm_of["better"])))  # fmt: skip
+    won, stepped = evidence["promote"], evidence["step"]
+    assert won["rule"] == "group_sequential" and stepped["rule"] == "msprt", (won, stepped)
+    assert won["boundary"] == sequential.plan(exp.config["test"], 3)[won["days"]]
+    assert won["ci"][0] > 0 and won["diff"] > won["boundary"] * won["var"] ** 0.5
     # the truth agrees: the better arm's users really read longer than the champion's
     dwell = dict(query("SELECT arm, sum(dwell_s) / sum(active_users) FROM ops.business_metrics "
                        "WHERE experiment_id = %s AND in_cohort GROUP BY arm", (exp.experiment_id,)))  # fmt: skip

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from pipelines.experiments import sequential
 from pipelines.experiments.decide import plan_decisions
 from pipelines.experiments.sequential import bootstrap_diff
 
@@ -52,20 +53,49 @@ def _decide(arms, frame):
     return {d.arm: d for d in plan_decisions({"experiment_id": 1, "config": CONFIG}, arms, frame, DAY)}
 
 
-def test_win_steps_up_then_promotes_loss_demotes_tie_keeps():
+def test_canary_steps_unless_clearly_worse_and_the_best_gets_the_room():
     frame = _days({"champion": 0.0, "good": 15.0, "bad": -15.0, "same": 0.0})
     got = _decide(_arms(good=0.1, bad=0.1, same=0.1), frame)
     assert (got["good"].decision, got["good"].share_after) == ("step", 0.5)
     assert (got["bad"].decision, got["bad"].share_after) == ("demote", 0.0)
-    assert got["same"].decision == "keep" and got["same"].evidence["ci"][0] < 0 < got["same"].evidence["ci"][1]
+    # no clear harm would step it too, but the better estimate took the champion's room
+    assert got["same"].decision == "keep" and "would leave the champion" in got["same"].reasons[0]
+    assert got["same"].evidence["ci"][0] < 0 < got["same"].evidence["ci"][1]
     ev = got["good"].evidence
     assert ev["days"] == 3 and 880 <= ev["n_challenger"] <= 900 and ev["ci"][0] > 0
-    assert _decide(_arms(good=0.5, same=0.1), frame)["good"].decision == "promote"
-    # the decisive statistic is recorded; three challengers share alpha (0.05 / 3 each)
-    assert ev["rule"] == "msprt" and abs(ev["alpha"] - 0.05 / 3) < 1e-12 and ev["log_lr"] > np.log(3 / 0.05)
+    # the canary's decisive statistic is recorded; three challengers share alpha (0.05 / 3 each)
+    assert ev["rule"] == "msprt" and ev["stage"] == "canary" and abs(ev["alpha"] - 0.05 / 3) < 1e-12
+    assert ev["log_lr"] > np.log(3 / 0.05)
+    # alone, a challenger no better than the champion steps: the canary asks "is it safe", not "is it better"
+    alone = _decide(_arms(same=0.1), _days({"champion": 0.0, "same": 0.0}))["same"]
+    assert (alone.decision, alone.share_after) == ("step", 0.5) and "no clear harm" in alone.reasons[0]
     # the same evidence gives the same interval
     again = _decide(_arms(good=0.1, bad=0.1, same=0.1), frame)
     assert again["same"].evidence["ci"] == got["same"].evidence["ci"]
+
+
+def test_the_promotion_step_needs_a_win_on_the_alpha_spending_plan():
+    frame = _days({"champion": 0.0, "good": 15.0, "bad": -15.0, "same": 0.0})
+    got = _decide(_arms(good=0.5, same=0.1), frame)
+    assert got["good"].decision == "promote"
+    ev = got["good"].evidence
+    bound = sequential.plan(TEST, 2)[3]  # two challengers, the look after 3 days
+    assert ev["rule"] == "group_sequential" and ev["stage"] == "promotion" and ev["horizon"] == 11
+    assert ev["boundary"] == bound and abs(ev["diff"] - ev["ci"][0] - bound * ev["var"] ** 0.5) < 1e-9
+    assert _decide(_arms(bad=0.5), frame)["bad"].decision == "demote"
+    same = _decide(_arms(same=0.5), frame)["same"]
+    assert same.decision == "keep" and same.evidence["ci"][0] < 0 < same.evidence["ci"][1]
+    # the plan's boundary of the first look is stricter than the fixed 95% interval: a fixed-level
+    # win is not enough
+    assert bound > 1.96
+
+
+def test_past_the_plans_horizon_the_arm_is_undecided():
+    frame = _days({"champion": 0.0, "good": 15.0}, days=5)
+    short = {**CONFIG, "test": {**TEST, "horizon_days": 4}}
+    got = plan_decisions({"experiment_id": 1, "config": short}, _arms(good=0.5), frame, DAY)[0]
+    assert got.decision == "keep" and got.evidence["ci"] is None and "alpha is spent" in got.reasons[0]
+    assert got.evidence["days"] == 5 and got.evidence["horizon"] == 4
 
 
 def test_no_decision_without_enough_days_or_users_and_no_room_to_step():

@@ -1,9 +1,14 @@
-"""The always-valid test: the bounds hold at every look at the stated rate, a clear lift is
-found, today's bootstrap is the fixed interval the simulator uses, and the simulator runs."""
+"""The canary's always-valid test and the promotion step's alpha-spending plan: the bounds hold
+at every look at the stated rate, the plan spends what its spending function says, a clear
+lift is found, today's bootstrap is the fixed interval the simulator uses, and the simulator
+runs."""
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
+import pytest
 
 from pipelines.experiments import lifecycle, sequential
 from pipelines.experiments import simulate as sim
@@ -27,12 +32,17 @@ def _streams(n_streams: int, users: int, looks: int, lift: float, seed: int):
     return out
 
 
+def _canary(diff, var, champion):
+    """The canary's confidence sequence with TEST's level and mixture (tau relative to the champion)."""
+    return sequential.confidence_sequence(diff, var, TEST["mixture_tau"] * np.abs(champion), TEST["alpha"])
+
+
 def test_bounds_cover_the_true_difference_at_every_look_at_the_stated_rate():
     looks = _streams(400, 200, 12, 0.0, seed=3)  # no difference: true diff 0
     missed_new = np.zeros(400, dtype=bool)
     missed_old = np.zeros(400, dtype=bool)
     for diff, var, champion in looks:
-        low, _ = sequential.interval("new", diff, var, champion, TEST, 1)
+        low, _ = _canary(diff, var, champion)
         missed_new |= low > 0
         low_old, _ = sequential.fixed_interval(diff, var, 0.8)  # its lower bound: one-sided 90%
         missed_old |= low_old > 0
@@ -42,9 +52,61 @@ def test_bounds_cover_the_true_difference_at_every_look_at_the_stated_rate():
     assert missed_old.sum() > missed_new.sum() and missed_old.sum() > 56, (missed_old.sum(), missed_new.sum())
 
 
+@pytest.mark.parametrize("spending", sequential.SPENDING)
+def test_the_plan_spends_its_spending_function_at_each_look(spending):
+    """On the canonical joint distribution (Brownian motion at the looks' information times),
+    the share of paths that have crossed by look k is alpha(t_k), within Monte-Carlo error."""
+    alpha, horizon, first, paths = 0.05, 11, 3, 200_000
+    bounds = sequential.spending_boundaries(alpha, horizon, first, spending)
+    assert np.all(np.isinf(bounds[:first])) and len(bounds) == horizon + 1
+    t = np.arange(first, horizon + 1) / horizon
+    rng = np.random.default_rng(11)
+    b = np.cumsum(rng.normal(size=(paths, len(t))) * np.sqrt(np.diff(t, prepend=0.0)), axis=1)
+    crossed = np.cumsum(b / np.sqrt(t) > bounds[first:], axis=1) > 0
+    want = sequential.spent(t, alpha, spending)
+    se = np.sqrt(want * (1 - want) / paths)
+    assert np.all(np.abs(crossed.mean(axis=0) - want) < 4 * se + 1e-4), (crossed.mean(axis=0), want)
+    assert abs(want[-1] - alpha) < 1e-12
+    # the first look is the normal quantile of what is spent by then
+    assert abs(bounds[first] - NormalDist().inv_cdf(1 - want[0])) < 1e-9
+
+
+def test_the_plans_boundaries():
+    obf = sequential.spending_boundaries(0.05, 11, 3, "obrien_fleming")[3:]
+    pocock = sequential.spending_boundaries(0.05, 11, 3, "pocock")[3:]
+    assert np.all(np.diff(obf) < 0)  # strict early, close to the fixed-sample 1.64 at the end
+    assert 1.645 < obf[-1] < 1.9 and obf[0] > 3.0
+    assert np.ptp(pocock[1:]) < 0.15 and pocock[-1] > obf[-1]  # Pocock: about flat, a higher last one
+    # a smaller level (more challengers) raises every boundary
+    assert np.all(sequential.spending_boundaries(0.05 / 3, 11, 3, "obrien_fleming")[3:] > obf)
+    # the stored settings reach the plan: alpha split over the challengers
+    test = {"alpha": 0.1, "min_days": 2, "horizon_days": 6, "spending": "pocock"}
+    assert np.array_equal(sequential.plan(test, 2), sequential.spending_boundaries(0.05, 6, 2, "pocock"))
+    with pytest.raises(ValueError, match="within the horizon"):
+        sequential.spending_boundaries(0.05, 2, 3, "pocock")
+    with pytest.raises(ValueError, match="unknown spending"):
+        sequential.spent(0.5, 0.05, "linear")
+
+
+def test_the_plan_holds_on_user_level_evidence_at_the_stated_rate():
+    """The promoter's estimate (users' means over their days so far, a personal level each)
+    with the plan's boundaries, looked at every day: wrong no more often than alpha."""
+    looks = _streams(400, 200, 12, 0.0, seed=6)
+    bounds = sequential.spending_boundaries(0.1, 12, 3, "obrien_fleming")
+    wrong = np.zeros(400, dtype=bool)
+    for m, (diff, var, _) in enumerate(looks, start=1):
+        wrong |= diff > bounds[m] * np.sqrt(var)
+    assert wrong.sum() <= 56, wrong.sum()  # binomial(400, 0.1) stays under 56 with p > 0.99
+    lifted = _streams(100, 200, 12, 0.25, seed=7)
+    found = np.zeros(100, dtype=bool)
+    for m, (diff, var, _) in enumerate(lifted, start=1):
+        found |= diff > bounds[m] * np.sqrt(var)
+    assert found.mean() >= 0.9
+
+
 def test_a_clear_lift_is_detected_and_the_bound_tightens():
     looks = _streams(50, 300, 8, 0.25, seed=4)
-    lows = [sequential.interval("new", d, v, c, TEST, 1)[0] for d, v, c in looks]
+    lows = [_canary(d, v, c)[0] for d, v, c in looks]
     assert (lows[-1] > 0).mean() >= 0.9
     widths = [float(np.mean(d - lo)) for (d, _, _), lo in zip(looks, lows, strict=True)]
     assert widths[-1] < widths[0]
