@@ -102,7 +102,7 @@ def gate_a_model_fitted_on(splits, labels, name: str, leaves: int, rounds: int):
     import lightgbm as lgb
 
     from pipelines.model import evaluate, promotion
-    from pipelines.model.train import champion_ndcg_on
+    from pipelines.model.train import champion_comparison
 
     booster = lgb.train(
         {"objective": "lambdarank", "verbosity": -1, "num_leaves": leaves, "seed": 1, "num_threads": 1},
@@ -111,5 +111,5 @@ def gate_a_model_fitted_on(splits, labels, name: str, leaves: int, rounds: int):
     )
     table = evaluate.evaluate(splits.test, booster.predict(splits.test.X))
     tests = promotion.model_tests(booster.predict, splits.spec, splits.test.rows)
-    champion, champion_ndcg = champion_ndcg_on(splits.test)
-    return promotion.decide(name, table["overall"], tests, champion, champion_ndcg), table
+    champion, comparison = champion_comparison(DAY, splits.test, booster.predict(splits.test.X))
+    return promotion.decide(name, table["overall"], tests, champion, comparison), table
