@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.core.config import params
 from pipelines.model import counterfactual, propensity
 from pipelines.model.propensity import Propensity
 
@@ -189,3 +190,21 @@ def test_the_early_stopping_metric_is_the_evaluations_ips_ndcg():
     coarse = np.round(scores, 1)  # ties everywhere: broken as in every evaluation
     expected = counterfactual.evaluate_split(split, {"model": coarse}, theta)["scorers"]["model"]["ips_ndcg@10"]
     assert metric(coarse) == pytest.approx(expected, rel=1e-12)
+
+
+def test_without_positions_the_gate_compares_on_the_logged_metric_and_says_so():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(8)
+    user, day, position, relevance, _, click, dwell = _ranking_log(rng, users=300)
+    rows = pd.DataFrame({"day": day, "user_id": user, "event_id": np.arange(len(user)),
+                         "is_read": click.astype(int), "dwell": dwell, "position": -1})  # fmt: skip
+    split = SimpleNamespace(rows=rows, positions=np.full(len(user), -1), y=click.astype(np.int32))
+    unknown = Propensity(None, caveat=propensity.POSITIONS_UNKNOWN)
+    got = counterfactual.compare(split, relevance, rng.random(len(user)), unknown, dwell=True)
+    assert (got.metric, got.estimator) == ("ndcg@10", "logged labels")
+    assert "positions are unknown" in got.caveat
+    assert got.lower > 0 and got.resamples == params("promotion")["comparison"]["resamples"]
+    logged = SimpleNamespace(rows=rows.assign(position=position), positions=position, y=split.y)
+    known = counterfactual.compare(logged, relevance, rng.random(len(user)), Propensity(THETA), dwell=True)
+    assert known.metric == "ips_ndcg@10" and known.caveat is None
