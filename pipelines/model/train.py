@@ -282,7 +282,7 @@ def train_warm(day: date) -> TrainResult:
         booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective,
                              init_model=champion.booster, rounds=rounds, metric=metric)  # fmt: skip
         lineage = _lineage(day, splits, data_hash, snapshot, "warm", objective)
-        lineage["warm_from"] = champion.version
+        lineage.update(warm_from=champion.version, validation_metric=metric.name if metric else "ndcg@10")
         if why:
             lineage.update(objective_requested=champion_objective, objective_note=why)
         hyper = {**ranker.lgb_params(overrides, objective), "warm_rounds": rounds}

@@ -15,7 +15,6 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature, to_matrix
 from pipelines.model import dataset, ranker, registry
@@ -52,25 +51,6 @@ def test_first_model_is_registered_with_lineage_and_promoted(world):
     assert loaded.booster.feature_name() == list(spec.feature_names)
     decisions = query("SELECT kind, promoted, challenger_version FROM ops.model_decisions")
     assert ("promotion", True, version) in decisions
-
-
-def test_plain_vs_debiased_is_chosen_by_the_paired_rule_and_recorded(world):
-    """training.objective auto: both objectives fitted, the one the paired rule prefers kept on
-    the validation day, and the version's tags and the run's record say which and why."""
-    result = world["result"]
-    tags = registry.version_info(result.version)["tags"]
-    assert tags["objective_choice"] == "rule" and tags["validation_metric"] == "ips_ndcg@10"
-    assert tags["objective"] == result.objective
-    assert "debiased vs plain on the validation day: ips_ndcg@10 difference" in tags["objective_note"]
-    ((details,),) = query(
-        "SELECT details FROM ops.runs WHERE stage = 'train' AND details->>'version' = %s", (result.version,)
-    )
-    comparison = details["objective_comparison"]
-    assert comparison["metric"] == "ips_ndcg@10" and comparison["resamples"] > 0
-    assert comparison["lower"] <= comparison["difference"] <= comparison["upper"]
-    clears = comparison["lower"] >= params("promotion")["margin"]  # no champion yet: plain is the incumbent
-    assert result.objective == ("debiased" if clears else "plain")
-    assert details["objective_choice"] == "rule" and details["objective"] == result.objective
 
 
 def test_worse_challenger_is_refused_with_reasons(world):
