@@ -61,6 +61,7 @@ def test_plain_vs_debiased_is_chosen_by_the_paired_rule_and_recorded(biased_worl
 
     assert registry.version_info("champion")["tags"]["objective"] == "debiased"
     result = train(DAY, trials=1, minutes=1, train_days=TRAIN_DAYS)
+    print(result.note, result.decision.render(), sep="\n")
     tags = registry.version_info(result.version)["tags"]
     assert tags["objective_choice"] == "rule" and tags["validation_metric"] == "ips_ndcg@10"
     assert tags["objective"] == result.objective
