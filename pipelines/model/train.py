@@ -181,8 +181,8 @@ def _train_full(
         valid_day = day - timedelta(days=1)
         metric = counterfactual.validation_metric(splits.valid, valid_day)
         first = candidates[0]
-        # the plain study keeps its earlier name, so a search interrupted before this change resumes;
-        # a study scored by another validation metric is another study
+        # a study scored by the IPS validation metric is another study ("-ips"): the trials of one
+        # scored on the logged metric (interrupted before it existed, or positions unknown) never mix in
         study = (f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if first == "plain" else f"-{first}")
                  + ("" if metric is None else "-ips"))  # fmt: skip
         search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, first, client, metric)
