@@ -17,7 +17,9 @@ def train(
     minutes: float = typer.Option(None, min=0.1, help="Search time budget [params.yaml training.hpo.minutes]."),
     train_days: int = typer.Option(None, min=1, help="Days to train on [params.yaml training.train_days]."),
     objective: str = typer.Option(
-        None, help="plain or debiased (position-aware LambdaRank) [params.yaml training.objective]."
+        None,
+        help="plain or debiased (position-aware LambdaRank); default params.yaml training.objective "
+        "(auto: both, the one the gate's paired rule prefers).",
     ),
     mode: str = typer.Option("full", help="full (search, from scratch) or warm (continue the champion)."),
     compare_objectives: bool = typer.Option(

@@ -21,7 +21,7 @@ from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
 from pipelines.model import dataset, registry
 from pipelines.model.dataset import tie_order
-from pipelines.model.ranker import default_objective, lgb_params
+from pipelines.model.ranker import AUTO, default_objective, lgb_params
 from pipelines.model.ranking_metrics import ranking_metrics
 
 KEYS = ["event_id", "user_id", "article_id", "day", "label"]
@@ -73,6 +73,8 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     Xv, yv, gv, _ = _load(data / "valid.parquet", spec)
     overrides: dict[str, Any] = {}
     objective = default_objective()
+    if objective == AUTO:  # the nightly's choice needs the registry's comparison: a params refit trains plain
+        objective = "plain"
     if params_from != "params":
         info = registry.version_info(params_from)
         objective = (info or {}).get("tags", {}).get("objective", "plain")

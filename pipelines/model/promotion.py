@@ -1,6 +1,22 @@
 """The promotion gate: a challenger becomes champion only if it passes the model tests and
 beats the champion on the same held-out data by a margin (an absolute floor plus a
-no-regression rule). Every decision and its evidence goes to ``ops.model_decisions``."""
+no-regression rule). Every decision and its evidence goes to ``ops.model_decisions``.
+
+The margin rule is decided on evidence, not on two point estimates: both models score the same
+held-out users' impressions, and a paired bootstrap over users
+(:func:`pipelines.model.counterfactual.paired_ips`) gives the distribution of the difference
+challenger - champion of the unbiased (IPS) NDCG@10. The challenger passes only when the
+one-sided lower confidence bound of that difference (``promotion.comparison.confidence``,
+95%: the gate only asks "better by the margin?", so a one-sided bound spends the whole 5% on
+the one error that matters, a false promotion) reaches ``promotion.margin``. Where the data
+profile says positions are unknown the same paired bootstrap runs on the logged NDCG@10 and
+the evidence says so.
+
+The floor and popularity rules stay on the logged NDCG@10 point estimates: they are sanity
+bounds against a broken model (not a comparison of two good ones), their thresholds were set
+on the logged scale, and they then mean the same on every data profile. The logged metric's
+bias towards the logging order matters most in the champion comparison, where the champion's
+own lists shaped the logs (issue 12), and that is the rule that uses the unbiased metric."""
 
 from __future__ import annotations
 
@@ -19,6 +35,7 @@ from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec, check_signature
 from pipelines.model import behaviour, evaluate, registry
+from pipelines.model.counterfactual import Paired
 from pipelines.warehouse import profile as data_profile
 
 
@@ -52,10 +69,13 @@ def decide(
     challenger_metrics: dict[str, dict[str, float]],
     tests: dict[str, Any],
     champion: str | None,
-    champion_ndcg: float | None,
+    comparison: Paired | None,
     online: dict[str, Any] | None = None,
 ) -> Decision:
-    """Apply the gate. ``challenger_metrics`` is the evaluation table's 'overall' part.
+    """Apply the gate. ``challenger_metrics`` is the evaluation table's 'overall' part;
+    ``comparison`` the paired bootstrap of challenger - champion on the same held-out users
+    (:func:`pipelines.model.train.champion_comparison`; None when the champion cannot score
+    the current features).
 
     Every rule of :data:`RULES` can refuse; a refusal names its rules in ``Decision.failed``
     (and ``evidence['failed_rules']``).
@@ -85,17 +105,20 @@ def decide(
         reasons.append(f"beat champion {champion or 'none'} online: {online.get('summary', 'experiment won')}")
     elif champion is None:
         reasons.append("no champion yet")
-    elif champion_ndcg is None:
+    elif comparison is None:
         reasons.append(f"champion {champion} cannot score the current features; judged on the floor only")
-    elif not ndcg >= champion_ndcg + margin:
-        refuse("margin", f"NDCG@10 {ndcg:.4f} does not beat champion {champion} ({champion_ndcg:.4f}) by {margin}")
+    elif not comparison.clears(margin):
+        refuse("margin", f"does not beat champion {champion} by the margin {margin}: {comparison.summary()}")
     else:
-        reasons.append(f"NDCG@10 {ndcg:.4f} beats champion {champion} ({champion_ndcg:.4f}) by at least {margin}")
+        reasons.append(f"beats champion {champion} by the margin {margin}: {comparison.summary()}")
     ok = not failed
     if ok:
         reasons.append("all model tests passed")
-    evidence = {"challenger_ndcg@10": ndcg, "champion_ndcg@10": champion_ndcg, "tests": tests, "margin": margin,
+    logged_champion = comparison.champion if comparison is not None and comparison.metric == "ndcg@10" else None
+    evidence = {"challenger_ndcg@10": ndcg, "champion_ndcg@10": logged_champion, "tests": tests, "margin": margin,
                 "floor": floor, "popularity_ndcg@10": popularity, "failed_rules": failed}  # fmt: skip
+    if comparison is not None and online is None:
+        evidence["comparison"] = comparison.to_dict()
     if online is not None:
         evidence["online"] = online
     return Decision(ok, challenger, champion, reasons, evidence, failed)

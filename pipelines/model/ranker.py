@@ -13,6 +13,13 @@ it takes no ``position`` (so ``debiased`` cannot run there: :func:`objective_on`
 ``plain`` and the run says so), and it has no early stopping (a worker that stops alone hangs
 the others). So the cluster trains every round and this process applies the same early
 stopping rule afterwards, on the whole validation day, and keeps the best prefix of trees.
+
+The validation metric (early stopping and the search objective) is the validation day's
+unbiased IPS NDCG@10 when a ``metric`` (:class:`pipelines.model.counterfactual.IpsNdcg`, built
+with that day's propensity) is given: the logged labels prefer models that copy the logging
+order, which stopped the debiased model at 20 trees (issue 13). It runs as a LightGBM ``feval``
+(LightGBM's own metric is then off, so early stopping watches this one alone); without it
+(positions unknown) LightGBM's NDCG@10 on the logged labels.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pipelines.core import db, progress
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
+from pipelines.model.counterfactual import IpsNdcg
 from pipelines.model.dataset import Split
 
 log = logging.getLogger(__name__)
@@ -44,10 +52,12 @@ class SearchResult:
 
 
 OBJECTIVES = ("plain", "debiased")
+AUTO = "auto"  # train both where positions are known, keep the one the gate's rule prefers (train.py)
 
 
 def default_objective() -> str:
-    return str(params("training").get("objective", "plain"))
+    """params.yaml's ``training.objective``: ``auto`` (chosen each run) or one of :data:`OBJECTIVES`."""
+    return str(params("training").get("objective", AUTO))
 
 
 def check_objective(objective: str) -> str:
@@ -109,12 +119,14 @@ def fit(
     init_model: Any = None,
     rounds: int | None = None,
     client: Any = None,
+    metric: IpsNdcg | None = None,
 ):
     """Train on ``train`` with early stopping on ``valid``; returns the booster.
 
     ``debiased`` hands LightGBM the logged positions; ``init_model`` (a booster) continues
     its trees instead of starting from zero (warm start), for at most ``rounds`` new trees.
-    With a Dask ``client`` the trees are trained on the cluster (:func:`fit_dask`).
+    With a Dask ``client`` the trees are trained on the cluster (:func:`fit_dask`). Early
+    stopping watches ``metric`` when given (see the module's docstring), else LightGBM's NDCG@10.
     """
     import lightgbm as lgb
 
@@ -126,7 +138,9 @@ def fit(
     if client is not None:
         if init_model is not None or objective != "plain":
             raise NewsrecError("training on Dask supports the plain objective from scratch only")
-        return fit_dask(client, train, valid, categorical, p, rounds, patience)
+        return fit_dask(client, train, valid, categorical, p, rounds, patience, metric)
+    if metric is not None:
+        p["metric"] = "None"  # the feval alone decides early stopping
     position = train.positions if objective == "debiased" else None
     dtrain = lgb.Dataset(
         train.X, train.y, group=train.groups, categorical_feature=categorical, free_raw_data=False, position=position
@@ -140,8 +154,15 @@ def fit(
             valid_sets=[dvalid],
             valid_names=["valid"],
             init_model=init_model,
+            feval=None if metric is None else metric.feval,
             callbacks=[lgb.early_stopping(patience, verbose=False), progress.boosting_callback(trees)],
         )
+
+
+def valid_score(booster: Any) -> tuple[str, float]:
+    """The validation metric's name and value at the best iteration (the one metric a fit watches)."""
+    ((name, value),) = booster.best_score["valid"].items()
+    return name, float(value)
 
 
 def group_partitions(groups: np.ndarray, n_parts: int) -> list[tuple[int, int, int, int]]:
@@ -170,6 +191,7 @@ def fit_dask(
     p: dict[str, Any],
     rounds: int,
     patience: int,
+    metric: IpsNdcg | None = None,
 ):
     """``DaskLGBMRanker`` on the cluster: the training rows as partitions of whole query
     groups (two per worker), every round trained, then the early stopping rule of
@@ -196,20 +218,21 @@ def fit_dask(
     model = lgb.DaskLGBMRanker(client=client, n_estimators=rounds, **params)
     model.fit(dX, dy, group=dg, categorical_feature=categorical)
     booster = model.to_local().booster_
-    best, best_score = best_prefix(booster, valid, patience)
+    best, best_score = best_prefix(booster, valid, patience, metric)
     booster.best_iteration = best
-    booster.best_score = {"valid": {"ndcg@10": best_score}}
-    log.info("Dask training: %d rounds, best %d (valid NDCG@10 %.4f)", booster.current_iteration(), best, best_score)
+    name = "ndcg@10" if metric is None else metric.name
+    booster.best_score = {"valid": {name: best_score}}
+    log.info("Dask training: %d rounds, best %d (valid %s %.4f)", booster.current_iteration(), best, name, best_score)
     return booster
 
 
-def best_prefix(booster: Any, valid: Split, patience: int) -> tuple[int, float]:
-    """The iteration early stopping would have kept: the best validation NDCG@10 so far, until
-    ``patience`` rounds in a row bring no improvement (LightGBM's rule, on its own metric:
-    NDCG@10 over the validation day's query groups, ties in row order)."""
+def best_prefix(booster: Any, valid: Split, patience: int, metric: IpsNdcg | None = None) -> tuple[int, float]:
+    """The iteration early stopping would have kept: the best validation metric so far, until
+    ``patience`` rounds in a row bring no improvement (LightGBM's rule, on ``metric`` or on its
+    own metric: NDCG@10 over the validation day's query groups, ties in row order)."""
     raw = np.zeros(len(valid.y))
     best, best_score = 0, -np.inf
-    ndcg = _lightgbm_ndcg(valid)
+    ndcg = _lightgbm_ndcg(valid) if metric is None else metric
     for i in range(booster.current_iteration()):
         raw += booster.predict(valid.X, start_iteration=i, num_iteration=1, raw_score=True)
         score = ndcg(raw)
@@ -270,8 +293,10 @@ def search(
     minutes: float,
     objective: str = "plain",
     client: Any = None,
+    metric: IpsNdcg | None = None,
 ) -> SearchResult:
-    """Run (or resume) a search of ``trials`` trials within ``minutes``; maximises NDCG@10 on ``valid``.
+    """Run (or resume) a search of ``trials`` trials within ``minutes``; maximises the validation
+    metric on ``valid`` (``metric``, else LightGBM's NDCG@10: see the module's docstring).
 
     For ``debiased`` the position-bias regularization joins the space when
     ``training.debiased.regularization_range`` is set. Validation labels are themselves
@@ -299,9 +324,9 @@ def search(
     remaining = max(trials - done_before, 0)
 
     def score_trial(trial) -> float:
-        booster = fit(train, valid, spec, _suggest(trial, space), objective, client=client)
+        booster = fit(train, valid, spec, _suggest(trial, space), objective, client=client, metric=metric)
         trial.set_user_attr("best_iteration", booster.best_iteration)
-        return float(booster.best_score["valid"]["ndcg@10"])
+        return valid_score(booster)[1]
 
     t0 = time.perf_counter()
     if remaining:

@@ -77,8 +77,12 @@ class TrainResult:
         )
 
 
-def champion_ndcg_on(split: dataset.Split, profile: DataProfile = data_profile.FULL) -> tuple[str | None, float | None]:
-    """The champion's NDCG@10 on the same held-out rows (None if it cannot score them)."""
+def champion_comparison(
+    day: date, split: dataset.Split, scores: Any, profile: DataProfile = data_profile.FULL
+) -> tuple[str | None, counterfactual.Paired | None]:
+    """The champion, and the paired bootstrap of challenger ``scores`` - champion on the same
+    held-out rows of ``day`` (:func:`pipelines.model.counterfactual.compare_on_day`); None when
+    there is no champion or it cannot score the current features."""
     version = registry.champion_version()
     if version is None:
         return None, None
@@ -88,8 +92,8 @@ def champion_ndcg_on(split: dataset.Split, profile: DataProfile = data_profile.F
     except NewsrecError as exc:
         log.warning("champion %s: %s", version, exc)
         return version, None
-    _, scores = evaluate.score_on_day(champ, split=split)
-    return version, evaluate.ndcg_at_10(split, scores)
+    _, champion_scores = evaluate.score_on_day(champ, split=split)
+    return version, counterfactual.compare_on_day(split, scores, champion_scores, day)
 
 
 def train(
@@ -100,17 +104,51 @@ def train(
     objective: str | None = None,
     mode: str = "full",
 ) -> TrainResult:
-    """Train for logical date ``day``: ``full`` (search, ``objective`` or params.yaml's) or
-    ``warm`` (continue the champion as of ``day`` with its parameters and objective)."""
+    """Train for logical date ``day``: ``full`` (search; ``objective`` or params.yaml's, where
+    ``auto`` chooses plain vs debiased by the gate's rule: :func:`_choose_objective`) or ``warm``
+    (continue the champion as of ``day`` with its parameters and objective)."""
     if mode not in MODES:
         raise NewsrecError(f"unknown training mode {mode!r} (full or warm)")
     if mode == "warm":
         return train_warm(day)
-    requested = ranker.check_objective(objective or ranker.default_objective())
+    requested = objective or ranker.default_objective()
+    if requested != ranker.AUTO:
+        ranker.check_objective(requested)
     # With NEWSREC_DASK_ADDRESS set the search and the final fit run on that cluster (checked
     # here, before any data is read); the model is registered and gated exactly as a local one.
     with cluster.client_for_stage("train") as client:
         return _train_full(day, trials, minutes, train_days, requested, client)
+
+
+def _candidates(requested: str, on_dask: bool, profile: DataProfile) -> tuple[list[str], str | None]:
+    """The objectives a run trains (the first gets the search) and the note on them."""
+    if requested != ranker.AUTO:
+        objective, why = ranker.objective_on(requested, on_dask, profile.positions_known)
+        return [objective], why
+    possible = [o for o in ranker.OBJECTIVES if ranker.objective_on(o, on_dask, profile.positions_known)[0] == o]
+    skipped = [ranker.objective_on(o, on_dask, profile.positions_known)[1] for o in ranker.OBJECTIVES
+               if o not in possible]  # fmt: skip
+    incumbent = (registry.version_info(registry.CHAMPION) or {}).get("tags", {}).get("objective") if possible else None
+    first = incumbent if incumbent in possible else "plain"
+    return [first, *(o for o in possible if o != first)], "; ".join(w for w in skipped if w) or None
+
+
+def _choose_objective(
+    valid_day: date, splits: Splits, fitted: dict[str, Any]
+) -> tuple[str, counterfactual.Paired | None]:
+    """Plain vs debiased by the gate's rule: the first of ``fitted`` (the champion's objective,
+    plain without one) is kept unless the other beats it on the validation day by the margin at
+    the lower bound of the paired bootstrap over users (IPS NDCG@10; logged where positions are
+    unknown). The validation day, not the test day: the test day stays untouched for the gate."""
+    names = list(fitted)
+    if len(names) == 1:
+        return names[0], None
+    incumbent, other = names
+    comparison = counterfactual.compare_on_day(
+        splits.valid, fitted[other].predict(splits.valid.X), fitted[incumbent].predict(splits.valid.X), valid_day
+    )
+    margin = float(params("promotion").get("margin", 0.002))
+    return (other if comparison.clears(margin) else incumbent), comparison
 
 
 def _train_full(
@@ -118,11 +156,12 @@ def _train_full(
 ) -> TrainResult:
     cfg = params("training")
     profile = data_profile.current()
-    objective, why = ranker.objective_on(requested, client is not None, profile.positions_known)
+    candidates, why = _candidates(requested, client is not None, profile)
     if why:
-        log.warning("training on Dask with the %s objective instead of %s: %s", objective, requested, why)
+        log.warning("training the %s objective(s), not %s: %s", "/".join(candidates), requested, why)
     trials = int(trials if trials is not None else cfg.get("hpo", {}).get("trials", 8))
     minutes = float(minutes if minutes is not None else cfg.get("hpo", {}).get("minutes", 10))
+    how = "rule" if requested == ranker.AUTO else "requested"
     t0 = time.perf_counter()
     with record_run("train", day) as run:
         run.details.update(data_profile=profile.summary())
@@ -131,33 +170,63 @@ def _train_full(
         data_hash = dataset.snapshot(splits.train, snapshot)
         # a cluster run reuses only a cluster-trained version (a local run reuses either)
         engine = {"training_engine": "dask"} if client is not None else {}
+        asked = {"objective_choice": "rule"} if how == "rule" else {"objective": candidates[0]}
         existing = registry.find_version(
-            logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full", objective=objective, **engine
+            logical_date=day.isoformat(), dvc_data_hash=data_hash, training_mode="full", **asked, **engine
         )
         if existing is not None:
             result = _reuse(day, existing["version"], splits, data_hash, t0)
-            run.details.update(version=result.version, reused=True, mode="full", objective=objective)
+            run.details.update(version=result.version, reused=True, mode="full", objective=result.objective)
             return result
-        # the plain study keeps its earlier name, so a search interrupted before this change resumes
-        study = f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if objective == "plain" else f"-{objective}")
-        search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, objective, client)
-        booster = ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, objective, client=client)
+        valid_day = day - timedelta(days=1)
+        metric = counterfactual.validation_metric(splits.valid, valid_day)
+        first = candidates[0]
+        # a study scored by the IPS validation metric is another study ("-ips"): the trials of one
+        # scored on the logged metric (interrupted before it existed, or positions unknown) never mix in
+        study = (f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if first == "plain" else f"-{first}")
+                 + ("" if metric is None else "-ips"))  # fmt: skip
+        search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, first, client, metric)
+        # the other objective is fitted once with the parameters the search found (no second search)
+        fitted = {o: ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, o, client=client,
+                                metric=metric) for o in candidates}  # fmt: skip
+        objective, comparison = _choose_objective(valid_day, splits, fitted)
+        note = _choice_note(candidates, objective, comparison, why)
         lineage = _lineage(day, splits, data_hash, snapshot, "full", objective)
-        lineage["hpo_study"] = study
-        lineage["training_engine"] = "dask" if client is not None else "local"
+        lineage.update(hpo_study=study, training_engine="dask" if client is not None else "local",
+                       objective_choice=how, validation_metric=metric.name if metric else "ndcg@10")  # fmt: skip
         if client is not None:
             lineage["dask_workers"] = str(len(client.scheduler_info().get("workers", {})))
-        if why:
-            lineage.update(objective_requested=requested, objective_note=why)
+        if note:
+            lineage["objective_note"] = note
+        if how == "requested" and objective != requested:
+            lineage["objective_requested"] = requested
         hyper = {**ranker.lgb_params(search.best_params, objective), "trials": trials, "minutes": minutes}
-        result = _register_and_gate(day, booster, splits, hyper, lineage, search.best_value)
-        _record(run.details, result, "full", objective, engine=lineage["training_engine"])
-        if why:
-            run.details.update(objective_requested=requested, objective_note=why)
+        result = _register_and_gate(day, fitted[objective], splits, hyper, lineage)
+        _record(run.details, result, "full", objective, engine=lineage["training_engine"], objective_choice=how)
+        if note:
+            run.details.update(objective_note=note)
+        if comparison is not None:
+            run.details.update(objective_comparison=comparison.to_dict())
+        if how == "requested" and objective != requested:
+            run.details.update(objective_requested=requested)
     out = _result(result, search, data_hash, t0, "full", objective)
     out.engine = lineage["training_engine"]
-    out.note = why
+    out.note = note
     return out
+
+
+def _choice_note(
+    candidates: list[str], objective: str, comparison: counterfactual.Paired | None, why: str | None
+) -> str | None:
+    """What the run record and the version's tags say about the objective: the comparison that
+    chose it (and why an objective could not be trained)."""
+    if comparison is None:
+        return why
+    incumbent, other = candidates
+    verdict = (f"kept {incumbent} ({other} did not beat it by the margin)" if objective == incumbent
+               else f"kept {other} (it beat {incumbent} by the margin)")  # fmt: skip
+    note = f"{other} vs {incumbent} on the validation day: {comparison.summary()}; {verdict}"
+    return note if not why else f"{note}; {why}"
 
 
 def _record(details: dict[str, Any], result: _Gated, mode: str, objective: str, **extra: Any) -> None:
@@ -209,16 +278,16 @@ def train_warm(day: date) -> TrainResult:
             return result
         overrides = registry.registered_params(champion.version, ranker.lgb_params(objective=objective))
         rounds = int(warm.get("num_boost_round", 100))
-        booster = ranker.fit(
-            splits.train, splits.valid, splits.spec, overrides, objective, init_model=champion.booster, rounds=rounds
-        )
+        metric = counterfactual.validation_metric(splits.valid, day - timedelta(days=1))
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective,
+                             init_model=champion.booster, rounds=rounds, metric=metric)  # fmt: skip
         lineage = _lineage(day, splits, data_hash, snapshot, "warm", objective)
-        lineage["warm_from"] = champion.version
+        lineage.update(warm_from=champion.version, validation_metric=metric.name if metric else "ndcg@10")
         if why:
             lineage.update(objective_requested=champion_objective, objective_note=why)
         hyper = {**ranker.lgb_params(overrides, objective), "warm_rounds": rounds}
-        valid_ndcg = float(booster.best_score["valid"]["ndcg@10"])
-        result = _register_and_gate(day, booster, splits, hyper, lineage, valid_ndcg)
+        valid_ndcg = ranker.valid_score(booster)[1]
+        result = _register_and_gate(day, booster, splits, hyper, lineage)
         _record(run.details, result, "warm", objective, warm_from=champion.version)
         if why:
             run.details.update(objective_requested=champion_objective, objective_note=why)
@@ -253,13 +322,18 @@ class _Gated:
 
 
 def _register_and_gate(
-    day: date, booster: Any, splits: Splits, hyper: dict[str, Any], lineage: dict[str, str], valid_ndcg: float
+    day: date, booster: Any, splits: Splits, hyper: dict[str, Any], lineage: dict[str, str]
 ) -> _Gated:
     """Evaluate, register with lineage, and promote only through the gate (full and warm alike)."""
     scores = booster.predict(splits.test.X)
     table = evaluate.evaluate(splits.test, scores, seed=int(params("training").get("seed", 13)))
     tests = promotion.model_tests(booster.predict, splits.spec, splits.test.rows)
-    metrics = {**table["overall"]["model"], "best_iteration": booster.best_iteration, "valid_ndcg@10": valid_ndcg}
+    valid_name, valid_value = ranker.valid_score(booster)
+    metrics = {
+        **table["overall"]["model"],
+        "best_iteration": booster.best_iteration,
+        f"valid_{valid_name}": valid_value,
+    }
     if "truth" in table:
         metrics["truth_ndcg@10"] = table["truth"]["model"]
     table["counterfactual"] = counterfactual.evaluate_day(splits.test, scores, day)  # recorded, not yet decided on
@@ -273,8 +347,8 @@ def _register_and_gate(
         lineage,
         artifacts={"evaluation.json": json_safe(table), "model_tests.json": json_safe(tests)},
     )
-    champion, champion_ndcg = champion_ndcg_on(splits.test, splits.profile)
-    decision = promotion.promote(promotion.decide(version, table["overall"], tests, champion, champion_ndcg), day)
+    champion, comparison = champion_comparison(day, splits.test, scores, splits.profile)
+    decision = promotion.promote(promotion.decide(version, table["overall"], tests, champion, comparison), day)
     registry.mirror_to_neptune(version, table["overall"]["model"], lineage)
     rows = {"train": len(splits.train.y), "valid": len(splits.valid.y), "test": len(splits.test.y)}
     return _Gated(day, version, table, decision, rows)
@@ -341,8 +415,9 @@ def _gate_unrecorded(day: date, version: str, model: Any, splits: Splits, table:
         decision = promotion.Decision(True, version, before, ["promoted before its run was killed"])
     else:
         tests = promotion.model_tests(model.predict, splits.spec, splits.test.rows)
-        champion, champion_ndcg = champion_ndcg_on(splits.test, splits.profile)
-        decision = promotion.decide(version, table["overall"], tests, champion, champion_ndcg)
+        _, scores = evaluate.score_on_day(model, split=splits.test)
+        champion, comparison = champion_comparison(day, splits.test, scores, splits.profile)
+        decision = promotion.decide(version, table["overall"], tests, champion, comparison)
         newer = (registry.version_info(current) or {}).get("tags", {}).get("logical_date", "") if current else ""
         if decision.promoted and newer > day.isoformat():
             decision.promoted = False

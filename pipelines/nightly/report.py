@@ -142,8 +142,9 @@ def collect(day: date) -> list[Section]:
                                 "; ".join(f"objective: {r[9]}" for r in training if r[9])))  # fmt: skip
         models = _query(cur, "report_model_decisions", (day,))
         sections.append(Section("Model decisions", ["kind", "challenger", "champion", "promoted", "reasons",
-                                                    "challenger NDCG@10", "champion NDCG@10"],
-                                [[r[0], _version_link(r[1]), r[2], r[3], "; ".join(r[4]), *r[5:]]
+                                                    "challenger NDCG@10", "champion NDCG@10",
+                                                    "difference [lower bound]"],
+                                [[r[0], _version_link(r[1]), r[2], r[3], "; ".join(r[4]), *r[5:7], _paired(r[7])]
                                  for r in models]))  # fmt: skip
         sections += _experiment_sections(cur, day)
         batches = _query(cur, "report_batches", (day,))
@@ -171,6 +172,14 @@ def _experiment_sections(cur, day: date) -> list[Section]:
 
 def _ci(ci: list[float] | None) -> str:
     return f"[{fmt(float(ci[0]))}, {fmt(float(ci[1]))}]" if ci else ""
+
+
+def _paired(comparison: dict[str, Any] | None) -> str:
+    """The gate's paired comparison with the champion in one cell: metric, difference, lower bound."""
+    if not comparison:
+        return ""
+    c = comparison
+    return f"{c['metric']} {fmt(float(c['difference']))} [>= {fmt(float(c['lower']))}] ({c['estimator']})"
 
 
 def _evidence(evidence: dict[str, Any] | None) -> str:

@@ -225,7 +225,7 @@ def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluste
     from pipelines.model.train import train
 
     address = os.environ["NEWSREC_DASK_ADDRESS"]
-    result = train(DAY, trials=1, minutes=2, train_days=TRAIN_DAYS)  # params.yaml's objective: debiased
+    result = train(DAY, trials=1, minutes=2, train_days=TRAIN_DAYS, objective="debiased")
     assert result.engine == "dask" and result.objective == "plain" and "positions" in (result.note or "")
     assert "on the Dask cluster" in result.render()
     tags = registry.version_info(result.version)["tags"]
@@ -248,7 +248,7 @@ def test_a_dask_trained_model_is_registered_and_gated_like_a_local_one(on_cluste
     assert details["engine"] == "dask" and details["objective_requested"] == "debiased"
     assert cluster.dask_address() == address
     # a re-run on the cluster reuses that version instead of registering a copy
-    assert train(DAY, trials=1, minutes=2, train_days=TRAIN_DAYS).version == result.version
+    assert train(DAY, trials=1, minutes=2, train_days=TRAIN_DAYS, objective="debiased").version == result.version
 
 
 def test_debiased_on_dask_trains_plain_and_says_so(on_cluster):

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from pipelines.core.config import params
 from pipelines.features.matrix import MatrixSpec
 from pipelines.model import registry
 from pipelines.model.objectives import compare_objectives, render_comparison
@@ -49,6 +50,30 @@ def test_debiased_training_is_registered_and_scores_without_positions(biased_wor
     spec = MatrixSpec.from_dict(json.loads(tags["matrix_spec"]))
     assert "position" not in spec.feature_names
     assert registry.load(result.version).booster.num_feature() == len(spec.feature_names)
+
+
+def test_plain_vs_debiased_is_chosen_by_the_paired_rule_and_recorded(biased_world):
+    """training.objective auto: the champion's objective (debiased, the test above) is searched
+    (its study is resumed, not run again), plain is fitted with those parameters, and plain is
+    kept only when it beats debiased by the margin at the lower bound of the paired bootstrap on
+    the validation day; the version's tags and the run's record say which and why."""
+    from tests.helpers import query
+
+    assert registry.version_info("champion")["tags"]["objective"] == "debiased"
+    result = train(DAY, trials=1, minutes=1, train_days=TRAIN_DAYS)
+    print(result.note, result.decision.render(), sep="\n")
+    tags = registry.version_info(result.version)["tags"]
+    assert tags["objective_choice"] == "rule" and tags["validation_metric"] == "ips_ndcg@10"
+    assert tags["objective"] == result.objective
+    assert "plain vs debiased on the validation day: ips_ndcg@10 difference" in tags["objective_note"]
+    ((details,),) = query("SELECT details FROM ops.runs WHERE stage = 'train' ORDER BY run_id DESC LIMIT 1")
+    comparison = details["objective_comparison"]
+    assert comparison["metric"] == "ips_ndcg@10" and comparison["resamples"] > 0
+    assert comparison["lower"] <= comparison["difference"] <= comparison["upper"]
+    clears = comparison["lower"] >= params("promotion")["margin"]
+    assert result.objective == ("plain" if clears else "debiased")
+    assert details["objective_choice"] == "rule" and details["objective"] == result.objective
+    assert result.note == tags["objective_note"]
 
 
 def test_positions_unknown_train_plain_and_say_why(biased_world):

@@ -18,7 +18,7 @@ from pipelines.core.config import reset_caches
 from pipelines.core.errors import NewsrecError
 from pipelines.gates import retrain
 from pipelines.model import evaluate, promotion, registry
-from pipelines.model.train import champion_ndcg_on, load_splits
+from pipelines.model.train import champion_comparison, load_splits
 from tests.helpers import ROOT, query
 from tests.model.conftest import DAY, TRAIN_DAYS, gate_a_model_fitted_on
 
@@ -54,7 +54,9 @@ def test_margin_refuses_the_champion_as_its_own_challenger(world, splits):
     scores = champion.predict(splits.test.X)
     table = evaluate.evaluate(splits.test, scores)
     tests = promotion.model_tests(champion.predict, champion.spec, splits.test.rows)
-    decision = promotion.decide(champion.version, table["overall"], tests, *champion_ndcg_on(splits.test))
+    decision = promotion.decide(
+        champion.version, table["overall"], tests, *champion_comparison(DAY, splits.test, scores)
+    )
     assert decision.failed == ["margin"], decision.reasons
 
 

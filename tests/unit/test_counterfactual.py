@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.core.config import params
 from pipelines.model import counterfactual, propensity
 from pipelines.model.propensity import Propensity
 
@@ -120,3 +121,90 @@ def test_without_positions_there_is_no_counterfactual_metric_and_the_caveat_says
     assert table["available"] is False
     text = counterfactual.render(table)
     assert "not available" in text and "logged metric is reported instead" in text
+
+
+def _paired_case(users: int = 1500):
+    """A ranking log (logging order unrelated to relevance) and three models: one that knows the
+    truth noisily, a random one, and a second random one of the same quality."""
+    rng = np.random.default_rng(5)
+    user, day, position, relevance, expected_dwell, click, dwell = _ranking_log(rng, users=users)
+    log = counterfactual.Log(user * 10 + day, user, THETA[position], click.astype(float), dwell)
+    good = relevance * expected_dwell + rng.normal(0, 50, size=len(user))
+    return log, good, rng.random(len(user)), rng.random(len(user))
+
+
+def test_paired_bootstrap_clears_the_margin_for_a_truly_better_challenger_only():
+    log, good, random_a, random_b = _paired_case()
+    ties = np.arange(len(good))
+    kw = {"clip": 1e9, "resamples": 300, "confidence": 0.95, "seed": 0}
+    better = counterfactual.paired_ips(log, good, random_a, ties, **kw)
+    assert better.difference == pytest.approx(better.challenger - better.champion)
+    assert better.lower <= better.difference <= better.upper
+    assert better.clears(0.002) and better.lower > 0.05
+    same = counterfactual.paired_ips(log, random_b, random_a, ties, **kw)
+    assert same.lower < 0 < same.upper and not same.clears(0.002)
+    itself = counterfactual.paired_ips(log, good, good, ties, **kw)
+    assert (itself.difference, itself.lower, itself.upper) == (0.0, 0.0, 0.0) and not itself.clears(0.002)
+    table = counterfactual.estimate(log, {"good": good, "random": random_a}, ties, clip=1e9, resamples=300)
+    assert better.challenger == pytest.approx(table["scorers"]["good"]["ips_ndcg@10"])
+    # pairing: for two similar models (champion and challenger usually are) the difference's
+    # interval is far narrower than what the two models' separate intervals would give
+    similar = good + np.random.default_rng(7).normal(0, 20, size=len(good))
+    close = counterfactual.paired_ips(log, similar, good, ties, **kw)
+    table = counterfactual.estimate(log, {"good": good, "similar": similar}, ties, clip=1e9, resamples=300)
+    widths = [hi - lo for lo, hi in (table["scorers"][n]["ips_ndcg@10_ci"] for n in ("good", "similar"))]
+    assert close.upper - close.lower < 0.5 * np.hypot(*widths), (close, widths)
+
+
+def test_paired_bootstrap_on_the_logged_metric_matches_the_evaluation():
+    from pipelines.model.ranking_metrics import ranking_metrics
+
+    log, good, random_a, _ = _paired_case(users=400)
+    labels = (log.clicks > 0).astype(np.int32) * (1 + (log.gains > 60))
+    ties = np.arange(len(good))
+    got = counterfactual.paired_logged(log.groups, log.users, labels, good, random_a, ties,
+                                       resamples=200, confidence=0.95, seed=0, caveat="positions unknown")  # fmt: skip
+    assert got.metric == "ndcg@10" and got.caveat == "positions unknown"
+    assert got.challenger == pytest.approx(ranking_metrics(log.groups, labels, good, ties)["ndcg@10"])
+    assert got.champion == pytest.approx(ranking_metrics(log.groups, labels, random_a, ties)["ndcg@10"])
+    assert got.lower <= got.difference <= got.upper
+
+
+def test_the_early_stopping_metric_is_the_evaluations_ips_ndcg():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(6)
+    user, day, position, relevance, _, click, dwell = _ranking_log(rng, users=200)
+    position = np.where(rng.random(len(user)) < 0.02, -1, position)  # a few impressions without a position
+    rows = pd.DataFrame({"day": day, "user_id": user, "event_id": rng.permutation(len(user)) + 10**6,
+                         "is_read": click.astype(int), "dwell": dwell, "position": position})  # fmt: skip
+    split = SimpleNamespace(rows=rows, positions=position)
+    theta = Propensity(THETA)
+    scores = relevance + rng.normal(0, 0.2, size=len(user))
+    metric = counterfactual.IpsNdcg(split, theta, dwell=True)
+    expected = counterfactual.evaluate_split(split, {"model": scores}, theta)["scorers"]["model"]["ips_ndcg@10"]
+    assert metric(scores) == pytest.approx(expected, rel=1e-12)
+    name, value, higher_is_better = metric.feval(scores, None)
+    assert (name, higher_is_better) == ("ips_ndcg@10", True) and value == metric(scores)
+    assert metric(-scores) < metric(scores)
+    coarse = np.round(scores, 1)  # ties everywhere: broken as in every evaluation
+    expected = counterfactual.evaluate_split(split, {"model": coarse}, theta)["scorers"]["model"]["ips_ndcg@10"]
+    assert metric(coarse) == pytest.approx(expected, rel=1e-12)
+
+
+def test_without_positions_the_gate_compares_on_the_logged_metric_and_says_so():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(8)
+    user, day, position, relevance, _, click, dwell = _ranking_log(rng, users=300)
+    rows = pd.DataFrame({"day": day, "user_id": user, "event_id": np.arange(len(user)),
+                         "is_read": click.astype(int), "dwell": dwell, "position": -1})  # fmt: skip
+    split = SimpleNamespace(rows=rows, positions=np.full(len(user), -1), y=click.astype(np.int32))
+    unknown = Propensity(None, caveat=propensity.POSITIONS_UNKNOWN)
+    got = counterfactual.compare(split, relevance, rng.random(len(user)), unknown, dwell=True)
+    assert (got.metric, got.estimator) == ("ndcg@10", "logged labels")
+    assert "positions are unknown" in got.caveat
+    assert got.lower > 0 and got.resamples == params("promotion")["comparison"]["resamples"]
+    logged = SimpleNamespace(rows=rows.assign(position=position), positions=position, y=split.y)
+    known = counterfactual.compare(logged, relevance, rng.random(len(user)), Propensity(THETA), dwell=True)
+    assert known.metric == "ips_ndcg@10" and known.caveat is None

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.core.config import params
 from pipelines.features.matrix import SOURCE_COLUMNS, fit_spec, to_matrix
-from pipelines.model import behaviour, promotion
+from pipelines.model import behaviour, counterfactual, promotion
 
 CATEGORIES = ("news", "sports", "business", "culture", "science")
 LISTS, PER_LIST = 300, 10
@@ -80,9 +81,16 @@ def fit(rows: pd.DataFrame, label, train_rows: pd.DataFrame | None = None):
     return booster.predict, spec
 
 
-def gate(predict, spec, rows, metrics=GOOD, champion=None, champion_ndcg=None) -> promotion.Decision:
+def gate(predict, spec, rows, metrics=GOOD, champion=None, comparison=None) -> promotion.Decision:
     tests = promotion.model_tests(predict, spec, rows)
-    return promotion.decide("challenger", metrics, tests, champion, champion_ndcg)
+    return promotion.decide("challenger", metrics, tests, champion, comparison)
+
+
+def paired(challenger: float, champion: float, lower: float) -> counterfactual.Paired:
+    """A paired comparison on the logged metric with the given point estimates and lower bound."""
+    diff = challenger - champion
+    return counterfactual.Paired("ndcg@10", "logged labels", challenger, champion, diff, lower, 2 * diff - lower,
+                                 0.95, 500, 300, 300)  # fmt: skip
 
 
 def test_a_sound_model_passes_every_rule(rows):
@@ -160,10 +168,40 @@ def test_popularity_refuses_a_model_that_does_not_beat_popularity(rows):
 
 def test_margin_refuses_a_challenger_that_only_ties_the_champion(rows):
     predict, spec = fit(rows, good_label)
-    decision = gate(predict, spec, rows, champion="7", champion_ndcg=0.549)  # 0.55 < 0.549 + 0.002
+    tie = paired(0.55, 0.549, lower=-0.004)  # 0.55 < 0.549 + 0.002, and the interval holds 0
+    decision = gate(predict, spec, rows, champion="7", comparison=tie)
     _only(decision, "margin")
     assert "does not beat champion 7" in decision.reasons[-1]
-    assert gate(predict, spec, rows, champion="7", champion_ndcg=0.547).promoted
+    assert decision.evidence["comparison"]["difference"] == pytest.approx(0.001)
+    assert decision.evidence["champion_ndcg@10"] == 0.549
+    assert gate(predict, spec, rows, champion="7", comparison=paired(0.55, 0.547, lower=0.0021)).promoted
+
+
+def _one_user_better_log(users: int = 40) -> tuple[counterfactual.Log, np.ndarray, np.ndarray]:
+    """One read per user at logged position 9; the champion ranks it last for everyone, the
+    challenger first for one user only: a real gain, carried by a single user."""
+    groups = np.repeat(np.arange(users), 10)
+    position = np.tile(np.arange(10), users)
+    clicks = (position == 9).astype(np.float64)
+    log = counterfactual.Log(groups, groups.copy(), 1.0 / (position + 1.0), clicks, np.full(len(groups), 60.0))
+    champion = -position.astype(np.float64)
+    challenger = np.where(groups == 0, position, -position).astype(np.float64)
+    return log, challenger, champion
+
+
+def test_margin_refuses_a_challenger_whose_interval_does_not_clear_it_although_its_point_estimate_does(rows):
+    log, challenger, champion = _one_user_better_log()
+    comparison = counterfactual.paired_ips(log, challenger, champion, np.arange(len(challenger)), clip=50,
+                                           resamples=500, confidence=0.95, seed=0)  # fmt: skip
+    margin = params("promotion")["margin"]
+    assert comparison.difference > margin  # the old rule (point estimates) would have promoted it
+    assert comparison.lower < margin
+    predict, spec = fit(rows, good_label)
+    decision = gate(predict, spec, rows, champion="7", comparison=comparison)
+    _only(decision, "margin")
+    assert decision.evidence["comparison"]["metric"] == "ips_ndcg@10"
+    assert decision.evidence["comparison"]["lower"] == comparison.lower
+    assert "95% one-sided" in decision.reasons[-1] and "IPS" in decision.reasons[-1]
 
 
 def test_the_flipped_pair_measure_and_ordered_lists():
