@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
+
+from psycopg2 import sql
 
 from pipelines.core import db
 from pipelines.core import sql as queries
@@ -41,8 +44,23 @@ def summarize() -> WarehouseSummary:
 
 
 def events_in_day(day: date) -> int:
-    """How many events the warehouse holds for UTC day ``day``."""
+    """How many events the warehouse holds for UTC day ``day`` (the nightly ingest's check that
+    an upstream load landed; a day that did gets its planner statistics: :func:`analyze_day`)."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(queries.load("warehouse_events_in_day"), {"start": day, "end": day + timedelta(days=1)})
         (events,) = cur.fetchone()
+        if events:
+            analyze_day(cur, day)
     return int(events)
+
+
+def analyze_day(cur: Any, day: date) -> None:
+    """Fresh planner statistics for day ``day``'s events partition, in the caller's transaction.
+
+    A partition loaded a moment ago has none (autovacuum gets to it a minute later, if at all
+    before the night queries it): the planner then takes it for a one-row table and joins it
+    by nested loops, each impression of the day against each read. That turned the training
+    read of a 3,000-user world's days from 0.3 s into 16 s. Sampling one day costs milliseconds."""
+    cur.execute(queries.load("warehouse_events_partition"), {"day": day})
+    # the partition's name comes from the database: composed as an identifier, not a named query
+    cur.execute(sql.SQL("ANALYZE warehouse.{}").format(sql.Identifier(cur.fetchone()[0])))

@@ -82,6 +82,7 @@ def import_mind(directory: Path) -> MindImport:
             # inline: the partition's name is known only at run time (composed as an identifier)
             cur.execute(sql.SQL("TRUNCATE warehouse.{}").format(sql.Identifier(cur.fetchone()[0])))
         db.copy_frame(cur, "warehouse.events", events.drop(columns=["day"]))
+        cur.execute(queries.load("warehouse_analyze_events"))  # planner statistics for the loaded days
         profile.save(conn, MIND_PROFILE)
     seconds = {"parse": t1 - t0, "build": t2 - t1, "load": time.perf_counter() - t2}
     n_reads = int((events["event_type"] == "read").sum())

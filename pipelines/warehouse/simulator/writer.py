@@ -15,7 +15,7 @@ from psycopg2 import sql
 from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.errors import NewsrecError
-from pipelines.warehouse import migrations, profile
+from pipelines.warehouse import migrations, profile, summary
 from pipelines.warehouse.simulator import behaviour, closed_loop, impressions, world
 
 
@@ -258,4 +258,5 @@ def simulate_day(
         users = world.users_on(cfg, day, pubs)
         live = closed_loop.load_live_lists(conn, day)
         result = _generate_day(cur, conn, cfg, day, pubs, users, fault_set, live=live)
+        summary.analyze_day(cur, day)
     return result
