@@ -33,6 +33,10 @@ class ReaderMetrics:
             "newsrec_reader_lists", "Recommendation lists served, by kind (personal or fallback)", ["kind"],
             registry=self.registry,
         )  # fmt: skip
+        # Both kinds exported from the start (0 until served), without a labels() per request.
+        self._list_kinds = {
+            fallback: self.lists.labels("fallback" if fallback else "personal") for fallback in (False, True)
+        }
         self.live_batch = Gauge("newsrec_reader_live_batch_id", "Live batch last seen", registry=self.registry)
         self.live_generated = Gauge(
             "newsrec_reader_live_batch_created_timestamp_seconds",
@@ -44,6 +48,9 @@ class ReaderMetrics:
     def saw_batch(self, batch_id: int, created_at: Any) -> None:
         self.live_batch.set(batch_id)
         self.live_generated.set(created_at.timestamp())
+
+    def served_list(self, fallback: bool) -> None:
+        self._list_kinds[fallback].inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -57,6 +64,9 @@ class MetricsMiddleware:
     def __init__(self, app: Any, metrics: ReaderMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The counter and histogram children by (method, route, status): ``labels()`` takes a
+        # lock and builds the key on every call; the label sets are few (route templates).
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -76,5 +86,10 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             labels = (scope.get("method", ""), route, str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            children = self._children.get(labels)
+            if children is None:
+                children = self._children[labels] = (
+                    self.metrics.requests.labels(*labels), self.metrics.latency.labels(*labels)
+                )  # fmt: skip
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)

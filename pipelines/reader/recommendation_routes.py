@@ -4,9 +4,9 @@
 # signatures at run time, and they refer to objects local to router().
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from pipelines.reader.dependencies import PoolDep, ReaderDep, require_key
+from pipelines.reader.dependencies import app_state, require_key
 from pipelines.reader.http_errors import ApiError
 from pipelines.reader.schemas import ERROR_RESPONSES, MAX_ID, RecommendationsOut, Region
 from pipelines.reader.settings import ReaderParams
@@ -18,8 +18,7 @@ def router(p: ReaderParams) -> APIRouter:
 
     @routes.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsOut, responses=ERROR_RESPONSES)
     async def recommendations(
-        reader: ReaderDep,
-        pool: PoolDep,
+        request: Request,
         user_id: Annotated[int, Path(ge=0, le=MAX_ID, description="The user's id")],
         limit: Annotated[int, Query(ge=1, le=p.max_limit, description="How many items")] = p.default_limit,
         region: Annotated[
@@ -28,11 +27,12 @@ def router(p: ReaderParams) -> APIRouter:
     ) -> RecommendationsOut:
         """The user's ranked list from the live batch; users without one get the fallback
         list of ``region`` (or GLOBAL), marked ``fallback: true``."""
+        reader, pool = app_state(request)
         served = await reader.sql.recommendations(pool, user_id, limit, (region or Region.GLOBAL).value)
         if served is None:
             raise ApiError(503, "no_live_batch", "no recommendations are published yet")
         reader.metrics.saw_batch(served.batch_id, served.generated_at)
-        reader.metrics.lists.labels("fallback" if served.fallback else "personal").inc()
+        reader.metrics.served_list(served.fallback)
         return RecommendationsOut(user_id=user_id, **served.__dict__)
 
     return routes
