@@ -18,6 +18,7 @@ from pipelines.core import db
 from pipelines.core import sql as queries
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError, TransientError
+from pipelines.experiments import sequential
 from pipelines.experiments.arms import CHAMPION
 from pipelines.model import registry
 
@@ -34,6 +35,10 @@ def settings() -> dict[str, Any]:
     test = {"alpha": 0.04, "mixture_tau": 0.05, "confidence": 0.95, "min_days": 3, "min_users": 200,
             "horizon_days": 11, "spending": "obrien_fleming", **cfg.get("test", {})}  # fmt: skip
     cfg["test"] = test
+    try:  # a bad plan is refused when the experiment is made, not on the night it reaches the step
+        sequential.plan(test, 1)
+    except ValueError as exc:
+        raise NewsrecError(f"experiments.test in params.yaml: {exc}") from exc
     return cfg
 
 

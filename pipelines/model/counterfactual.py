@@ -471,11 +471,13 @@ class IpsNdcg:
 def validation_metric(split: Any, day: Any) -> IpsNdcg | None:
     """The early-stopping and search metric on validation ``day``: its IPS NDCG@10 with that
     day's propensity, or None (LightGBM's own NDCG@10 on the logged labels) when there is no
-    propensity (positions unknown) or no impression of the day has a position."""
+    propensity (positions unknown) or no read of the day has a known position (the IPS ideal
+    DCG is then 0 and the metric undefined: every round would score NaN)."""
     from pipelines.model import propensity
     from pipelines.warehouse import profile
 
     estimate = propensity.for_day(day)
     if not estimate.available or not (split.positions >= 0).any():
         return None
-    return IpsNdcg(split, estimate, dwell=profile.current().dwell)
+    metric = IpsNdcg(split, estimate, dwell=profile.current().dwell)
+    return metric if metric.ideal > 0 else None

@@ -70,6 +70,7 @@ def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
         events = summary.events_in_day(d)
         if not events:
             raise NewsrecError(f"no events loaded for {d}: the upstream load has not landed")
+        summary.analyze_loaded_day(d)  # the upstream load left the planner no statistics
         return {"day": d.isoformat(), "events": events}
     raise NewsrecError(f"unknown ingest source {source!r} (simulate or warehouse)")
 

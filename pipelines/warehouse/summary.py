@@ -45,22 +45,30 @@ def summarize() -> WarehouseSummary:
 
 def events_in_day(day: date) -> int:
     """How many events the warehouse holds for UTC day ``day`` (the nightly ingest's check that
-    an upstream load landed; a day that did gets its planner statistics: :func:`analyze_day`)."""
+    an upstream load landed)."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(queries.load("warehouse_events_in_day"), {"start": day, "end": day + timedelta(days=1)})
         (events,) = cur.fetchone()
-        if events:
-            analyze_day(cur, day)
     return int(events)
 
 
 def analyze_day(cur: Any, day: date) -> None:
-    """Fresh planner statistics for day ``day``'s events partition, in the caller's transaction.
+    """Fresh planner statistics for the events partitions that day ``day``'s load wrote (its
+    own, and the next day's, where the reads of its last sessions land after midnight), in the
+    caller's transaction.
 
     A partition loaded a moment ago has none (autovacuum gets to it a minute later, if at all
     before the night queries it): the planner then takes it for a one-row table and joins it
     by nested loops, each impression of the day against each read. That turned the training
-    read of a 3,000-user world's days from 0.3 s into 16 s. Sampling one day costs milliseconds."""
-    cur.execute(queries.load("warehouse_events_partition"), {"day": day})
-    # the partition's name comes from the database: composed as an identifier, not a named query
-    cur.execute(sql.SQL("ANALYZE warehouse.{}").format(sql.Identifier(cur.fetchone()[0])))
+    read of a 3,000-user world's days from 0.3 s into 16 s. Sampling a day costs milliseconds."""
+    for d in (day, day + timedelta(days=1)):
+        cur.execute(queries.load("warehouse_events_partition_of"), {"day": d})
+        row = cur.fetchone()
+        if row:  # the partition's name comes from the database: composed as an identifier
+            cur.execute(sql.SQL("ANALYZE warehouse.{}").format(sql.Identifier(row[0])))
+
+
+def analyze_loaded_day(day: date) -> None:
+    """:func:`analyze_day` in a transaction of its own (the ingest of an upstream-loaded day)."""
+    with db.transaction() as conn, conn.cursor() as cur:
+        analyze_day(cur, day)

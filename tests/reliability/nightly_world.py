@@ -1,8 +1,9 @@
 """A small simulated service for the fault, concurrency and bad-data tests, on a PostgreSQL
 server of their own (so a test may restart it), built once and cloned per test.
 
-The template holds seven days of history with their features, one nightly run of D0 (a
-champion and a live batch), and day D simulated. A clone copies the three databases (main,
+The template holds seven days of history with their features, one nightly run of D0 (a live
+batch; its champion then replaced by a bad one: :func:`_weaken_champion`), and day D
+simulated. A clone copies the three databases (main,
 MLflow, Optuna) with ``CREATE DATABASE ... TEMPLATE`` and the home folder (features,
 artifacts, serving exports).
 """
@@ -28,7 +29,7 @@ from tests.helpers import ROOT, admin_sql, query, remove_later, use_database
 
 START = date(2026, 7, 1)
 HISTORY = 7
-D0 = START + timedelta(days=HISTORY)  # run once in the template: champion v1, live batch 1
+D0 = START + timedelta(days=HISTORY)  # run once in the template: live batch 1 (v1); champion v2 (bad)
 D = D0 + timedelta(days=1)  # the date the tests run (simulated in the template, nothing else)
 # Organic sessions only (no closed loop): day D's logs must not favour the template's champion,
 # whose own lists a closed-loop day would show, so that the reference run's challenger can win.
@@ -119,12 +120,32 @@ def build_template(server: Server, name: str, home: Path) -> None:
         simulator.seed(simulator.SimConfig.from_params(**SIM), HISTORY)
         backfill(START, D0 - timedelta(days=1))
         runner.run_day(D0, **RUN)
+        _weaken_champion()
         simulator.simulate_day(D)
     from pipelines.core.config import reset_caches
 
     reset_caches()
     for suffix in SIDE_DATABASES:
         server.disconnect(name + suffix)
+
+
+def _weaken_champion() -> None:
+    """Make D0's champion a model fitted on inverted labels (registered complete, promoted by
+    a recorded override). The gate promotes a challenger only when the lower bound of its
+    paired IPS difference over the test day's users clears the margin: a model about as good
+    as the champion, on the ~80 users of this world's test day, never does (even the
+    champion's own first tree is within the interval), and the reference run of D must promote
+    (the tests compare a disturbed promotion with it)."""
+    from pipelines.model import dataset, promotion, ranker, registry
+
+    champion = registry.load(registry.CHAMPION)
+    splits = dataset.load_splits(D0)
+    train = splits.train
+    inverted = type(train)(train.rows, train.X, train.y.max() - train.y, train.groups)
+    worse = ranker.fit(inverted, splits.valid, splits.spec, {"learning_rate": 0.1}, objective="plain", rounds=20)
+    lineage = {"logical_date": str(D0), "run_name": "weak-champion", "dvc_data_hash": champion.tags["dvc_data_hash"]}
+    version = registry.register(worse, splits.spec, {"ndcg@10": 0.0}, {}, lineage, artifacts={"evaluation.json": {}})
+    promotion.promote_by_hand(version, "reliability template: a weak champion for the reference run to beat")
 
 
 def shared_template(shared: Path) -> dict:
