@@ -240,6 +240,9 @@ def _record(details: dict[str, Any], result: _Gated, mode: str, objective: str, 
         objective=objective,
         **extra,
     )
+    counterfactual_table = result.evaluation.get("counterfactual") or {}
+    if counterfactual_table.get("available"):  # the unbiased estimate, where positions allow one
+        details["ips_ndcg"] = counterfactual_table["scorers"]["model"]["ips_ndcg@10"]
 
 
 def train_warm(day: date) -> TrainResult:

@@ -18,9 +18,11 @@ from pipelines.core import sql as queries
 NIGHTS = 30  # the window: the 30 nights up to and including D
 
 NDCG_NOTE = (
-    "NDCG@10 as logged on the holdout of each night (the trained model's from its train run, the "
-    "champion's from the retrain checker). These labels follow the lists the champion served "
-    "(position bias); the unbiased estimate of NDCG arrives with issue 21 and is not charted yet."
+    "NDCG@10 on the holdout of each night: the trained model's from its train run, logged and "
+    "unbiased (IPS with the day's estimated position propensity, where positions are known; the "
+    "estimate the promotion gate decides on), and the champion's (logged) from the retrain checker. "
+    "The logged labels follow the lists the champion served (position bias), so only the IPS line "
+    "compares models fairly; the two are on different scales."
 )
 
 
@@ -56,8 +58,8 @@ def collect(cur, day: date) -> list[Chart]:
         Chart("stage_seconds", "Stage seconds by night", "seconds",
               _series(cur, "report_history_stage_seconds", day),
               "Wall-clock seconds of the latest run of each stage of each night."),
-        Chart("ndcg", "NDCG@10 (logged) by night", "NDCG@10", _series(cur, "report_history_ndcg", day), NDCG_NOTE,
-              from_zero=False),
+        Chart("ndcg", "NDCG@10 (logged and unbiased) by night", "NDCG@10",
+              _series(cur, "report_history_ndcg", day), NDCG_NOTE, from_zero=False),
         Chart("drift_share", "Drift share by night", "share of columns drifted",
               _series(cur, "report_history_drift", day),
               "Share of columns whose drift score crossed its threshold (latest verdict of each night).",

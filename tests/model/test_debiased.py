@@ -74,6 +74,8 @@ def test_plain_vs_debiased_is_chosen_by_the_paired_rule_and_recorded(biased_worl
     assert result.objective == ("plain" if clears else "debiased")
     assert details["objective_choice"] == "rule" and details["objective"] == result.objective
     assert result.note == tags["objective_note"]
+    # the run keeps the unbiased test-day estimate beside the logged one (the report charts both)
+    assert 0 < details["ips_ndcg"] <= 1 and 0 < details["ndcg"] <= 1
 
 
 def test_positions_unknown_train_plain_and_say_why(biased_world):
