@@ -61,8 +61,9 @@ def history(pg_server, migrated_template, tmp_path_factory):
         for n, day in enumerate(NIGHTS):
             _night(day, n)
         with runs.record_run("train", D) as run:
-            run.details.update(version="2", promoted=True, ndcg=0.7234567891234, ips_ndcg=0.4123, mode="full",
-                               objective="plain")
+            run.details.update(
+                version="2", promoted=True, ndcg=0.7234567891234, ips_ndcg=0.4123, mode="full", objective="plain"
+            )
         promotion.record(promotion.Decision(True, "2", "1", ["beats the champion"],
                                             {"challenger_ndcg@10": 0.7234567891234,
                                              "champion_ndcg@10": 0.70123456789}), D)  # fmt: skip
