@@ -33,6 +33,7 @@ from pipelines.bench import (
     nightly_report,
     nightly_world,
     pg_memory,
+    ranking_quality,
     stages,
 )
 from pipelines.core import config
@@ -54,6 +55,7 @@ def run(
     day = cfg.day.isoformat()
     setup: list[nightly_report.StageResult] = []
     cycle: list[nightly_report.StageResult] = []
+    checks: list[nightly_report.StageResult] = []  # after the cycle, not part of it
 
     def measure(
         name: str, fn: Callable[..., Any], *args: Any, into: list[nightly_report.StageResult] = cycle
@@ -98,10 +100,11 @@ def run(
     cycle_wall = time.perf_counter() - t_cycle
     (results_dir / "nightly-stages.partial.json").write_text(json.dumps([asdict(s) for s in cycle], default=str))
 
+    quality = measure("ranking quality (truth, ceiling)", ranking_quality.measure, day, cfg.train_days, into=checks)
     say("[bench] references ...")
     refs = nightly_references.measure(day, results_dir, cfg.reader_seconds, night.done["score_and_publish"])
 
-    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs, skipped)
+    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs, skipped, quality)
     if cfg.profile:
         payload["profile"] = nightly_report.keep_slowest_profile(cycle, profiles)
     (results_dir / "nightly.json").write_text(json.dumps(payload, indent=2, default=str))

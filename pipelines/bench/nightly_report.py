@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.bench import nightly_config
+from pipelines.bench import nightly_config, ranking_quality
 
 
 @dataclass
@@ -99,6 +99,7 @@ def payload(
     cycle_wall: float,
     refs: dict[str, Any],
     skipped: Sequence[dict[str, str]] = (),
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,6 +117,7 @@ def payload(
             "target_seconds": 15 * 60,
             "target_peak_rss_mb": 8 * 1024,
         },
+        "ranking_quality": quality,  # the promoted model against the truth (pipelines.bench.ranking_quality)
         "references": refs,
         "ratios": ratios(stages, refs),
     }
@@ -185,6 +187,8 @@ def render(p: dict[str, Any]) -> str:
     if p["setup"]:
         lines += ["", "Setup (not part of the cycle):", ""]
         lines += [f"- {s['name']}: {s['seconds']:.0f} s, peak RSS {_n(s['peak_rss_mb'])} MB" for s in p["setup"]]
+    if p.get("ranking_quality"):
+        lines += ["", *ranking_quality.render(p["ranking_quality"])]
     refs = p["references"]
     lines += [
         "",

@@ -31,7 +31,10 @@ def fit(
     from pipelines.model import dvc_files as files
 
     result = files.fit(data, out, params_from)
-    typer.echo(f"wrote {out} (best iteration {result['best_iteration']}, parameters from {result['params_from']})")
+    typer.echo(
+        f"wrote {out} ({result['trees']} trees, stopped on {result['stopped_on']}; "
+        f"parameters from {result['params_from']})"
+    )
 
 
 @app.command()

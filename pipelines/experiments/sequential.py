@@ -118,15 +118,6 @@ def half_width(var: np.ndarray, tau: np.ndarray, alpha: float) -> np.ndarray:
     return hi
 
 
-def confidence_sequence(
-    diff: np.ndarray, var: np.ndarray, tau: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The always-valid bounds (low, high) of the difference: each holds at every night at once
-    with probability >= 1 - alpha (together a 1 - 2 alpha two-sided sequence)."""
-    h = half_width(var, tau, alpha)
-    return np.asarray(diff, float) - h, np.asarray(diff, float) + h
-
-
 def fixed_interval(diff: np.ndarray, var: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Today's fixed-level interval as the simulator computes it: normal, two-sided."""
     z = NormalDist().inv_cdf(0.5 + confidence / 2)

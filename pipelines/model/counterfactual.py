@@ -35,6 +35,7 @@ import pandas as pd
 
 from pipelines.core import hashing
 from pipelines.core.config import params
+from pipelines.core.errors import NewsrecError
 from pipelines.model.propensity import Propensity
 
 K = 10
@@ -466,6 +467,14 @@ class IpsNdcg:
     def feval(self, preds: np.ndarray, data: Any) -> tuple[str, float, bool]:
         """LightGBM's custom metric protocol: (name, value, higher is better)."""
         return self.name, self(preds), True
+
+
+def validation_metric_of(split: Any) -> IpsNdcg | None:
+    """:func:`validation_metric` of a validation split of one day (its rows say which)."""
+    days = split.rows["day"].unique()
+    if len(days) != 1:
+        raise NewsrecError(f"a validation split holds one day, this one {len(days)}")
+    return validation_metric(split, days[0])
 
 
 def validation_metric(split: Any, day: Any) -> IpsNdcg | None:

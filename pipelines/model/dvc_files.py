@@ -64,7 +64,13 @@ def _load(path: Path, spec: MatrixSpec) -> tuple[pd.DataFrame, np.ndarray, np.nd
 
 
 def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str, Any]:
-    """Retrain deterministically; parameters of a registered version, or params.yaml's."""
+    """Retrain deterministically; parameters of a registered version, or params.yaml's.
+
+    A registered version's refit trains as many trees as the version's own early stopping kept:
+    the nightly stops on the validation day's unbiased IPS metric, which needs the day's
+    propensity and reads from the database, and the snapshot holds neither. A refit from
+    params.yaml has no such count: it early-stops on the logged labels' NDCG@10 (said in its
+    result, ``stopped_on``)."""
     import lightgbm as lgb
 
     meta = json.loads((data / "meta.json").read_text())
@@ -75,10 +81,12 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     objective = default_objective()
     if objective == AUTO:  # the nightly's choice needs the registry's comparison: a params refit trains plain
         objective = "plain"
+    kept = None
     if params_from != "params":
         info = registry.version_info(params_from)
         objective = (info or {}).get("tags", {}).get("objective", "plain")
         overrides = registry.registered_params(params_from, lgb_params(objective=objective))
+        kept = registry.registered_rounds(params_from)
     p = lgb_params(overrides, objective)
     rounds = int(p.pop("num_boost_round", 300))
     patience = int(p.pop("early_stopping_rounds", 20))
@@ -86,12 +94,18 @@ def fit(data: Path, model_out: Path, params_from: str = "champion") -> dict[str,
     # the debiased objective learns from the logged positions, which the snapshot keeps next to the keys
     position = keys["position"].to_numpy(np.int32) if objective == "debiased" and "position" in keys else None
     dtrain = lgb.Dataset(X, y, group=groups, categorical_feature=categorical, free_raw_data=False, position=position)
-    dvalid = lgb.Dataset(Xv, yv, group=gv, categorical_feature=categorical, reference=dtrain)
-    booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
-                        callbacks=[lgb.early_stopping(patience, verbose=False)])  # fmt: skip
+    if kept is not None:
+        booster = lgb.train(p, dtrain, num_boost_round=kept)
+        stopped_on = f"version {params_from}'s own early stopping"
+    else:
+        dvalid = lgb.Dataset(Xv, yv, group=gv, categorical_feature=categorical, reference=dtrain)
+        booster = lgb.train(p, dtrain, num_boost_round=rounds, valid_sets=[dvalid],
+                            callbacks=[lgb.early_stopping(patience, verbose=False)])  # fmt: skip
+        stopped_on = "NDCG@10 of the validation day's logged labels"
     model_out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_out))
-    return {"best_iteration": booster.best_iteration, "params_from": params_from, "objective": objective}
+    trees = booster.best_iteration or booster.current_iteration()
+    return {"trees": trees, "params_from": params_from, "objective": objective, "stopped_on": stopped_on}
 
 
 def evaluate(data: Path, model_path: Path, metrics_out: Path, slices_out: Path) -> dict[str, Any]:

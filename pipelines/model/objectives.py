@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from pipelines.core.config import params
-from pipelines.model import dataset, evaluate, ranker
+from pipelines.model import counterfactual, dataset, evaluate, ranker
 from pipelines.warehouse import profile as data_profile
 
 
@@ -27,8 +27,10 @@ def compare_objectives(
     objectives = [o for o in ranker.OBJECTIVES if ranker.objective_on(o, False, profile.positions_known)[0] == o]
     skipped = {o: ranker.objective_on(o, False, profile.positions_known)[1] for o in ranker.OBJECTIVES
                if o not in objectives}  # fmt: skip
+    metric = counterfactual.validation_metric_of(splits.valid)  # early stopping as the nightly's
     out: dict[str, Any] = {
         "day": day.isoformat(),
+        "stopped_on": metric.name if metric is not None else "ndcg@10 of the logged labels",
         "test_rows": len(splits.test.y),
         "train_rows": len(splits.train.y),
         "data_profile": profile.summary(),
@@ -37,7 +39,7 @@ def compare_objectives(
     }
     for objective in objectives:
         t0 = time.perf_counter()
-        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective)
+        booster = ranker.fit(splits.train, splits.valid, splits.spec, overrides, objective, metric=metric)
         seconds = time.perf_counter() - t0
         table = evaluate.evaluate(splits.test, booster.predict(splits.test.X), seed=seed)
         for name, m in table["overall"].items():
@@ -58,7 +60,8 @@ def compare_objectives(
 def render_comparison(result: dict[str, Any]) -> str:
     """A Markdown table of :func:`compare_objectives`."""
     lines = [
-        f"plain vs debiased on {result['day']} (train {result['train_rows']:,} rows, test {result['test_rows']:,})",
+        f"plain vs debiased on {result['day']} (train {result['train_rows']:,} rows, test {result['test_rows']:,}; "
+        f"early stopping on the validation day's {result['stopped_on']})",
         "",
         "| scorer | NDCG@10 (logged labels) | gap closed (logged) | NDCG@10 (truth) | gap closed (truth) |",
         "|---|---:|---:|---:|---:|",

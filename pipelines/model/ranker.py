@@ -36,7 +36,7 @@ from pipelines.core import db, progress
 from pipelines.core.config import params
 from pipelines.core.errors import NewsrecError
 from pipelines.features.matrix import MatrixSpec
-from pipelines.model.counterfactual import IpsNdcg
+from pipelines.model.counterfactual import IpsNdcg, validation_metric_of
 from pipelines.model.dataset import Split
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class SearchResult:
 
 
 OBJECTIVES = ("plain", "debiased")
+VALID_DAY = "valid_day"  # fit's default metric: the validation day's IPS NDCG@10 where it exists
 AUTO = "auto"  # train both where positions are known, keep the one the gate's rule prefers (train.py)
 
 
@@ -119,16 +120,23 @@ def fit(
     init_model: Any = None,
     rounds: int | None = None,
     client: Any = None,
-    metric: IpsNdcg | None = None,
+    metric: IpsNdcg | None | str = VALID_DAY,
 ):
     """Train on ``train`` with early stopping on ``valid``; returns the booster.
 
     ``debiased`` hands LightGBM the logged positions; ``init_model`` (a booster) continues
     its trees instead of starting from zero (warm start), for at most ``rounds`` new trees.
     With a Dask ``client`` the trees are trained on the cluster (:func:`fit_dask`). Early
-    stopping watches ``metric`` when given (see the module's docstring), else LightGBM's NDCG@10.
+    stopping watches ``metric`` (see the module's docstring): by default the validation day's own
+    (:func:`pipelines.model.counterfactual.validation_metric_of`; a caller fitting several models
+    on one day builds it once and passes it), None for LightGBM's NDCG@10 on the logged labels.
     """
     import lightgbm as lgb
+
+    if isinstance(metric, str):
+        if metric != VALID_DAY:
+            raise ValueError(f"metric: an IpsNdcg, None or {VALID_DAY!r}")
+        metric = validation_metric_of(valid)
 
     p = lgb_params(overrides, objective)
     rounds = int(rounds if rounds is not None else p.pop("num_boost_round", 300))

@@ -339,6 +339,16 @@ def registered_params(ref: str, base: dict[str, Any]) -> dict[str, Any]:
     return _numeric_overrides(_client().get_run(info["run_id"]).data.params, base)
 
 
+def registered_rounds(ref: str) -> int | None:
+    """The number of trees a registered version's early stopping kept (its ``best_iteration``
+    metric), or None when it has none: a refit of its parameters trains exactly as many."""
+    info = version_info(ref)
+    if info is None:
+        raise NewsrecError(f"no registered model {ref!r} to take parameters from")
+    best = _client().get_run(info["run_id"]).data.metrics.get("best_iteration")
+    return int(best) if best else None
+
+
 def _numeric_overrides(logged: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
     """The numeric LightGBM parameters of a logged run, with params.yaml's types."""
     out: dict[str, Any] = {}

@@ -142,9 +142,9 @@ def collect(day: date) -> list[Section]:
                                 "; ".join(f"objective: {r[9]}" for r in training if r[9])))  # fmt: skip
         models = _query(cur, "report_model_decisions", (day,))
         sections.append(Section("Model decisions", ["kind", "challenger", "champion", "promoted", "reasons",
-                                                    "challenger NDCG@10", "champion NDCG@10",
-                                                    "difference [lower bound]"],
-                                [[r[0], _version_link(r[1]), r[2], r[3], "; ".join(r[4]), *r[5:7], _paired(r[7])]
+                                                    "challenger NDCG@10 (logged)",
+                                                    "challenger vs champion: difference [lower bound]"],
+                                [[r[0], _version_link(r[1]), r[2], r[3], "; ".join(r[4]), r[5], _paired(r[6])]
                                  for r in models]))  # fmt: skip
         sections += _experiment_sections(cur, day)
         batches = _query(cur, "report_batches", (day,))
@@ -175,11 +175,13 @@ def _ci(ci: list[float] | None) -> str:
 
 
 def _paired(comparison: dict[str, Any] | None) -> str:
-    """The gate's paired comparison with the champion in one cell: metric, difference, lower bound."""
+    """The gate's paired comparison with the champion in one cell: the metric it decided on (the
+    unbiased one where positions are known), both models' values, the difference and its bound."""
     if not comparison:
         return ""
     c = comparison
-    return f"{c['metric']} {fmt(float(c['difference']))} [>= {fmt(float(c['lower']))}] ({c['estimator']})"
+    return (f"{c['metric']} {fmt(float(c['challenger']))} vs {fmt(float(c['champion']))}: "
+            f"{fmt(float(c['difference']))} [>= {fmt(float(c['lower']))}] ({c['estimator']})")  # fmt: skip
 
 
 def _evidence(evidence: dict[str, Any] | None) -> str:

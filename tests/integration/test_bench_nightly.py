@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helpers import run_cli
 
 PRELOAD = ",".join((
@@ -60,7 +62,17 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
     measured = {r["stage"].split(",")[0] for r in data["ratios"]}
     assert {"scoring every active user", "feature ETL (whole window)", "reader"} <= measured
 
+    quality = data["ranking_quality"]
+    assert quality["model_version"] == by_name["train + evaluate + register"]["details"]["version"]
+    assert quality["truth_ndcg@10"]["oracle"] == pytest.approx(1.0)
+    assert quality["gap_closed"]["oracle"] == pytest.approx(1.0)
+    assert all(0 <= v <= 1 for v in quality["truth_ndcg@10"].values())
+    assert quality["ceiling_trees"] >= 1 and quality["test_lists"] > 0
+    # the ceiling learns from the truth itself: it must beat popularity even in a tiny world
+    assert quality["truth_ndcg@10"]["ceiling"] > quality["truth_ndcg@10"]["popularity"]
+
     md = (results / "nightly.md").read_text()
+    assert "## Ranking quality against the simulator's truth" in md and "| ceiling |" in md
     assert all(f"| {name} |" in md for name in STAGES)
     assert (results / "nightly.png").read_bytes()[:4] == b"\x89PNG"
     profiles = sorted(p.name for p in (results / "profiles").iterdir())

@@ -4,6 +4,7 @@ nights (gaps stay gaps), and the plugin's index of reports as a table of days by
 from __future__ import annotations
 
 import importlib.util
+import html
 import json
 import re
 from datetime import date, timedelta
@@ -66,7 +67,9 @@ def history(pg_server, migrated_template, tmp_path_factory):
             )
         promotion.record(promotion.Decision(True, "2", "1", ["beats the champion"],
                                             {"challenger_ndcg@10": 0.7234567891234,
-                                             "champion_ndcg@10": 0.70123456789}), D)  # fmt: skip
+                                             "comparison": {"metric": "ips_ndcg@10", "estimator": "snips",
+                                                            "challenger": 0.5123456, "champion": 0.4987654,
+                                                            "difference": 0.0135802, "lower": 0.0041234}}), D)  # fmt: skip
         with db.transaction() as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO ops.experiments (name, salt) VALUES ('e1', 's') RETURNING experiment_id")
             evidence = {"mean_challenger": 130.123456, "mean_champion": 123.456789, "diff": 6.666667,
@@ -96,6 +99,8 @@ def test_numbers_are_rounded_in_both_formats(history):
         assert numbers, "the report shows decimals"
         assert [n for n in numbers if _significant(n) > 4] == []
         assert "0.7235" in body and "33.3%" in body and "98.8%" in body  # NDCG, drift shares
+        # the gate's paired comparison on the unbiased metric: both models' values, difference, bound
+        assert "ips_ndcg@10 0.5123 vs 0.4988: 0.01358 [>= 0.004123] (snips)" in html.unescape(body)
         assert "123.7" in body  # dwell per user: seconds to one decimal
         assert "[1.235, 12.35]" in body and "20.0%" in body and "50.0%" in body  # an experiment's CI and shares
         assert " UTC" in body  # the alert's time, in UTC

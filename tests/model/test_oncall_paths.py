@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import yaml
@@ -228,6 +229,12 @@ def test_dvc_repro_reproduces_the_champions_training_snapshot(world, tmp_path):
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert metrics["model"]["ndcg@10"] > metrics["recency"]["ndcg@10"]  # the refit ranks, the baseline does not
     assert (project / "models" / "ranker.txt").stat().st_size > 0
+    # the champion early-stopped on the unbiased metric, which the files cannot compute: the refit
+    # trains exactly the trees the champion's early stopping kept, and says so
+    refit = lgb.Booster(model_file=str(project / "models" / "ranker.txt"))
+    kept = registry.registered_rounds(registry.CHAMPION)
+    assert kept is not None and refit.num_trees() == kept
+    assert f"{kept} trees, stopped on version champion's own early stopping" in proc.stdout
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert lock["stages"]["fit"]["params"]["params.yaml"]["training.objective"] == params["training"]["objective"]
     status = subprocess.run([dvc, "status"], cwd=project, env=env, capture_output=True, text=True, timeout=120)

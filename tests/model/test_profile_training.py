@@ -67,5 +67,6 @@ def test_the_objective_comparison_fits_no_debiased_model_without_positions(world
     with stored(DataProfile(source="no positions", positions_known=False)):
         result = compare_objectives(DAY, train_days=1)
     assert "debiased" not in result["scorers"] and "plain" in result["scorers"]
+    assert result["stopped_on"] == "ndcg@10 of the logged labels"  # no positions: no IPS either
     assert "positions are unknown" in result["skipped"]["debiased"]
     assert "debiased: not fitted" in render_comparison(result)

@@ -33,8 +33,10 @@ def _streams(n_streams: int, users: int, looks: int, lift: float, seed: int):
 
 
 def _canary(diff, var, champion):
-    """The canary's confidence sequence with TEST's level and mixture (tau relative to the champion)."""
-    return sequential.confidence_sequence(diff, var, TEST["mixture_tau"] * np.abs(champion), TEST["alpha"])
+    """The canary's always-valid bounds (diff -/+ the mSPRT's half width, as decide.py and the
+    simulator compute them) with TEST's level and mixture (tau relative to the champion)."""
+    h = sequential.half_width(var, TEST["mixture_tau"] * np.abs(champion), TEST["alpha"])
+    return diff - h, diff + h
 
 
 def test_bounds_cover_the_true_difference_at_every_look_at_the_stated_rate():
