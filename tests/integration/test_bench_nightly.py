@@ -16,7 +16,7 @@ PRELOAD = ",".join((
     "great_expectations.checkpoint", "evidently", "evidently.presets", "mlflow", "lleaves",
     # what the stages' children imported on their own (their profiles): Feast's offline stores (ibis,
     # sqlglot, duckdb), MLflow's SQL stores (every MlflowClient), the model flavor, Optuna, matplotlib
-    "feast", "feast.infra.offline_stores.duckdb", "pipelines.features.store", "pipelines.features.online_store",
+    "feast", "feast.infra.offline_stores.duckdb", "pipelines.features.store", "pipelines.features.online_write",
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store", "mlflow.lightgbm",
     "optuna", "matplotlib.figure", "matplotlib.backends.backend_agg",
 ))  # fmt: skip
