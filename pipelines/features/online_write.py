@@ -59,6 +59,11 @@ class WriteResult:
     encode_s: float
     copy_s: float
     switch_s: float
+    read_s: float = 0.0  # Feast's plan: offline read, filter, latest row per entity
+
+    @property
+    def seconds(self) -> float:
+        return self.read_s + self.encode_s + self.copy_s + self.switch_s
 
 
 def rebuild_share() -> float:
@@ -324,6 +329,7 @@ def materialize_view(store: FeatureStore, name: str, start: datetime, end: datet
     table = latest_rows(store, view, start, end)
     read_s = time.perf_counter() - t0
     result = write_view(store, view, table)
+    result.read_s = read_s
     store.registry.apply_materialization(view, store.project, utils.make_tzaware(start), utils.make_tzaware(end))
     log.info(
         "online %s: %d entities, %d values, %s; read %.2f s, encode %.2f s, copy %.2f s, switch %.2f s",

@@ -99,7 +99,13 @@ def grant_reader_access() -> None:
 
 
 def materialize(day: date) -> dict[str, int]:
-    """Load the online views with what is known at the end of ``day``.
+    """Load the online views with what is known at the end of ``day`` (rows of D per view)."""
+    return materialize_online(day)[0]
+
+
+def materialize_online(day: date) -> tuple[dict[str, int], list[Any]]:
+    """Load the online views with what is known at the end of ``day``: (rows of D per view,
+    one :class:`pipelines.features.online_write.WriteResult` per view written).
 
     Explicit windows per interval (not materialize_incremental): ``feast apply`` can reset
     the incremental watermark. Daily views take only day D's partition. Article attributes
@@ -114,10 +120,9 @@ def materialize(day: date) -> dict[str, int]:
     store = feature_store()
     apply()
     windows = materialize_windows(store, day)
-    for view, start, end in windows:
-        online_write.materialize_view(store, view, start, end)
+    writes = [online_write.materialize_view(store, view, start, end) for view, start, end in windows]
     grant_reader_access()
-    return {view: partitions_rows(view, day) for view, _, _ in windows}
+    return {view: partitions_rows(view, day) for view, _, _ in windows}, writes
 
 
 def materialize_windows(store: FeatureStore, day: date) -> list[tuple[str, datetime, datetime]]:

@@ -58,7 +58,7 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
     assert refs["copy"]["copy_in_rows_per_s"] > 0 and refs["predict"]["lleaves_rows_per_s"] > 0
     assert refs["etl"]["beam_seconds"] > 0 and refs["reader"]["cases"]
     measured = {r["stage"].split(",")[0] for r in data["ratios"]}
-    assert {"scoring every active user", "feature ETL (whole window)", "reader"} <= measured
+    assert {"scoring every active user", "feature ETL (whole window)", "reader", "materialize"} <= measured
 
     md = (results / "nightly.md").read_text()
     assert all(f"| {name} |" in md for name in STAGES)

@@ -103,7 +103,9 @@ def _snapshot() -> dict:
             include_event_timestamps=True
         )
         answers[view] = {k: [_plain(v) for v in vals] for k, vals in result.items()}
-    intervals = {v: sorted(fs.get_feature_view(v).materialization_intervals) for v in ONLINE}
+    intervals = {
+        v: (sorted(fs.get_feature_view(v).materialization_intervals), fs.get_feature_view(v).state) for v in ONLINE
+    }
     indexes = query(
         "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'feast_online' ORDER BY 2"
     )
