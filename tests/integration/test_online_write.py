@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -80,6 +82,17 @@ def _plain(value):
     return value
 
 
+def _answers(fs, view: str) -> dict:
+    """Feast's get_online_features for every entity of the view's partitions, and one unknown."""
+    ids = set()
+    for day in (D1, D2):
+        ids |= set(pd.read_parquet(partitions.view_path(view, day))[KEYS[view]].tolist())
+    entity_rows = [{KEYS[view]: int(i)} for i in sorted(ids)] + [{KEYS[view]: -1}]
+    features = [f"{view}:{f.name}" for f in view_features(view)]
+    result = fs.get_online_features(features=features, entity_rows=entity_rows).to_dict(include_event_timestamps=True)
+    return {k: [_plain(v) for v in vals] for k, vals in result.items()}
+
+
 def _snapshot() -> dict:
     """The online tables' rows, Feast's answers for every known entity (and one unknown), the
     registry's intervals, the tables' indexes, constraints and grants."""
@@ -94,15 +107,7 @@ def _snapshot() -> dict:
                 f"FROM feast_online.{table} ORDER BY entity_key, feature_name"
             )
         ]
-        ids = set()
-        for day in (D1, D2):
-            ids |= set(pd.read_parquet(partitions.view_path(view, day))[KEYS[view]].tolist())
-        entity_rows = [{KEYS[view]: int(i)} for i in sorted(ids)] + [{KEYS[view]: -1}]
-        features = [f"{view}:{f.name}" for f in view_features(view)]
-        result = fs.get_online_features(features=features, entity_rows=entity_rows).to_dict(
-            include_event_timestamps=True
-        )
-        answers[view] = {k: [_plain(v) for v in vals] for k, vals in result.items()}
+        answers[view] = _answers(fs, view)
     intervals = {
         v: (sorted(fs.get_feature_view(v).materialization_intervals), fs.get_feature_view(v).state) for v in ONLINE
     }
@@ -176,3 +181,42 @@ def test_crash_before_the_switch_keeps_the_previous_values(in_world, feast_refer
     assert after_crash["leftovers"] == []
     store.materialize(D2)  # the re-run completes the night
     assert _snapshot() == feast_reference[1]
+
+
+def test_readers_see_the_old_values_until_the_switch_and_the_new_ones_after(
+    in_world, feast_reference, monkeypatch, tmp_path
+):
+    """The writer pauses before each view's switch (new table built or rows merged, not
+    committed): Feast's reads still give the previous night's values of that view, the views
+    already switched give the new ones, and no read fails while tables are renamed."""
+    old, new = feast_reference
+    store.materialize(D1)
+    monkeypatch.setenv("NEWSREC_FAULT", "pause:online_before_switch")
+    monkeypatch.setenv("NEWSREC_FAULT_DIR", str(tmp_path))
+    marker = tmp_path / "online_before_switch"
+    failures: list[BaseException] = []
+
+    def night() -> None:
+        try:
+            store.materialize(D2)
+        except BaseException as exc:  # reported by the test's thread
+            failures.append(exc)
+
+    writer = threading.Thread(target=night)
+    writer.start()
+    fs = store.feature_store()
+    for k, view in enumerate(ONLINE):
+        deadline = time.monotonic() + 120
+        while not marker.exists() and writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), f"the writer never paused before switching {view}: {failures}"
+        assert _answers(fs, view) == old["answers"][view], view
+        for done in ONLINE[:k]:
+            assert _answers(fs, done) == new["answers"][done], done
+        marker.unlink()
+        while writer.is_alive() and not marker.exists():  # read through the rename and the commit
+            assert _answers(fs, view) in (old["answers"][view], new["answers"][view])
+    writer.join(timeout=120)
+    assert not writer.is_alive() and not failures, failures
+    monkeypatch.delenv("NEWSREC_FAULT")
+    assert _snapshot() == new
