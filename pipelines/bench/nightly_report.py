@@ -83,7 +83,7 @@ def ratios(stages: list[StageResult], refs: dict[str, Any]) -> list[dict[str, An
         write_s = materialized.details.get("seconds") or 0.0
         out.append({"stage": "materialize, (entity, feature) values", "measured": f"{materialized.seconds:.1f} s "
                     f"({values / materialized.seconds:,.0f} values/s; write path {write_s:.1f} s)",
-                    "reference": f"COPY in of as many rows: {copy_s:.1f} s",
+                    "reference": f"COPY in of as many rows: {copy_s:.2f} s",
                     "ratio": materialized.seconds / copy_s, "target": None})  # fmt: skip
     etl = refs["etl"]
     out.append({"stage": "feature ETL (whole window)", "measured": f"Beam {etl['beam_seconds']:.1f} s",
