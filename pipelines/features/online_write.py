@@ -152,6 +152,9 @@ def write_view(store: FeatureStore, view: FeatureView, table: Any) -> WriteResul
         "next": sql.Identifier(schema, f"{live}__next"[:63]),
     }
     with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (ident["live"].as_string(conn),))
+        if cur.fetchone()[0] is None:
+            raise NewsrecError(f"online table {schema}.{live} is missing: run `newsrec features apply`")
         cur.execute(sql.SQL("LOCK TABLE {live} IN SHARE ROW EXCLUSIVE MODE").format(**ident))
         columns = _columns(cur, schema, live)
         if "value_num" in columns:
@@ -286,10 +289,7 @@ def _columns(cur: Any, schema: str, table: str) -> list[str]:
         "ORDER BY attnum",
         (f'"{schema}"."{table}"',),
     )
-    columns = [r[0] for r in cur.fetchall()]
-    if not columns:
-        raise NewsrecError(f"online table {schema}.{table} is missing: run `newsrec features apply`")
-    return columns
+    return [r[0] for r in cur.fetchall()]
 
 
 def _live_rows(cur: Any, live: Any) -> int:

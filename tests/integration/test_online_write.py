@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from pipelines.core.config import get_settings, reset_caches
-from pipelines.features import partitions, store
+from pipelines.core.errors import NewsrecError
+from pipelines.features import online_write, partitions, store
 from pipelines.features.catalog import VIEWS, view_features
 from tests.helpers import ROOT, query, simulated_world, use_database
 
@@ -220,3 +221,14 @@ def test_readers_see_the_old_values_until_the_switch_and_the_new_ones_after(
     assert not writer.is_alive() and not failures, failures
     monkeypatch.delenv("NEWSREC_FAULT")
     assert _snapshot() == new
+
+
+def test_a_missing_online_table_fails_clearly(in_world):
+    store.apply()
+    fs = store.feature_store()
+    view, start, end = store.materialize_windows(fs, D1)[0]
+    rows = online_write.latest_rows(fs, fs.get_feature_view(view), start, end)
+    assert rows.num_rows > 0
+    query(f"DROP TABLE feast_online.newsrec_{view}")
+    with pytest.raises(NewsrecError, match=f"newsrec_{view} is missing"):
+        online_write.write_view(fs, fs.get_feature_view(view), rows)
