@@ -117,8 +117,8 @@ def materialize_online(day: date) -> tuple[dict[str, int], list[Any]]:
     from pipelines.features import online_write
 
     partitions.require_day(day)
-    store = feature_store()
     apply()
+    store = feature_store()  # after apply: its registry is the one apply wrote
     windows = materialize_windows(store, day)
     writes = [online_write.materialize_view(store, view, start, end) for view, start, end in windows]
     grant_reader_access()
