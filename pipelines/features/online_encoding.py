@@ -90,9 +90,8 @@ def concat(parts: list[Blobs]) -> Blobs:
     out = np.empty(int(offsets[-1]), dtype=np.uint8)
     start = offsets[:-1].copy()
     for part, length in zip(parts, lengths, strict=True):
-        widths = np.unique(length) if n else np.empty(0, np.int64)
-        if len(widths) == 1:  # the same length in every row: one 2-D assignment
-            width = int(widths[0])
+        if n and length.min() == length.max():  # the same length in every row: one 2-D assignment
+            width = int(length[0])
             if width:
                 out[start[:, None] + np.arange(width)] = part.data.reshape(n, width)
         elif len(part.data):
