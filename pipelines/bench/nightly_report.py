@@ -76,6 +76,15 @@ def ratios(stages: list[StageResult], refs: dict[str, Any]) -> list[dict[str, An
         out.append({"stage": "publish", "measured": f"{publish_rps:,.0f} rows/s",
                     "reference": f"COPY in: {refs['copy']['copy_in_rows_per_s']:,.0f} rows/s",
                     "ratio": refs["copy"]["copy_in_rows_per_s"] / publish_rps, "target": None})  # fmt: skip
+    materialized = by.get("materialize (Feast online)")
+    if materialized and materialized.details.get("values") and materialized.seconds:
+        values = materialized.details["values"]
+        copy_s = values / refs["copy"]["copy_in_rows_per_s"]
+        write_s = materialized.details.get("seconds") or 0.0
+        out.append({"stage": "materialize, (entity, feature) values", "measured": f"{materialized.seconds:.1f} s "
+                    f"({values / materialized.seconds:,.0f} values/s; write path {write_s:.1f} s)",
+                    "reference": f"COPY in of as many rows: {copy_s:.2f} s",
+                    "ratio": materialized.seconds / copy_s, "target": None})  # fmt: skip
     etl = refs["etl"]
     out.append({"stage": "feature ETL (whole window)", "measured": f"Beam {etl['beam_seconds']:.1f} s",
                 "reference": f"plain pyarrow/pandas {etl['plain_seconds']:.1f} s",

@@ -8,7 +8,7 @@ settings, so the same files serve the embedded server, a team server and the tes
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -99,30 +99,47 @@ def grant_reader_access() -> None:
 
 
 def materialize(day: date) -> dict[str, int]:
-    """Load the online views with what is known at the end of ``day``.
+    """Load the online views with what is known at the end of ``day`` (rows of D per view)."""
+    return materialize_online(day)[0]
+
+
+def materialize_online(day: date) -> tuple[dict[str, int], list[Any]]:
+    """Load the online views with what is known at the end of ``day``: (rows of D per view,
+    one :class:`pipelines.features.online_write.WriteResult` per view written).
 
     Explicit windows per interval (not materialize_incremental): ``feast apply`` can reset
     the incremental watermark. Daily views take only day D's partition. Article attributes
     take every article that can still be recommended (published within the candidate
     window), unless the day before was materialized already: then only D's new articles.
+    Each view is written by newsrec's bulk path (:mod:`pipelines.features.online_write`) into
+    Feast's own online tables; Feast's registry records each interval as its materialize would.
     """
+    from pipelines.features import online_write
 
     partitions.require_day(day)
-    store = feature_store()
     apply()
+    store = feature_store()  # after apply: its registry is the one apply wrote
+    windows = materialize_windows(store, day)
+    writes = [online_write.materialize_view(store, view, start, end) for view, start, end in windows]
+    grant_reader_access()
+    return {view: partitions_rows(view, day) for view, _, _ in windows}, writes
+
+
+def materialize_windows(store: FeatureStore, day: date) -> list[tuple[str, datetime, datetime]]:
+    """(view, start, end) of each online view for ``day``, in the order they are written."""
     end = end_of_day(day)
+    out: list[tuple[str, datetime, datetime]] = []
     daily = [v for v, spec in VIEWS.items() if spec.online and spec.ttl <= timedelta(days=1)]
     static = [v for v, spec in VIEWS.items() if spec.online and v not in daily]
-    store.materialize(start_date=end - timedelta(seconds=1), end_date=end, feature_views=daily)
+    out += [(name, end - timedelta(seconds=1), end) for name in daily]
     hours = float(params("serving").get("candidates", {}).get("window_hours", 48))
     for name in static:
         start = end - timedelta(hours=hours)
         intervals = store.get_feature_view(name).materialization_intervals
         if any(s <= start and e >= end - timedelta(days=1, microseconds=1) for s, e in intervals):
             start = end - timedelta(days=1)
-        store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=[name])
-    grant_reader_access()
-    return {v: partitions_rows(v, day) for v in daily + static}
+        out.append((name, start, end - timedelta(microseconds=1)))
+    return out
 
 
 def partitions_rows(view: str, day: date) -> int:

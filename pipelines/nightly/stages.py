@@ -86,7 +86,13 @@ def features(day: str | date, runner: str | None = None, dask_address: str | Non
 def materialize(day: str | date) -> dict[str, Any]:
     from pipelines.features import store  # Feast: ~10 s of imports the other tasks (rollback) do not need
 
-    return {"rows": store.materialize(as_date(day))}
+    rows, writes = store.materialize_online(as_date(day))
+    return {
+        "rows": rows,
+        "values": sum(w.values for w in writes),
+        "seconds": round(sum(w.seconds for w in writes), 3),
+        "writes": {w.view: w.strategy for w in writes},
+    }
 
 
 @_locked

@@ -18,7 +18,7 @@ PRELOAD = ",".join((
     "great_expectations.checkpoint", "evidently", "evidently.presets", "mlflow", "lleaves",
     # what the stages' children imported on their own (their profiles): Feast's offline stores (ibis,
     # sqlglot, duckdb), MLflow's SQL stores (every MlflowClient), the model flavor, Optuna, matplotlib
-    "feast", "feast.infra.offline_stores.duckdb", "pipelines.features.store", "pipelines.features.online_store",
+    "feast", "feast.infra.offline_stores.duckdb", "pipelines.features.store", "pipelines.features.online_write",
     "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store", "mlflow.lightgbm",
     "optuna", "matplotlib.figure", "matplotlib.backends.backend_agg",
 ))  # fmt: skip
@@ -60,7 +60,7 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
     assert refs["copy"]["copy_in_rows_per_s"] > 0 and refs["predict"]["lleaves_rows_per_s"] > 0
     assert refs["etl"]["beam_seconds"] > 0 and refs["reader"]["cases"]
     measured = {r["stage"].split(",")[0] for r in data["ratios"]}
-    assert {"scoring every active user", "feature ETL (whole window)", "reader"} <= measured
+    assert {"scoring every active user", "feature ETL (whole window)", "reader", "materialize"} <= measured
 
     quality = data["ranking_quality"]
     assert quality["model_version"] == by_name["train + evaluate + register"]["details"]["version"]
