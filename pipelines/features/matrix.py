@@ -213,7 +213,8 @@ def _as_datetime(column: pd.Series) -> pd.Series:
 
 
 def _ns_per_s(column: pd.Series) -> float:
-    unit = _as_datetime(column).dtype.unit
+    dtype = _as_datetime(column).dtype
+    unit = dtype.unit if isinstance(dtype, pd.DatetimeTZDtype) else np.datetime_data(dtype)[0]  # naive: numpy's
     return {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
 
 
