@@ -76,7 +76,7 @@ class OfflineFeatures:
         out: dict[str, object] = {
             "user_id": users,
             "article_id": articles,
-            TIMESTAMP: pd.to_datetime(pairs[TIMESTAMP], utc=True).array,  # stays datetime64, not objects
+            TIMESTAMP: _utc(pairs[TIMESTAMP]).array,  # stays datetime64, not objects
         }
         out.update(self.attributes.take(articles))
         out.update(self.user.take(users))
@@ -87,6 +87,14 @@ class OfflineFeatures:
         out.update(self.uc.take(keys))
         out["category"] = out["article_category"]
         return pd.DataFrame(out, index=pairs.index, copy=False)  # no block consolidation: ~40 s per 20M rows
+
+
+def _utc(column: pd.Series) -> pd.Series:
+    """The column as UTC datetimes; one that already is stays as it is (``pd.to_datetime`` on
+    a datetime column of millions of rows still makes Timestamp objects of a tenth of them)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC":
+        return column
+    return pd.to_datetime(column, utc=True)
 
 
 class _Table:

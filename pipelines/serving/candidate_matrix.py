@@ -13,7 +13,7 @@ scored through the full path instead (:func:`gather_plan` returns None), never g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -63,8 +63,8 @@ class GatherPlan:
     article_values: np.ndarray  # pool articles x article columns
     feature_category: np.ndarray  # per pool article: code of its category in the feature rows
     representative: np.ndarray  # per category code: one pool article of it
-    article_full: np.ndarray | None = None  # article_values at their matrix columns (made on first use)
-    other_mask: np.ndarray | None = None
+    other_names: tuple[str, ...] = ()  # the names of other_cols, in matrix order
+    article_full: np.ndarray | None = None  # article_values at their matrix columns, +0.0 elsewhere (made on first use)
 
 
 def gather_plan(
@@ -84,7 +84,10 @@ def gather_plan(
     codes, _ = pd.factorize(rows["article_category"].to_numpy(object), use_na_sentinel=False)
     codes = codes.astype(np.int64)
     _, representative = np.unique(codes, return_index=True)
-    return GatherPlan(spec, dtype, article_cols, other_cols, values, codes, representative.astype(np.int64))
+    return GatherPlan(
+        spec, dtype, article_cols, other_cols, values, codes, representative.astype(np.int64),
+        tuple(names[i] for i in other_cols),
+    )  # fmt: skip
 
 
 def candidate_matrix(
@@ -103,28 +106,34 @@ class ChunkGather:
 
     plan: GatherPlan
     item: np.ndarray  # pool position of each row
-    pair_values: np.ndarray  # the shared path's matrix of the chunk's distinct (user, category) pairs
+    pair_values: np.ndarray  # the shared path's matrix of the chunk's distinct (user, category) pairs (+0.0 in
+    # the article columns)
     pair_row: np.ndarray  # each row's pair
 
     def __len__(self) -> int:
         return len(self.item)
 
     def block(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Matrix rows lo..hi: the article matrix's rows, then the other columns copied over
-        from the pair matrix (whole-row takes are memcpy; a column-indexed assignment is not)."""
+        """Matrix rows lo..hi: the article matrix's rows OR-ed bitwise with the pair matrix's
+        rows. Each column is +0.0 (all bits zero) in the matrix it does not come from, so the
+        OR copies every value bit for bit, NaN and -0.0 included; two whole-row takes and one
+        integer OR cost a third of a column-masked copy."""
         plan = self.plan
         width = len(plan.spec.feature_names)
         if plan.article_full is None:
             full = np.zeros((len(plan.article_values), width), dtype=plan.dtype)
             full[:, plan.article_cols] = plan.article_values
             plan.article_full = full
-            plan.other_mask = np.isin(np.arange(width), plan.other_cols)
+        bits = np.dtype(f"u{np.dtype(plan.dtype).itemsize}")
         out = np.empty((hi - lo, width), dtype=plan.dtype) if out is None else out[: hi - lo]
+        articles, pairs, out_bits = plan.article_full.view(bits), self.pair_values.view(bits), out.view(bits)
+        scratch = np.empty((min(_CACHE_ROWS, hi - lo), width), dtype=bits)
         for start in range(lo, hi, _CACHE_ROWS):
             end = min(hi, start + _CACHE_ROWS)
-            part = out[start - lo : end - lo]
-            np.take(plan.article_full, self.item[start:end], axis=0, out=part, mode="clip")
-            np.copyto(part, self.pair_values.take(self.pair_row[start:end], axis=0, mode="clip"), where=plan.other_mask)
+            part, other = out_bits[start - lo : end - lo], scratch[: end - start]
+            np.take(articles, self.item[start:end], axis=0, out=part, mode="clip")
+            np.take(pairs, self.pair_row[start:end], axis=0, out=other, mode="clip")
+            np.bitwise_or(part, other, out=part)
         return out
 
 
@@ -147,7 +156,12 @@ def prepare(
     pair_rows = features.rows(
         _pairs(chunk.user_ids[distinct // n_cat], article_ids[plan.representative[distinct % n_cat]], when)
     )
-    return ChunkGather(plan, item, to_array(pair_rows, plan.spec, plan.dtype), slot[key])
+    # only the user x category columns through the shared path (each column is computed on its
+    # own there); the article columns stay +0.0, they come from the article matrix (see block)
+    pair_values = np.zeros((len(distinct), len(plan.spec.feature_names)), dtype=plan.dtype)
+    other_spec = replace(plan.spec, feature_names=plan.other_names)
+    pair_values[:, plan.other_cols] = to_array(pair_rows, other_spec, plan.dtype)
+    return ChunkGather(plan, item, pair_values, slot[key])
 
 
 def _pairs(users: np.ndarray, articles: np.ndarray, when: pd.Timestamp) -> pd.DataFrame:

@@ -34,7 +34,7 @@ class CandidateParams:
 
     window_hours: float = 48.0
     max_per_user: int = 200
-    chunk_users: int = 50_000
+    chunk_users: int = 4_000
     new_user_days: int = 14
     read_exclusion_days: int = 7
     taste_categories: int = 3

@@ -135,25 +135,40 @@ def _rows_of(sorted_ids: np.ndarray, chunk_ids: np.ndarray) -> tuple[slice, np.n
     return slice(lo, hi), np.where(chunk_ids[pos] == ids, pos, -1)
 
 
-def _first_of_each_article(owner: np.ndarray, item: np.ndarray, n_users: int) -> np.ndarray:
-    """Rows (grouped by owner) that are the first of their (owner, item) pair. One short row
-    of (item, position) keys per user, sorted: the repeats of an item sit next to each
-    other, the first position first (a row sort is cheaper than hashing the pairs)."""
-    if len(owner) == 0:
+_KEY_BITS = 63  # bits of the (owner, item, position) key of _first_of_each_article
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+def _first_of_each_article(owner: np.ndarray, item: np.ndarray, n_users: int = 0) -> np.ndarray:
+    """Rows (grouped by owner) that are the first of their (owner, item) pair: one sort of
+    64-bit (owner, item, row) keys, so the repeats of a pair sit together, first row first.
+    A chunk whose key would not fit is split at an owner boundary (``n_users`` is unused,
+    kept for callers)."""
+    n = len(owner)
+    if n == 0:
         return np.zeros(0, dtype=bool)
-    counts = np.bincount(owner, minlength=n_users)
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(len(owner), dtype=np.int64) - starts[owner]
-    grid = np.full((n_users, int(counts.max())), np.iinfo(np.int64).max, dtype=np.int64)
-    grid[owner, pos] = (item.astype(np.int64) << 24) | pos
-    grid.sort(axis=1)
-    items = grid >> 24
-    new = np.ones(grid.shape, dtype=bool)
-    np.not_equal(items[:, 1:], items[:, :-1], out=new[:, 1:])
-    new &= grid != np.iinfo(np.int64).max
-    at = np.flatnonzero(new)
-    keep = np.zeros(len(owner), dtype=bool)
-    keep[starts[at // grid.shape[1]] + (grid.ravel()[at] & ((1 << 24) - 1))] = True
+    lo_owner = int(owner[0])
+    pos_bits, item_bits = _bits(n - 1), _bits(int(item.max()))
+    if pos_bits + item_bits + _bits(int(owner[-1]) - lo_owner) > _KEY_BITS and owner[-1] != owner[0]:
+        mid = int(np.searchsorted(owner, owner[n // 2], side="left")) or int(
+            np.searchsorted(owner, owner[0], side="right")
+        )
+        return np.concatenate(
+            [_first_of_each_article(owner[:mid], item[:mid]), _first_of_each_article(owner[mid:], item[mid:])]
+        )
+    key = (owner.astype(np.int64) - lo_owner) << (item_bits + pos_bits)
+    key |= item.astype(np.int64) << pos_bits
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    pair = key >> pos_bits
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(pair[1:], pair[:-1], out=first[1:])
+    keep = np.zeros(n, dtype=bool)
+    keep[key[first] & ((1 << pos_bits) - 1)] = True
     return keep
 
 

@@ -113,7 +113,7 @@ def score_partition(
 
     sel = params("serving").get("selection", {})
     k, cap = int(sel.get("k", 10)), int(sel.get("max_per_category", 3))
-    chunk_users = int(chunk_users or params("serving").get("candidates", {}).get("chunk_users", 50_000))
+    chunk_users = int(chunk_users or params("serving").get("candidates", {}).get("chunk_users", 4_000))
     versions = sorted({a.model_version for a in arms if a.model_version})
     predictors = {v: predictor(v, engine) for v in versions}
     features = OfflineFeatures(day)

@@ -97,6 +97,7 @@ class ChunkScorer:
         self._category = arts["category"].to_numpy(object)
         codes, _ = pd.factorize(self._category, use_na_sentinel=False)
         self._category_code = codes.astype(np.int64)
+        self._n_categories = int(codes.max(initial=-1)) + 1
 
     def _predict(
         self, version: str, predict: Any, chunk: CandidateChunk, rows: np.ndarray | None
@@ -129,7 +130,7 @@ class ChunkScorer:
         return scores, seconds
 
     def _select(self, chunk: CandidateChunk, scores: np.ndarray, per_user: dict[str, np.ndarray]) -> pd.DataFrame:
-        if not top_k.supported(scores, chunk.source, chunk.pool.size):
+        if not top_k.supported(scores, chunk.source, chunk.pool.size, self._n_categories):
             scored = chunk.frame().assign(score=scores)
             for name, values in per_user.items():
                 scored[name] = values[chunk.owner]

@@ -187,6 +187,30 @@ def test_to_matrix_derives_and_encodes():
     assert np.isnan(m["user_ctr_7d"].iloc[1])  # missing stays missing
 
 
+def test_declared_match_edge_cases():
+    rows = pd.DataFrame(
+        {
+            "article_category": ["news", "", None, "news", "sports", "tv"],
+            "user_declared_interests": ["news,news", ",news", "news", None, "sportsx,sport", "news,,tv"],
+        }
+    )
+    # duplicated names, an empty category (never a match), a missing category or list, near names
+    assert matrix._declared_match(rows).tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def test_request_time_as_naive_aware_or_text_gives_the_same_age():
+    spec = matrix.MatrixSpec(matrix.current_feature_names(), {})
+    rows = _rows()
+    aware = matrix.to_matrix(rows, spec)["article_age_h"]
+    naive = matrix.to_matrix(rows.assign(event_timestamp=rows["event_timestamp"].dt.tz_localize(None)), spec)
+    text = matrix.to_matrix(rows.assign(event_timestamp=rows["event_timestamp"].astype(str)), spec)
+    other_unit = matrix.to_matrix(
+        rows.assign(event_timestamp=rows["event_timestamp"].astype("datetime64[s, UTC]")), spec
+    )
+    for m in (naive, text, other_unit):
+        assert m["article_age_h"].tolist() == aware.tolist() == [12.0, 6.0]
+
+
 def test_signature_check_refuses_mismatches():
     spec = matrix.fit_spec(_rows())
     matrix.check_signature(matrix.MatrixSpec.from_dict(spec.to_dict()))
