@@ -28,11 +28,13 @@ for as long as it runs (:func:`hold`):
   exclusive for materialize.
 - **the serving publish**: its own lock, taken inside the publish (``PUBLISH``).
 
-``newsrec run-day`` and ``newsrec backfill`` hold day D exclusive for the whole date, so a
-backfill and a nightly run of the same date take turns date by date; each stage inside takes
-the rest. An Airflow task takes its stage's locks for itself, so materialize (online store,
-the features of D shared) runs beside drift and training (registry, the features of D shared),
-and business_metrics (the warehouse only) beside the features stage.
+``newsrec run-day`` and ``newsrec backfill`` hold day D exclusive and the days it reads
+shared for the whole date, so a CLI backfill and a nightly run take turns date by date and a
+night sees one version of every day it reads; each stage inside takes the rest. An Airflow
+run's guarantee is per stage: between two of its tasks another run may rewrite an earlier day
+(never while a task reads it). An Airflow task takes its stage's locks for itself, so
+materialize (online store, the features of D shared) runs beside drift and training (registry,
+the features of D shared), and business_metrics (the warehouse only) beside the features stage.
 
 Lock order (no deadlock)
 ------------------------

@@ -6,12 +6,13 @@ date. Each calls one stage of the package and returns a small JSON-able dict (it
 through XCom); the real outputs go to the database or the feature store.
 
 Every stage holds the locks of its write domains while it runs (:func:`_locked`, the domains
-and their fixed order in :mod:`pipelines.core.locks`): the data of day D exclusive for the
-stages that rewrite it and shared (with the days before it that a stage reads) for the others,
-its own ops rows of D, the model registry, the online store. So the stages the DAG draws side
-by side (materialize beside drift and training) run at the same time, while a backfill and the
-nightly run never interleave writes of one day or read a day that the other is rewriting
-(``run_day`` holds day D exclusive for the whole date).
+and their fixed order in :mod:`pipelines.core.locks`): the warehouse day D and the features of
+D, exclusive for the stage that rewrites them (ingest, features) and shared, with the days
+before D that a stage reads, for the others; its own ops rows of D; the model registry, the
+experiments, the online store. So the stages the DAG draws side by side (materialize beside
+drift and training) may run at the same time, while a backfill and the nightly run never
+interleave writes of one day or read a day that the other is rewriting (``run_day`` holds
+day D exclusive for the whole date).
 """
 
 from __future__ import annotations

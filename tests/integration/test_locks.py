@@ -31,14 +31,15 @@ from tests.helpers import query, simulated_world, use_database
 from tests.reliability import nightly_world as nw
 
 START = date(2026, 3, 2)
-D = START + timedelta(days=2)  # built in the world, then rebuilt by the test's writer
+D = START + timedelta(days=3)  # built in the world, then rebuilt by the test's writer
 
 
 @pytest.fixture(scope="module")
 def world(pg_server, migrated_template, tmp_path_factory):
     home = tmp_path_factory.mktemp("locks_home")
     sim = {"users": 200, "articles_per_day": 100, "start": START, "seed": 5}
-    with simulated_world(pg_server, migrated_template, home, "locks_world", 4, [D], **sim) as w:
+    built = [START + timedelta(days=i) for i in range(4)]  # the days before D too: D can be trained
+    with simulated_world(pg_server, migrated_template, home, "locks_world", 5, built, **sim) as w:
         yield w
 
 
@@ -80,7 +81,7 @@ def test_every_pair_of_stages_the_dag_draws_side_by_side_can_hold_its_locks_toge
     for a, b in pairs:
         assert _conflicts(_stage_locks(a, D)[1], _stage_locks(b, D)[1]) == [], (a, b)
     # and the checker can fail: stages in a row of one date do conflict where they should
-    assert "the features of 2026-03-04" in _conflicts(_stage_locks("features", D)[1], _stage_locks("drift_check", D)[1])
+    assert f"the features of {D}" in _conflicts(_stage_locks("features", D)[1], _stage_locks("drift_check", D)[1])
     assert "the model registry" in _conflicts(_stage_locks("train", D)[1], _stage_locks("drift_check", D)[1])
 
 
@@ -186,6 +187,44 @@ def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_wor
         (D, writer.pid),
     )[0][0]
     assert seen["manifest"] and finished is not None and finished <= seen["at"]
+
+
+def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world, tmp_path, monkeypatch):
+    """materialize of D in a process of its own, paused once it holds its locks (the online store,
+    D's features shared): drift and training of D run to the end meanwhile (a lock wait of
+    half a second would refuse them), while the features stage of D (a rewrite) is refused."""
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+
+    small = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    small["training"]["train_days"] = 1  # this world's first day has no features of the day before
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small))
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "params.yaml"))
+    reset_caches()
+    point = f"locked:materialize {D}"
+    env = {"NEWSREC_FAULT": f"pause:{point}", "NEWSREC_FAULT_DIR": str(tmp_path)}
+    log = tmp_path / "materialize.log"
+    code = f"from pipelines.nightly import stages; print(stages.materialize({str(D)!r}))"
+    other = nw.stage(code, env, log)
+    marker = tmp_path / point
+    try:
+        nw.wait_for(marker, other, log)
+        monkeypatch.setattr(locks, "wait_seconds", lambda: 0.5)
+        assert "share" in stages.drift(D)  # it ran (without a reference in this world it says so)
+        assert "trained" in stages.train(D, trials=1, minutes=0.2)
+        refused = rf"the features of {D} is locked by another run \(newsrec materialize"
+        with pytest.raises(TransientError, match=refused):
+            stages.features(D)
+        assert other.poll() is None  # materialize was paused, holding its locks, all along
+        runs = query(
+            "SELECT stage FROM ops.runs WHERE logical_date = %s AND stage IN ('drift', 'train') AND status = 'success'",
+            (D,),
+        )
+        assert {stage for (stage,) in runs} >= {"train"}  # it ran to the end
+    finally:
+        marker.unlink(missing_ok=True)
+    assert nw.finish(other) == 0, log.read_text()[-3000:]
 
 
 def test_overlapping_domains_in_any_order_never_deadlock(fresh_db, monkeypatch):
