@@ -152,7 +152,8 @@ def _settings() -> dict[str, Any]:
 
 def wait_seconds() -> float:
     """How long a stage waits for its locks before a TransientError (Airflow retries it)."""
-    return float(_settings().get("wait_seconds", 3 * 3600))
+    old = params().get("nightly", {}).get("lock_wait_seconds", 3 * 3600)  # the run lock's key, still read
+    return float(_settings().get("wait_seconds", old))
 
 
 def take(conn: Any, key: int, wait_s: float, floor_ms: int = 0) -> bool:
