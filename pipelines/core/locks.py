@@ -230,7 +230,7 @@ def _acquire(locks: list[Lock], what: str, wait_s: float) -> Any:
             if not _take_lock(conn, lock, max(0.0, deadline - time.monotonic())):
                 raise TransientError(
                     f"{lock.label} is locked by another run ({_holders(conn, lock)}) and stayed so for over "
-                    f"{wait_s:.0f} s; {what} did not start (it needs it {lock.mode})"
+                    f"{wait_s:g} s; {what} did not start (it needs it {lock.mode})"
                 )
     except BaseException:
         with contextlib.suppress(Exception):
