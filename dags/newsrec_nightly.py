@@ -18,6 +18,13 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
+# Memory: tasks that may run side by side share the pool `newsrec_memory` (its slots: GiB of the
+# night's memory cap, params.yaml nightly.memory.cap_gib); each task's slots are its peak in GiB
+# (pipelines/nightly/plan.py memory_gib, checked by tests/dags), so parallel tasks wait for each
+# other rather than peak together past the cap. Locks: each stage takes its own write-domain
+# locks (pipelines/core/locks.py), so materialize and drift/training may overlap.
+POOL = "newsrec_memory"
+
 FEATURES = Asset("newsrec://features/daily")
 CHAMPION = Asset("newsrec://registry/champion")
 LIVE_BATCH = Asset("newsrec://serving/live")
@@ -82,31 +89,31 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.ingest, _day(context), params["ingest"])
 
-    @task
+    @task(pool=POOL, pool_slots=2)
     def raw_gate(ingested: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
         return airflow_task.run(context, stages.quality, _day(context), "raw")
 
-    @task(outlets=[FEATURES])
+    @task(outlets=[FEATURES], pool=POOL, pool_slots=3)
     def features(passed_raw: dict, params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
         return airflow_task.run(context, stages.features, _day(context), dask_address=params["dask_address"])
 
-    @task
+    @task(pool=POOL, pool_slots=2)
     def quality_gate(built: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
         return airflow_task.run(context, stages.quality, _day(context), "features")
 
-    @task
+    @task(pool=POOL, pool_slots=6)
     def materialize(built: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
         return airflow_task.run(context, stages.materialize, _day(context))
 
-    @task
+    @task(pool=POOL, pool_slots=4)
     def drift_check(passed: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -121,7 +128,7 @@ def newsrec_nightly():
         )
         return "train" if decision["retrain"] else "skip_training"
 
-    @task(outlets=[CHAMPION])
+    @task(outlets=[CHAMPION], pool=POOL, pool_slots=6)
     def train(params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -138,7 +145,7 @@ def newsrec_nightly():
     def skip_training() -> dict:
         return {"trained": False}
 
-    @task
+    @task(pool=POOL, pool_slots=1)
     def business_metrics(passed_raw: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -163,7 +170,7 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.decide_experiments, _day(context))
 
-    @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH])
+    @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH], pool=POOL, pool_slots=5)
     def score_and_publish(params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 

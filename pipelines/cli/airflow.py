@@ -25,6 +25,14 @@ def env() -> None:
 
 
 @app.command()
+def pools() -> None:
+    """Create or resize the nightly's memory pool (`newsrec_memory`, params.yaml nightly.memory)."""
+    from pipelines.local.airflow import exec_airflow, memory_pool_command
+
+    exec_airflow(memory_pool_command())
+
+
+@app.command()
 def login() -> None:
     """Print how to log in to the local Airflow UI."""
     from pipelines.local.airflow import admin_password, airflow_env

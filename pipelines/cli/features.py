@@ -19,19 +19,26 @@ def build(
     refresh_window: bool = typer.Option(False, help="Recompute the daily partials of the whole 28-day window."),
 ) -> None:
     """Compute the feature views of a date (or each date of a range) and publish them."""
+    from datetime import timedelta
+
+    from pipelines.core import locks
     from pipelines.core.errors import NewsrecError
-    from pipelines.features.build import backfill
     from pipelines.features.build import build as build_day
 
     options = {"runner": runner, "beam_args": beam_arg, "refresh_window": refresh_window}
     if day and not (first or last):
-        results = [build_day(day.date(), **options)]
-    elif first and last and not day:
-        results = backfill(first.date(), last.date(), **options)
-    else:
+        first = last = day
+    elif not (first and last and not day):
         raise NewsrecError("give either --date D, or --from D1 --to D2")
-    for result in results:
-        typer.echo(result.render())
+    if last < first:
+        raise NewsrecError(f"--to {last.date()} is before --from {first.date()}")
+    d = first.date()
+    while d <= last.date():  # each day as the nightly's features stage holds it (pipelines.core.locks)
+        rewritten = locks.window_days(d) if refresh_window else [d]  # --refresh-window: every partial
+        wanted = [*(locks.features_day(x, locks.EXCLUSIVE) for x in rewritten), *locks.read_window(d)]
+        with locks.hold(f"features build {d}", wanted):
+            typer.echo(build_day(d, **options).render())
+        d += timedelta(days=1)
 
 
 @app.command()
@@ -48,9 +55,12 @@ def materialize(
     day: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="Logical date to load online."),
 ) -> None:
     """Load the online store with the values known at the end of a date."""
+    from pipelines.core import locks
     from pipelines.features.store import materialize as run
 
-    rows = run(day.date())
+    d = day.date()
+    with locks.hold(f"features materialize {d}", [*locks.read_window(d), locks.online_store(locks.EXCLUSIVE)]):
+        rows = run(d)
     typer.echo("materialized " + ", ".join(f"{v} {n:,}" for v, n in rows.items()))
 
 

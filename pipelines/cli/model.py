@@ -38,7 +38,11 @@ def train(
 
         typer.echo(objectives.render_comparison(objectives.compare_objectives(day.date(), train_days)))
         return
-    typer.echo(training.train(day.date(), trials, minutes, train_days, objective, mode).render())
+    from pipelines.core import locks
+
+    d = day.date()  # as the nightly's train stage holds it (pipelines.core.locks)
+    with locks.hold(f"train {d}", [*locks.read_window(d), locks.registry(locks.EXCLUSIVE)]):
+        typer.echo(training.train(d, trials, minutes, train_days, objective, mode).render())
 
 
 def evaluate(
@@ -114,9 +118,11 @@ def promote(
 ) -> None:
     """Make a complete version champion by hand: an override of the promotion gate, recorded
     with its reason in ops.model_decisions (kind 'override')."""
+    from pipelines.core import locks
     from pipelines.model import promotion
 
-    before, version = promotion.promote_by_hand(version, reason)
+    with locks.hold("model promote", [locks.registry(locks.EXCLUSIVE)]):
+        before, version = promotion.promote_by_hand(version, reason)
     typer.echo(f"champion: {before or 'none'} -> {version} (override recorded: {reason.strip()})")
 
 
@@ -127,7 +133,9 @@ def rollback(
 ) -> None:
     """Move the champion back to the version it replaced (one step), or to --to VERSION;
     recorded in ops.model_decisions (kind 'rollback')."""
+    from pipelines.core import locks
     from pipelines.model import promotion
 
-    old, new = promotion.rollback_champion(to, reason=reason or "newsrec model rollback")
+    with locks.hold("model rollback", [locks.registry(locks.EXCLUSIVE)]):
+        old, new = promotion.rollback_champion(to, reason=reason or "newsrec model rollback")
     typer.echo(f"champion: {old} -> {new}")

@@ -24,7 +24,7 @@ class GateFailed(NewsrecError):
 
 
 class TransientError(NewsrecError):
-    """A service is not there right now (the database refuses connections, the run lock is
+    """A service is not there right now (the database refuses connections, a stage's lock is
     held past its wait, the Dask scheduler or its workers are gone): the same call may pass
     later, so a scheduler retries it. Still a NewsrecError: the CLI prints it in one line."""
 

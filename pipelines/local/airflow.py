@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipelines.core import db
 from pipelines.core import sql as queries
-from pipelines.core.config import PROJECT_ROOT, get_settings
+from pipelines.core.config import PROJECT_ROOT, get_settings, params
 from pipelines.core.errors import NewsrecError
 
 
@@ -61,6 +61,30 @@ def airflow_env(port: int = 8080) -> dict[str, str]:
     return env
 
 
+def memory_pool_command() -> list[str]:
+    """``airflow pools set ...`` for the nightly's memory pool: its slots are the memory cap in
+    GiB (params.yaml nightly.memory.cap_gib), each heavy task takes its peak in GiB of them
+    (``pipelines.nightly.plan`` ``memory_gib``), so tasks the DAG draws side by side run together
+    only while their peaks fit the cap."""
+    from pipelines.nightly.plan import MEMORY_POOL, STAGES
+
+    cap = int(params().get("nightly", {}).get("memory", {}).get("cap_gib", 8))
+    biggest = max(s.memory_gib for s in STAGES)
+    if cap < biggest:
+        raise NewsrecError(f"nightly.memory.cap_gib {cap} is below the heaviest stage's {biggest} GiB")
+    description = f"newsrec nightly: {cap} GiB memory cap (a task's slots: its peak in GiB)"
+    return ["pools", "set", MEMORY_POOL, str(cap), description]
+
+
+def ensure_memory_pool(env: dict[str, str]) -> None:
+    """Create or resize the memory pool (after ``airflow db migrate``)."""
+    import subprocess
+    import sys
+
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, *memory_pool_command()], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def admin_password() -> str:
     data = json.loads((airflow_home() / "simple_auth_manager_passwords.json").read_text())
     return data["admin"]
@@ -101,6 +125,7 @@ def start_services(port: int = 8080, timeout_s: float = 120, no_login: bool = Fa
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    ensure_memory_pool(env)
     logs = airflow_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     pids = []

@@ -20,7 +20,7 @@ from pathlib import Path
 from pipelines.core import db
 from pipelines.core.config import get_settings, params
 from pipelines.features.build import backfill
-from pipelines.local.airflow import airflow_env, last_run_states
+from pipelines.local.airflow import airflow_env, ensure_memory_pool, last_run_states
 from pipelines.local.demo_reader import ask_reader
 from pipelines.warehouse import simulator
 from pipelines.warehouse.migrations import migrate
@@ -36,6 +36,7 @@ def run_dag(day: date, conf: dict | None = None) -> None:
     env = {**os.environ, **airflow_env()}
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    ensure_memory_pool(env)
     logical = f"{(day + timedelta(days=1)).isoformat()}T02:00:00+00:00"
     args = [airflow, "dags", "test", "newsrec_nightly", logical]
     if conf:

@@ -10,9 +10,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from pipelines.core import alerts, progress
+from pipelines.core import alerts, locks, progress
 from pipelines.core.errors import NewsrecError
-from pipelines.core.locks import run_lock
 from pipelines.nightly import plan, stages
 from pipelines.nightly.stages import as_date
 
@@ -31,13 +30,17 @@ def run_day(
     options: plan.RunOptions | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """All stages of one date in the plan's order, holding the nightly run lock throughout.
+    """All stages of one date in the plan's order, holding the data of the date exclusive and
+    the days it reads shared throughout (a backfill and a nightly run take turns date by date;
+    each stage adds the other locks it needs, :mod:`pipelines.core.locks`).
 
     A failed stage raises after an alert names it; the report is written whatever happened.
     ``on_stage`` hears each stage's task name as it starts (the backfill's progress bar)."""
     opts = options or plan.RunOptions(ingest_source, force_retrain, trials, minutes, dry_run)
     d = as_date(day)
-    with run_lock(f"run-day {day}"):
+    # the whole night sees one version of the days it reads: another run may not rewrite one of
+    # them between two stages of this one (an Airflow run holds them stage by stage)
+    with locks.hold(f"run-day {d}", [*locks.day(d, locks.EXCLUSIVE), *locks.read_window(d)]):
         return _run(d, opts, on_stage or (lambda task: None))
 
 

@@ -5,24 +5,29 @@ and the stage plan) and the tests call these with the logical date as an ISO str
 date. Each calls one stage of the package and returns a small JSON-able dict (it travels
 through XCom); the real outputs go to the database or the feature store.
 
-Every stage runs under the nightly run lock (:func:`pipelines.core.locks.run_lock`): a backfill
-and the nightly DAG started together take turns stage by stage (``run_day`` holds the lock
-for a whole date), so they never interleave writes of the same day or read a day
-half-rewritten.
+Every stage holds the locks of its write domains while it runs (:func:`_locked`, the domains
+and their fixed order in :mod:`pipelines.core.locks`): the warehouse day D and the features of
+D, exclusive for the stage that rewrites them (ingest, features) and shared, with the days
+before D that a stage reads, for the others; its own ops rows of D; the model registry, the
+experiments, the online store. So the stages the DAG draws side by side (materialize beside
+drift and training) may run at the same time, while a backfill and the nightly run never
+interleave writes of one day or read a day that the other is rewriting (``run_day`` holds
+day D exclusive for the whole date).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from pipelines.core import alerts, cluster
+from pipelines.core import alerts, cluster, locks
 from pipelines.core.errors import GateFailed, NewsrecError, TransientError
 from pipelines.core.faults import checkpoint
-from pipelines.core.locks import run_lock
+from pipelines.core.locks import EXCLUSIVE, SHARED
 from pipelines.core.runs import record_run
 from pipelines.experiments import business_metrics as experiment_metrics
 from pipelines.experiments import decide, lifecycle
@@ -47,19 +52,53 @@ def as_date(day: str | date) -> date:
     return day if isinstance(day, date) else date.fromisoformat(day)
 
 
-def _locked(stage: F) -> F:
-    """Run the stage under the nightly run lock (free when ``run_day`` already holds it)."""
-
-    @functools.wraps(stage)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        checkpoint(f"stage:{stage.__name__}")
-        with run_lock(stage.__name__):
-            return stage(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+# (the stage's day, its bound arguments) -> the locks it needs besides its own rows of the day
+Domains = Callable[[date, dict[str, Any]], list[locks.Lock]]
 
 
-@_locked
+def _reads(d: date, args: dict[str, Any]) -> list[locks.Lock]:
+    """The warehouse and the features of D and the days before it, shared."""
+    return locks.read_window(d)
+
+
+def _reads_warehouse(d: date, args: dict[str, Any]) -> list[locks.Lock]:
+    """The warehouse of D and the days before it, shared (not their features)."""
+    return locks.read_window(d, features=False)
+
+
+def _raw_or_features(d: date, args: dict[str, Any]) -> list[locks.Lock]:
+    return locks.read_window(d, features=args["stage"] != "raw")
+
+
+def _locked(domains: Domains, rows: Callable[[dict[str, Any]], str] | None = None) -> Callable[[F], F]:
+    """Run the stage holding its domains' locks and the lock of its own rows of the day (named
+    by ``rows``, default the stage's name); free where ``run_day`` already holds them."""
+
+    def decorate(stage: F) -> F:
+        signature = inspect.signature(stage)
+
+        def locks_for(*args: Any, **kwargs: Any) -> tuple[str, list[locks.Lock]]:
+            """What a call with these arguments holds: (its name, its locks)."""
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            d = as_date(arguments["day"])
+            name = rows(arguments) if rows else stage.__name__
+            return f"{name} {d}", [*domains(d, arguments), locks.stage_of_day(name, d)]
+
+        @functools.wraps(stage)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            checkpoint(f"stage:{stage.__name__}")
+            with locks.hold(*locks_for(*args, **kwargs)):
+                return stage(*args, **kwargs)
+
+        wrapper.locks_for = locks_for  # type: ignore[attr-defined]  # the tests hold a stage's locks
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@_locked(lambda d, a: [locks.warehouse_day(d, EXCLUSIVE), *locks.read_window(d, features=False)])
 def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
     """Bring day D into the warehouse: simulate it, or check that an upstream load landed."""
     d = as_date(day)
@@ -75,14 +114,14 @@ def ingest(day: str | date, source: str = "simulate") -> dict[str, Any]:
     raise NewsrecError(f"unknown ingest source {source!r} (simulate or warehouse)")
 
 
-@_locked
+@_locked(lambda d, a: [locks.features_day(d, EXCLUSIVE), *locks.read_window(d)])
 def features(day: str | date, runner: str | None = None, dask_address: str | None = None) -> dict[str, Any]:
     with cluster.using(dask_address):
         result = build.build(as_date(day), runner=runner)
     return {"day": result.day.isoformat(), "rows": result.rows, "warnings": result.warnings}
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.online_store(EXCLUSIVE)])
 def materialize(day: str | date) -> dict[str, Any]:
     from pipelines.features import store  # Feast: ~10 s of imports the other tasks (rollback) do not need
 
@@ -95,7 +134,7 @@ def materialize(day: str | date) -> dict[str, Any]:
     }
 
 
-@_locked
+@_locked(_raw_or_features, rows=lambda a: f"quality:{a['stage']}")
 def quality(day: str | date, stage: str = "all") -> dict[str, Any]:
     """Quality stages ("raw" before the features are built, "features" after, or "all");
     raises :class:`GateFailed` on a critical failure, at the first stage that fails, after
@@ -124,7 +163,7 @@ def quality(day: str | date, stage: str = "all") -> dict[str, Any]:
     }
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.registry(SHARED)])
 def drift(day: str | date) -> dict[str, Any]:
     """Feature and target drift against the champion's training window (informs retraining)."""
     d = as_date(day)
@@ -152,18 +191,19 @@ def drift(day: str | date) -> dict[str, Any]:
     return out
 
 
+@_locked(_reads)
 def report(day: str | date) -> dict[str, Any]:
     return {"report": str(nightly_report.write_nightly_report(as_date(day)))}
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.registry(SHARED)])
 def decide_retrain(day: str | date, drift_share: float | None = None, force: bool = False) -> dict[str, Any]:
     decision = retrain.decide(as_date(day), drift_share=drift_share, force=force)
     log.info(decision.render())
     return decision.to_dict()
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.registry(EXCLUSIVE)])
 def train(
     day: str | date,
     trials: int | None = None,
@@ -194,19 +234,20 @@ def train(
     }
 
 
-@_locked
+@_locked(_reads_warehouse)
 def business_metrics(day: str | date) -> dict[str, Any]:
     """Day D's business metric (dwell from the published lists, per arm, region and cohort)."""
     return experiment_metrics.business_metrics(as_date(day))
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.registry(EXCLUSIVE), locks.experiments(EXCLUSIVE)])
 def decide_experiments(day: str | date) -> dict[str, Any]:
     """Keep, step up, promote or demote the running experiment's challengers; runs before the
     publish of D so that tonight's lists (shown on D+1) follow the decision."""
     return decide.decide_experiments(as_date(day))
 
 
+@_locked(lambda d, a: [locks.experiments(EXCLUSIVE)])
 def start_experiment(
     day: str | date,
     challengers: list[str],
@@ -219,7 +260,7 @@ def start_experiment(
     return lifecycle.start_from_params(as_date(day), challengers, challenger_share, popularity_share, cohort_size, name)
 
 
-@_locked
+@_locked(lambda d, a: [*locks.read_window(d), locks.registry(SHARED), locks.experiments(SHARED)])
 def score_and_publish(day: str | date, dry_run: bool = False, dask_address: str | None = None) -> dict[str, Any]:
     return batch.score_and_publish(as_date(day), dry_run=dry_run, dask_address=dask_address or None)
 
@@ -228,8 +269,9 @@ def rollback(what: str = "both", model_version: str | None = None, batch_id: int
     """On-call's one move back: the champion alias, the live batch, or both (each recorded)."""
     out: dict[str, Any] = {}
     if what in ("model", "both"):
-        before, after = promotion.rollback_champion(model_version, reason="the newsrec_rollback DAG")
+        with locks.hold("rollback", [locks.registry(EXCLUSIVE)]):
+            before, after = promotion.rollback_champion(model_version, reason="the newsrec_rollback DAG")
         out["champion"] = {"from": before, "to": after}
     if what in ("batch", "both"):
-        out["live_batch"] = publish.rollback(batch_id)
+        out["live_batch"] = publish.rollback(batch_id)  # under the publish lock
     return out

@@ -30,6 +30,7 @@ out["_heavy_modules_loaded"] = sorted(m for m in ("pipelines", "lightgbm", "feas
                                                   "great_expectations", "evidently", "pandas") if m in sys.modules)
 dag = DagBag(dag_folder=str(Path(sys.argv[1]) / "newsrec_nightly.py")).dags["newsrec_nightly"]
 out["_upstream"] = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
+out["_pools"] = {t.task_id: [t.pool, t.pool_slots] for t in dag.tasks}
 print(json.dumps(out))
 """
 
@@ -56,6 +57,7 @@ def parsed(pg_server, migrated_template, tmp_path_factory) -> dict:
 def test_dag_files_import_without_errors_and_parse_fast(parsed):
     result = dict(parsed)
     result.pop("_upstream")
+    result.pop("_pools")
     assert result.pop("_heavy_modules_loaded") == []  # nothing heavy at parse time
     assert set(result) == {"newsrec_nightly.py", "newsrec_rollback.py"}
     for name, info in result.items():
@@ -125,3 +127,21 @@ def test_stage_plan_is_in_dependency_order_and_names_real_stages():
         seen.add(s.task)
     assert len({s.step for s in plan.STAGES}) == len(plan.STAGES)
     assert plan.stage("train").runs_if is not None and plan.stage("report").finally_
+
+
+def test_parallel_heavy_tasks_share_the_memory_pool(parsed):
+    """Each heavy task takes its peak in GiB (the plan's ``memory_gib``) of the pool whose size is
+    the memory cap, so tasks the DAG draws side by side never peak together past it; with
+    today's peaks materialize runs beside neither drift nor training (5.3 + 3.4 / 5.4 GiB > 8)."""
+    from pipelines.core.config import params
+    from pipelines.local.airflow import memory_pool_command
+    from pipelines.nightly import plan
+
+    pools = parsed["_pools"]
+    heavy = {task: slots for task, (pool, slots) in pools.items() if pool == plan.MEMORY_POOL}
+    assert heavy == {s.task: s.memory_gib for s in plan.STAGES if s.memory_gib}
+    assert all(pool == "default_pool" for task, (pool, _) in pools.items() if task not in heavy)
+    cap = params()["nightly"]["memory"]["cap_gib"]
+    assert memory_pool_command()[:4] == ["pools", "set", plan.MEMORY_POOL, str(cap)]
+    assert max(heavy.values()) <= cap
+    assert heavy["materialize"] + heavy["train"] > cap and heavy["materialize"] + heavy["drift_check"] > cap

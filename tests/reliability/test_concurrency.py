@@ -1,6 +1,6 @@
 """A backfill and a nightly run of overlapping dates, started at the same moment in two
 processes (``newsrec backfill`` in a process of its own, ``run_day`` in a thread of the
-test's): the nightly run lock makes them take turns, date by date, so no row is written
+test's): the write-domain locks make them take turns, date by date, so no row is written
 twice, one model is registered per date, exactly one batch is live, and the end state is
 the one an undisturbed run gives (whatever order the lock grants them in)."""
 

@@ -156,7 +156,7 @@ def test_rerun_through_a_database_restart_matches_an_undisturbed_run(
     assert query("SELECT status FROM serving.batches WHERE batch_id = %s", (orphan,)) == [("failed",)]
     assert query("SELECT to_regclass(%s)", (f"serving.recommendations_b{orphan}",)) == [(None,)]
     assert not list((partitions.root() / ".staging").iterdir())
-    # exactly one live pointer, and the run lock was held again after the restart
+    # exactly one live pointer, and the run's locks were held again after the restart
     assert query("SELECT count(*) FROM serving.live") == [(1,)]
 
 

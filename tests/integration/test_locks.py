@@ -1,0 +1,308 @@
+"""The write-domain locks of the nightly stages (pipelines/core/locks.py) on the real PostgreSQL.
+
+- The stages the DAG draws side by side hold their locks at the same time (checked for every
+  such pair of the plan, and held for real by concurrent threads).
+- A run rewriting a day (``newsrec features build`` in a process of its own, paused in the
+  middle of publishing the day) keeps every other run from writing that day and from reading
+  it: a stage of another run is refused with a clear error past its wait, or waits and goes on
+  only after the writer finished; a day outside the window is free meanwhile.
+- Locks go in one fixed order, so runs taking overlapping domains never deadlock (the same
+  acquisitions in opposite orders by hand do), and a request against the order is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from types import SimpleNamespace
+
+import psycopg2
+import pytest
+
+from pipelines.core import locks
+from pipelines.core.errors import TransientError
+from pipelines.core.locks import EXCLUSIVE, SHARED
+from pipelines.nightly import plan, stages
+from tests.helpers import query, simulated_world, use_database
+from tests.reliability import nightly_world as nw
+
+START = date(2026, 3, 2)
+D = START + timedelta(days=3)  # built in the world, then rebuilt by the test's writer
+
+
+@pytest.fixture(scope="module")
+def world(pg_server, migrated_template, tmp_path_factory):
+    home = tmp_path_factory.mktemp("locks_home")
+    sim = {"users": 200, "articles_per_day": 100, "start": START, "seed": 5}
+    built = [START + timedelta(days=i) for i in range(4)]  # the days before D too: D can be trained
+    with simulated_world(pg_server, migrated_template, home, "locks_world", 5, built, **sim) as w:
+        yield w
+
+
+@pytest.fixture
+def in_world(world, monkeypatch):
+    use_database(monkeypatch, world["url"], world["home"])
+    return world
+
+
+def _stage_locks(task: str, day: date) -> tuple[str, list[locks.Lock]]:
+    """What the DAG task ``task`` of ``day`` holds: its plan call, run against stand-ins that
+    return the real stage function's ``locks_for`` instead of running it."""
+    fake = SimpleNamespace(
+        **{name: getattr(stages, name).locks_for for name in dir(stages) if hasattr(getattr(stages, name), "locks_for")}
+    )
+    results = defaultdict(dict, {"drift": {"share": None}})
+    return plan.stage(task).call(fake, day, plan.RunOptions(), results)
+
+
+def _parallel_pairs() -> list[tuple[str, str]]:
+    """Pairs of DAG tasks neither of which is upstream of the other."""
+    ancestors: dict[str, set[str]] = {}
+    for s in plan.STAGES:
+        ancestors[s.task] = set(s.after).union(*(ancestors[a] for a in s.after))
+    tasks = [s.task for s in plan.STAGES]
+    return [(a, b) for a, b in itertools.combinations(tasks, 2) if a not in ancestors[b] and b not in ancestors[a]]
+
+
+def _conflicts(a: list[locks.Lock], b: list[locks.Lock]) -> list[str]:
+    """Locks of ``b`` that ``a`` excludes (each set as hold() takes it: one lock a key, exclusive wins)."""
+    modes = {lock.key: lock.mode for lock in locks._wanted(a)}
+    return [lock.label for lock in locks._wanted(b) if lock.key in modes and EXCLUSIVE in (lock.mode, modes[lock.key])]
+
+
+def test_every_pair_of_stages_the_dag_draws_side_by_side_can_hold_its_locks_together():
+    pairs = _parallel_pairs()
+    assert ("materialize", "drift_check") in pairs and ("materialize", "train") in pairs
+    assert ("business_metrics", "features") in pairs
+    for a, b in pairs:
+        assert _conflicts(_stage_locks(a, D)[1], _stage_locks(b, D)[1]) == [], (a, b)
+    # and the checker can fail: stages in a row of one date do conflict where they should
+    assert f"the features of {D}" in _conflicts(_stage_locks("features", D)[1], _stage_locks("drift_check", D)[1])
+    assert "the model registry" in _conflicts(_stage_locks("train", D)[1], _stage_locks("drift_check", D)[1])
+
+
+def _granted_together(calls: list[tuple[str, list[locks.Lock]]]) -> set[str]:
+    """Each call's locks held in a thread of its own; all threads wait at a barrier while they
+    hold them, so the barrier opens only if every set was granted at the same time."""
+    barrier = threading.Barrier(len(calls), timeout=120)
+    inside: set[str] = set()
+    errors: list[BaseException] = []
+
+    def hold(what: str, wanted: list[locks.Lock]) -> None:
+        try:
+            with locks.hold(what, wanted):
+                inside.add(what)
+                barrier.wait()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold, args=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    return inside
+
+
+def test_materialize_drift_and_training_hold_their_locks_at_the_same_time(fresh_db):
+    first = [_stage_locks(t, D) for t in ("materialize", "drift_check", "business_metrics", "start_experiment")]
+    assert _granted_together(first) == {name for name, _ in first}
+    second = [_stage_locks(t, D) for t in ("materialize", "train", "business_metrics", "start_experiment")]
+    assert _granted_together(second) == {name for name, _ in second}
+
+
+def _waiting_on(key: tuple[int, int]) -> int:
+    """Sessions waiting (not granted) for the advisory lock ``key``."""
+    return query(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %s::int::oid "
+        "AND objid = %s::int::oid AND objsubid = 2",
+        key,
+    )[0][0]
+
+
+def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_world, tmp_path, monkeypatch):
+    from pipelines.features import partitions
+
+    env = {"NEWSREC_FAULT": "pause:features_publish", "NEWSREC_FAULT_DIR": str(tmp_path)}
+    log = tmp_path / "build.log"
+    writer = nw.cli(["features", "build", "--date", str(D)], env, log)
+    marker = tmp_path / "features_publish"
+    try:
+        nw.wait_for(marker, writer, log)
+        # mid-write: some views of D replaced, its manifest not yet written
+        assert partitions.read_manifest(D) is None
+
+        monkeypatch.setattr(locks, "wait_seconds", lambda: 0.5)
+        # another run's writer of D is refused, with a clear, retryable error
+        with pytest.raises(
+            TransientError,
+            match=rf"the features of {D} is locked by another run \(newsrec features build {D} pid {writer.pid}\)",
+        ):
+            stages.features(D)
+        # ... and so are readers of D: its feature gate, materialize, drift, and D+1's training (D is in its window)
+        for stage, args in ((stages.quality, (D, "features")), (stages.materialize, (D,)), (stages.drift, (D,)),
+                            (stages.train, (D + timedelta(days=1),))):  # fmt: skip
+            with pytest.raises(TransientError, match=rf"the features of {D} is locked .* did not start"):
+                stage(*args)
+        # the warehouse day is not being rewritten: its raw gate may read it meanwhile
+        with locks.hold(*stages.quality.locks_for(D, "raw")):
+            pass
+        # a day outside the window is free
+        far = D + timedelta(days=100)
+        with locks.hold(*stages.features.locks_for(far)):
+            pass
+
+        # a reader that may wait does, and gets in only once the day is whole again
+        monkeypatch.setattr(locks, "wait_seconds", lambda: 600)
+        seen: dict = {}
+
+        def read() -> None:
+            try:
+                with locks.hold(*stages.drift.locks_for(D)):
+                    seen["at"] = query("SELECT clock_timestamp()")[0][0]
+                    seen["manifest"] = partitions.read_manifest(D) is not None
+            except BaseException as exc:  # noqa: BLE001
+                seen["error"] = exc
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while _waiting_on((locks.FEATURES_DAY, D.toordinal())) == 0:
+            assert reader.is_alive() and time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        assert "at" not in seen  # waiting, not reading
+    finally:
+        marker.unlink(missing_ok=True)
+    assert nw.finish(writer) == 0, log.read_text()[-3000:]
+    reader.join(timeout=120)
+    assert "error" not in seen, seen
+    finished = query(
+        "SELECT max(finished_at) FROM ops.runs WHERE stage = 'features' AND logical_date = %s AND status = 'success' "
+        "AND (details->>'pid')::int = %s",
+        (D, writer.pid),
+    )[0][0]
+    assert seen["manifest"] and finished is not None and finished <= seen["at"]
+
+
+def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world, tmp_path, monkeypatch):
+    """materialize of D in a process of its own, paused once it holds its locks (the online store,
+    D's features shared): drift and training of D run to the end meanwhile (a lock wait of
+    half a second would refuse them), while the features stage of D (a rewrite) is refused."""
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+
+    small = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    small["training"]["train_days"] = 1  # this world's first day has no features of the day before
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small))
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "params.yaml"))
+    reset_caches()
+    point = f"locked:materialize {D}"
+    env = {"NEWSREC_FAULT": f"pause:{point}", "NEWSREC_FAULT_DIR": str(tmp_path)}
+    log = tmp_path / "materialize.log"
+    code = f"from pipelines.nightly import stages; print(stages.materialize({str(D)!r}))"
+    other = nw.stage(code, env, log)
+    marker = tmp_path / point
+    try:
+        nw.wait_for(marker, other, log)
+        monkeypatch.setattr(locks, "wait_seconds", lambda: 0.5)
+        assert "share" in stages.drift(D)  # it ran (without a reference in this world it says so)
+        assert "trained" in stages.train(D, trials=1, minutes=0.2)
+        refused = rf"the features of {D} is locked by another run \(newsrec materialize"
+        with pytest.raises(TransientError, match=refused):
+            stages.features(D)
+        assert other.poll() is None  # materialize was paused, holding its locks, all along
+        runs = query(
+            "SELECT stage FROM ops.runs WHERE logical_date = %s AND stage IN ('drift', 'train') AND status = 'success'",
+            (D,),
+        )
+        assert {stage for (stage,) in runs} >= {"train"}  # it ran to the end
+    finally:
+        marker.unlink(missing_ok=True)
+    assert nw.finish(other) == 0, log.read_text()[-3000:]
+
+
+def test_overlapping_domains_in_any_order_never_deadlock(fresh_db, monkeypatch):
+    """Two runs ask for the same domains listed in opposite orders, many times over, and two
+    backfill-like runs of adjacent days nest day, window and registry: all finish. The same two
+    acquisitions by hand in opposite orders deadlock (PostgreSQL detects it), so the test can fail."""
+    monkeypatch.setattr(locks, "wait_seconds", lambda: 120)
+    wanted = [locks.registry(EXCLUSIVE), *locks.day(D, EXCLUSIVE), locks.online_store(), locks.experiments(SHARED)]
+    errors: list[BaseException] = []
+
+    def flat(order: list[locks.Lock]) -> None:
+        try:
+            for i in range(15):
+                with locks.hold(f"flat {i}", order):
+                    time.sleep(0.005)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def nested(day: date) -> None:
+        try:
+            for _ in range(8):
+                with locks.hold(f"run-day {day}", locks.day(day, EXCLUSIVE)):
+                    with locks.hold(*stages.train.locks_for(day)):
+                        time.sleep(0.005)
+                    with locks.hold(*stages.score_and_publish.locks_for(day)):
+                        time.sleep(0.005)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=flat, args=(wanted,)),
+        threading.Thread(target=flat, args=(wanted[::-1],)),
+        threading.Thread(target=nested, args=(D,)),
+        threading.Thread(target=nested, args=(D - timedelta(days=1),)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+
+    # the control: the same two locks taken by hand in opposite orders deadlock
+    url = os.environ["NEWSREC_DATABASE_URL"]
+    a, b = psycopg2.connect(url), psycopg2.connect(url)
+    a.autocommit = b.autocommit = True
+    first, second = locks.registry(EXCLUSIVE).key, locks.features_day(D).key
+    a.cursor().execute("SELECT pg_advisory_lock(%s, %s)", first)
+    b.cursor().execute("SELECT pg_advisory_lock(%s, %s)", second)
+    failed: list[BaseException] = []
+
+    def cross(conn, key) -> None:
+        try:
+            conn.cursor().execute("SELECT pg_advisory_lock(%s, %s)", key)
+        except psycopg2.errors.DeadlockDetected as exc:
+            failed.append(exc)
+            conn.close()  # its locks go, the other side gets in
+
+    ta, tb = threading.Thread(target=cross, args=(a, second)), threading.Thread(target=cross, args=(b, first))
+    ta.start(), tb.start()
+    ta.join(timeout=60), tb.join(timeout=60)
+    a.close(), b.close()
+    assert len(failed) == 1
+
+
+def test_a_request_against_the_lock_order_is_refused(fresh_db):
+    with locks.hold("registry first", [locks.registry(EXCLUSIVE)]):
+        with pytest.raises(locks.LockOrderError, match=rf"the features of {D} \(shared\) would be taken after"):
+            with locks.hold("then a day", [locks.features_day(D)]):
+                pass
+    with locks.hold("a day shared", [locks.features_day(D, SHARED)]):
+        with pytest.raises(locks.LockOrderError):
+            with locks.hold("upgraded", [locks.features_day(D, EXCLUSIVE)]):
+                pass
+        with locks.hold("already held: free", [locks.features_day(D, SHARED)]):
+            assert [lock.label for lock in locks.held()] == [f"the features of {D}"]
+    # run_day's shape: the day exclusive outside, a stage's window, registry and rows inside
+    with locks.hold("run-day", locks.day(D, EXCLUSIVE)):
+        with locks.hold(*stages.train.locks_for(D)):
+            assert {lock.label for lock in locks.held()} >= {"the model registry", f"the features of {D}"}
+    assert locks.held() == []
