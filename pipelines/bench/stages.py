@@ -73,6 +73,8 @@ def train(day: str, trials: int, minutes: float, train_days: int) -> dict[str, A
         "promoted": result.decision.promoted,
         "rows": result.rows,
         "ndcg@10": result.evaluation["overall"]["model"]["ndcg@10"],
+        "objective": result.objective,  # auto trains both where positions are known: the one kept
+        "truth_ndcg@10": result.evaluation.get("truth", {}).get("model"),
     }
 
 
