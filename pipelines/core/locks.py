@@ -160,25 +160,22 @@ def take(conn: Any, key: int, wait_s: float, floor_ms: int = 0) -> bool:
     """Take session advisory lock ``key`` on ``conn``, waiting up to ``wait_s`` seconds (0 ms
     means no limit in PostgreSQL, hence ``floor_ms``). False when it timed out (``conn`` is then
     rolled back); True when held (committed: the lock outlives the transaction)."""
-    with conn.cursor() as cur:
-        cur.execute(queries.load("locks_set_timeout"), (f"{max(floor_ms, int(wait_s * 1000))}ms",))
-        try:
-            cur.execute(queries.load("locks_advisory_lock"), (key,))
-        except errors.LockNotAvailable:
-            conn.rollback()
-            return False
-        cur.execute(queries.load("locks_reset_timeout"))
-    conn.commit()
-    return True
+    return _lock_within(conn, "locks_advisory_lock", (key,), max(floor_ms, int(wait_s * 1000)))
 
 
 def _take_lock(conn: Any, lock: Lock, wait_s: float) -> bool:
     """Like :func:`take`, for a (class, object) key in the lock's mode."""
     name = "locks_advisory_lock_pair_shared" if lock.mode == SHARED else "locks_advisory_lock_pair"
+    return _lock_within(conn, name, lock.key, max(1, int(wait_s * 1000)))
+
+
+def _lock_within(conn: Any, statement: str, args: tuple, timeout_ms: int) -> bool:
+    """Run lock ``statement`` under a lock timeout of ``timeout_ms``: False when it timed out
+    (rolled back), True when held (committed)."""
     with conn.cursor() as cur:
-        cur.execute(queries.load("locks_set_timeout"), (f"{max(1, int(wait_s * 1000))}ms",))
+        cur.execute(queries.load("locks_set_timeout"), (f"{timeout_ms}ms",))
         try:
-            cur.execute(queries.load(name), lock.key)
+            cur.execute(queries.load(statement), args)
         except errors.LockNotAvailable:
             conn.rollback()
             return False

@@ -3,8 +3,8 @@ nights (gaps stay gaps), and the plugin's index of reports as a table of days by
 
 from __future__ import annotations
 
-import importlib.util
 import html
+import importlib.util
 import json
 import re
 from datetime import date, timedelta
@@ -65,11 +65,11 @@ def history(pg_server, migrated_template, tmp_path_factory):
             run.details.update(
                 version="2", promoted=True, ndcg=0.7234567891234, ips_ndcg=0.4123, mode="full", objective="plain"
             )
+        comparison = {"metric": "ips_ndcg@10", "estimator": "snips", "challenger": 0.5123456,
+                      "champion": 0.4987654, "difference": 0.0135802, "lower": 0.0041234}  # fmt: skip
         promotion.record(promotion.Decision(True, "2", "1", ["beats the champion"],
-                                            {"challenger_ndcg@10": 0.7234567891234,
-                                             "comparison": {"metric": "ips_ndcg@10", "estimator": "snips",
-                                                            "challenger": 0.5123456, "champion": 0.4987654,
-                                                            "difference": 0.0135802, "lower": 0.0041234}}), D)  # fmt: skip
+                                            {"challenger_ndcg@10": 0.7234567891234, "comparison": comparison}),
+                         D)  # fmt: skip
         with db.transaction() as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO ops.experiments (name, salt) VALUES ('e1', 's') RETURNING experiment_id")
             evidence = {"mean_challenger": 130.123456, "mean_champion": 123.456789, "diff": 6.666667,
