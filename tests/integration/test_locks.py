@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -51,7 +52,8 @@ def in_world(world, monkeypatch):
 
 def _stage_locks(task: str, day: date) -> tuple[str, list[locks.Lock]]:
     """What the DAG task ``task`` of ``day`` holds: its plan call, run against stand-ins that
-    return the real stage function's ``locks_for`` instead of running it."""
+    return the real stage function's ``locks_for`` instead of running it (that the real stages
+    hold exactly these in PostgreSQL: test_real_stages_hold_in_postgresql_what_the_stand_ins_predict)."""
     fake = SimpleNamespace(
         **{name: getattr(stages, name).locks_for for name in dir(stages) if hasattr(getattr(stages, name), "locks_for")}
     )
@@ -114,6 +116,65 @@ def test_materialize_drift_and_training_hold_their_locks_at_the_same_time(fresh_
     assert _granted_together(first) == {name for name, _ in first}
     second = [_stage_locks(t, D) for t in ("materialize", "train", "business_metrics", "start_experiment")]
     assert _granted_together(second) == {name for name, _ in second}
+
+
+def _granted_advisory_locks() -> list[tuple[int, int, str]]:
+    """(class, object, mode) of every advisory lock granted to another session on this database."""
+    return query(
+        "SELECT classid::bigint, objid::bigint, mode FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND objsubid = 2 AND pid <> pg_backend_pid() "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+
+
+def _as_granted(wanted: list[locks.Lock]) -> list[tuple[int, int, str]]:
+    """``wanted`` as pg_locks shows it once held: keys as oids, shared as ShareLock."""
+    return [(c & 0xFFFFFFFF, o & 0xFFFFFFFF, "ShareLock" if lock.mode == SHARED else "ExclusiveLock")
+            for lock in locks._wanted(wanted) for c, o in [lock.key]]  # fmt: skip
+
+
+def _plan_call_in_process(task: str, env: dict[str, str], log) -> subprocess.Popen:
+    """The real stage of DAG task ``task`` for D, called through the plan as run_day calls it."""
+    code = ("from collections import defaultdict; from datetime import date; "
+            "from pipelines.nightly import plan, stages; "
+            f"plan.stage({task!r}).call(stages, date.fromisoformat({str(D)!r}), plan.RunOptions(), "
+            "defaultdict(dict, {'drift': {'share': None}}))")  # fmt: skip
+    return nw.stage(code, env, log)
+
+
+def test_real_stages_hold_in_postgresql_what_the_stand_ins_predict(in_world, tmp_path):
+    """The real materialize, train, business metrics and start_experiment of D, each in a process
+    of its own called through the plan, paused once they hold their locks (before their work
+    starts), all at the same time: PostgreSQL grants exactly the locks the stand-ins of the tests
+    above predict, in their modes, one set per process. A real drift of D started meanwhile
+    waits for the registry, which training holds exclusive."""
+    tasks = ("materialize", "train", "business_metrics", "start_experiment")
+    names = {task: _stage_locks(task, D)[0] for task in (*tasks, "drift_check")}
+    points = [f"pause:locked:{name}" for name in names.values()]
+    env = {"NEWSREC_FAULT": ",".join(points), "NEWSREC_FAULT_DIR": str(tmp_path)}
+    procs = {task: _plan_call_in_process(task, env, tmp_path / f"{task}.log") for task in tasks}
+    try:
+        for task in tasks:
+            nw.wait_for(tmp_path / f"locked:{names[task]}", procs[task], tmp_path / f"{task}.log")
+        expected = sorted(row for task in tasks for row in _as_granted(_stage_locks(task, D)[1]))
+        assert sorted(_granted_advisory_locks()) == expected
+        assert {mode for *_, mode in expected} == {"ShareLock", "ExclusiveLock"}
+
+        procs["drift_check"] = _plan_call_in_process("drift_check", env, tmp_path / "drift.log")
+        deadline = time.monotonic() + 180
+        while _waiting_on(locks.registry(SHARED).key) == 0:
+            assert procs["drift_check"].poll() is None, (tmp_path / "drift.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "drift never asked for the registry"
+            time.sleep(0.1)
+        assert not (tmp_path / f"locked:{names['drift_check']}").exists()  # waiting, not holding
+    finally:
+        for proc in procs.values():
+            proc.kill()  # paused or waiting before their work: nothing of theirs to finish
+            proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while _granted_advisory_locks():  # the killed sessions' locks go with them
+        assert time.monotonic() < deadline, _granted_advisory_locks()
+        time.sleep(0.1)
 
 
 def _waiting_on(key: tuple[int, int]) -> int:
