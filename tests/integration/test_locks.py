@@ -367,3 +367,40 @@ def test_a_request_against_the_lock_order_is_refused(fresh_db):
         with locks.hold(*stages.train.locks_for(D)):
             assert {lock.label for lock in locks.held()} >= {"the model registry", f"the features of {D}"}
     assert locks.held() == []
+
+
+def test_the_lock_wait_comes_from_params_yaml(fresh_db, tmp_path, monkeypatch):
+    """The tests above set the wait directly; here it comes from a params file, as in a night:
+    ``nightly.locks.wait_seconds``, else the old run lock's ``nightly.lock_wait_seconds``, and a
+    lock held elsewhere past that wait ends in the retryable error."""
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    assert locks.wait_seconds() == params["nightly"]["locks"]["wait_seconds"]
+    del params["nightly"]["locks"]["wait_seconds"]
+    params["nightly"]["lock_wait_seconds"] = 7
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(params))
+    params["nightly"]["locks"]["wait_seconds"] = 0.5
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "old.yaml"))
+    reset_caches()
+    assert locks.wait_seconds() == 7.0
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "new.yaml"))
+    reset_caches()
+    try:
+        assert locks.wait_seconds() == 0.5
+        url = os.environ["NEWSREC_DATABASE_URL"]
+        other = psycopg2.connect(url)
+        other.autocommit = True
+        other.cursor().execute("SELECT pg_advisory_lock(%s, %s)", locks.registry(EXCLUSIVE).key)
+        try:
+            with pytest.raises(TransientError, match="the model registry is locked"):
+                with locks.hold("a training elsewhere", [locks.registry(EXCLUSIVE)]):
+                    pass
+        finally:
+            other.close()
+    finally:
+        monkeypatch.delenv("NEWSREC_PARAMS_FILE")
+        reset_caches()
