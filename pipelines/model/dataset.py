@@ -63,6 +63,18 @@ class Split:
         return pd.to_numeric(self.rows["position"], errors="coerce").fillna(-1).to_numpy(np.int32)
 
 
+def subsample(split: Split, max_groups: int, seed: int) -> Split:
+    """At most ``max_groups`` of the split's query groups (a seeded sample, kept in their order);
+    the split itself when it holds no more."""
+    n = split.n_groups
+    if max_groups <= 0 or n <= max_groups:
+        return split
+    keep = np.zeros(n, dtype=bool)
+    keep[np.random.default_rng(seed).choice(n, max_groups, replace=False)] = True
+    rows = np.flatnonzero(np.repeat(keep, split.groups))
+    return Split(split.rows.iloc[rows], split.X.iloc[rows], split.y[rows], split.groups[keep])
+
+
 def grade(dwell: np.ndarray, is_read: np.ndarray, bands: list[float]) -> np.ndarray:
     """0 = not read; 1 + the number of dwell band edges the read's dwell reaches."""
     edges = np.asarray(bands, dtype=np.float64)

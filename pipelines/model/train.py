@@ -151,6 +151,33 @@ def _choose_objective(
     return (other if comparison.clears(margin) else incumbent), comparison
 
 
+def _fit_and_choose(
+    valid_day: date, splits: Splits, candidates: list[str], best: dict[str, Any], client: Any, metric: Any
+) -> tuple[str, Any, counterfactual.Paired | None, tuple[int, int] | None]:
+    """Fit the candidate objectives with the parameters the search found (no second search) and
+    keep one by :func:`_choose_objective`: ``(objective, booster, comparison, sampled)``.
+
+    Where the training split holds more than ``training.auto.choice_groups`` query groups, the two
+    objectives are compared as fitted on a seeded sample of that many groups, and only the one
+    kept is then fitted on them all: at seed scale a full fit is ~5 minutes, and the choice is
+    between objectives, which the same sample gives both (``sampled``: groups used, groups in all).
+    """
+
+    def fit(train: dataset.Split, objective: str) -> Any:
+        return ranker.fit(train, splits.valid, splits.spec, best, objective, client=client, metric=metric)
+
+    cfg = params("training")
+    limit = int((cfg.get("auto") or {}).get("choice_groups") or 0)
+    sample = splits.train
+    if len(candidates) > 1 and limit:
+        sample = dataset.subsample(splits.train, limit, int(cfg.get("seed", 13)))
+    fitted = {o: fit(sample, o) for o in candidates}
+    objective, comparison = _choose_objective(valid_day, splits, fitted)
+    if sample is splits.train:
+        return objective, fitted[objective], comparison, None
+    return objective, fit(splits.train, objective), comparison, (sample.n_groups, splits.train.n_groups)
+
+
 def _train_full(
     day: date, trials: int | None, minutes: float | None, train_days: int | None, requested: str, client: Any
 ) -> TrainResult:
@@ -186,11 +213,9 @@ def _train_full(
         study = (f"ranker-{day.isoformat()}-{data_hash[:10]}" + ("" if first == "plain" else f"-{first}")
                  + ("" if metric is None else "-ips"))  # fmt: skip
         search = ranker.search(splits.train, splits.valid, splits.spec, study, trials, minutes, first, client, metric)
-        # the other objective is fitted once with the parameters the search found (no second search)
-        fitted = {o: ranker.fit(splits.train, splits.valid, splits.spec, search.best_params, o, client=client,
-                                metric=metric) for o in candidates}  # fmt: skip
-        objective, comparison = _choose_objective(valid_day, splits, fitted)
-        note = _choice_note(candidates, objective, comparison, why)
+        objective, model, comparison, sampled = _fit_and_choose(valid_day, splits, candidates, search.best_params,
+                                                                client, metric)  # fmt: skip
+        note = _choice_note(candidates, objective, comparison, why, sampled)
         lineage = _lineage(day, splits, data_hash, snapshot, "full", objective)
         lineage.update(hpo_study=study, training_engine="dask" if client is not None else "local",
                        objective_choice=how, validation_metric=metric.name if metric else "ndcg@10")  # fmt: skip
@@ -201,7 +226,7 @@ def _train_full(
         if how == "requested" and objective != requested:
             lineage["objective_requested"] = requested
         hyper = {**ranker.lgb_params(search.best_params, objective), "trials": trials, "minutes": minutes}
-        result = _register_and_gate(day, fitted[objective], splits, hyper, lineage)
+        result = _register_and_gate(day, model, splits, hyper, lineage)
         _record(run.details, result, "full", objective, engine=lineage["training_engine"], objective_choice=how)
         if note:
             run.details.update(objective_note=note)
@@ -216,7 +241,11 @@ def _train_full(
 
 
 def _choice_note(
-    candidates: list[str], objective: str, comparison: counterfactual.Paired | None, why: str | None
+    candidates: list[str],
+    objective: str,
+    comparison: counterfactual.Paired | None,
+    why: str | None,
+    sampled: tuple[int, int] | None = None,
 ) -> str | None:
     """What the run record and the version's tags say about the objective: the comparison that
     chose it (and why an objective could not be trained)."""
@@ -226,6 +255,8 @@ def _choice_note(
     verdict = (f"kept {incumbent} ({other} did not beat it by the margin)" if objective == incumbent
                else f"kept {other} (it beat {incumbent} by the margin)")  # fmt: skip
     note = f"{other} vs {incumbent} on the validation day: {comparison.summary()}; {verdict}"
+    if sampled:
+        note += f" (both fitted on {sampled[0]:,} of the {sampled[1]:,} training groups; the kept one then on all)"
     return note if not why else f"{note}; {why}"
 
 

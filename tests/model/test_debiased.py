@@ -79,6 +79,42 @@ def test_plain_vs_debiased_is_chosen_by_the_paired_rule_and_recorded(biased_worl
     assert 0 < details["ips_ndcg"] <= 1 and 0 < details["ndcg"] <= 1
 
 
+def test_a_large_training_split_compares_the_objectives_on_a_sample_and_fits_the_kept_one_on_all(
+    biased_world, monkeypatch, tmp_path
+):
+    """Above training.auto.choice_groups training groups, plain and debiased are both fitted on
+    the same seeded sample of that many groups and compared by the paired rule; only the one kept
+    is fitted again on every group, and that fit is the version registered."""
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+    from pipelines.model import ranker
+
+    data = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    data["training"]["auto"] = {"choice_groups": 200}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "params.yaml"))
+    reset_caches()
+    fits, real_fit = [], ranker.fit
+
+    def counted(train_split, *args, **kwargs):
+        booster = real_fit(train_split, *args, **kwargs)
+        fits.append((args[3] if len(args) > 3 else kwargs.get("objective"), train_split.n_groups, booster))
+        return booster
+
+    monkeypatch.setattr(ranker, "fit", counted)
+    try:
+        result = train(DAY, trials=0, minutes=1, train_days=2)  # a window of its own: no version to reuse
+    finally:
+        reset_caches()
+    (o1, n1, _), (o2, n2, _), (kept, n_all, final) = fits
+    assert {o1, o2} == {"plain", "debiased"} and n1 == n2 == 200 < n_all
+    assert kept == result.objective
+    assert f"both fitted on 200 of the {n_all:,} training groups" in result.note
+    registered = registry.load(result.version).booster
+    assert registered.model_to_string() == final.model_to_string()
+
+
 def test_positions_unknown_train_plain_and_say_why(biased_world):
     """A profile without known positions (MIND) switches the debiased objective off: the run
     trains plain LambdaRank, and the version, the run's record and the nightly report say why."""
