@@ -193,38 +193,3 @@ def test_score_drift_is_stored_with_a_report(fresh_db):
     assert result.kind == "scores" and result.drifted and result.drifted_columns == ["score"]
     assert query("SELECT kind, drifted FROM ops.drift_results") == [("scores", True)]
     assert result.report_path.exists()
-
-
-def test_the_label_sample_draws_impressions_with_exactly_their_reads(busy_world):
-    """The label sample is drawn in one scan by a seeded hash of the impression id, which a read
-    carries too: all of the day's impressions at share 1 give the labels a plain join gives
-    (clicked iff read, the read's dwell); a share draws about that many, the same for a seed."""
-    from pipelines.core import db
-    from pipelines.gates.drift import target
-
-    day = T_START + timedelta(days=2)
-    plain = query(
-        "SELECT (r.impression_id IS NOT NULL)::int, r.dwell FROM warehouse.events AS i "
-        "LEFT JOIN (SELECT impression_id, max(dwell_seconds) AS dwell FROM warehouse.events "
-        "           WHERE event_type = 'read' AND event_ts >= %s AND event_ts < %s GROUP BY impression_id) AS r "
-        "  ON r.impression_id = i.event_id "
-        "WHERE i.event_type = 'impression' AND i.event_ts >= %s AND i.event_ts < %s",
-        (day, day + timedelta(days=1, hours=1), day, day + timedelta(days=1)),
-    )
-    conn = db.connect()
-    try:
-        stats = target.label_stats(conn, day)
-        assert stats["impressions"] == len(plain) > 1000
-        everything = target._labels(conn, day, stats["impressions"], stats["impressions"], seed=17)
-        rows = stats["impressions"] // 10
-        drawn = target._labels(conn, day, stats["impressions"], rows, seed=17)
-        again = target._labels(conn, day, stats["impressions"], rows, seed=17)
-        other = target._labels(conn, day, stats["impressions"], rows, seed=18)
-    finally:
-        conn.close()
-    key = lambda r: (r[0], -1.0 if r[1] is None else float(r[1]))  # noqa: E731
-    got = [(int(c), None if d != d else float(d)) for c, d in everything.itertuples(index=False)]
-    assert sorted(got, key=key) == sorted(((c, None if d is None else float(d)) for c, d in plain), key=key)
-    assert abs(len(drawn) - rows) < 4 * rows**0.5  # binomial: within 4 sd of the share asked for
-    assert drawn.equals(again) and not drawn.equals(other)
-    assert drawn["clicked"].sum() > 0 and drawn.loc[drawn["clicked"] == 0, "read_dwell_s"].isna().all()

@@ -8,9 +8,7 @@ dwell of D's impressions), and ``score_drift`` / ``check_score_drift`` take two 
 scores (wired in once batch scoring exists).
 
 Both sides are sampled (``drift.sample_rows``, seeded; the feature gate draws the rows before
-it builds them, so a seed-scale day never becomes a whole frame; the target gate draws each day's
-impressions in SQL by a seeded hash of their id, their reads with them, in one scan of the day;
-the label counts, CTR and dwell it stores are exact) and compared with distance
+it builds them, so a seed-scale day never becomes a whole frame) and compared with distance
 methods (normed Wasserstein for numbers, Jensen-Shannon for categories): p-value tests call
 almost everything drifted at large n. The stored stats and the report's first line give the
 sizes before and after sampling. A column drifted when its distance reaches its threshold; the

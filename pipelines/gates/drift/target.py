@@ -48,20 +48,15 @@ def label_stats(conn: Any, day: date) -> dict[str, Any]:
     }
 
 
-_HASH_SPAN = 1 << 40  # the sample is drawn on the low 40 bits of a seeded hash of the impression id
-
-
 def _labels(conn: Any, day: date, impressions: int, rows: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of about ``rows`` of the day's impressions with their labels (each one
-    drawn with probability ``rows / impressions`` by a seeded hash of its id; all of them when
-    the day has no more)."""
+    """A seeded sample of about ``rows`` of the day's impressions with their labels."""
     import pyarrow as pa
 
-    share = 1.0 if impressions <= rows else rows / impressions
+    percent = 100.0 if impressions <= rows else 100.0 * rows / impressions
     return db.read_frame(
         conn,
         sql.load("drift_labels_sample"),
-        {**_bounds(day), "cutoff": _HASH_SPAN if share >= 1.0 else int(share * _HASH_SPAN), "seed": seed},
+        {**_bounds(day), "percent": percent, "seed": seed},
         {"clicked": pa.int64(), "read_dwell_s": pa.float64()},
     )
 
