@@ -160,6 +160,8 @@ def test_features_gate_catches_a_broken_partition(in_world):
     broken = frame.iloc[2:].copy()  # two users lost
     broken.loc[broken.index[:3], "user_ctr_7d"] = 1.5  # more reads than impressions
     broken.loc[broken.index[3], "user_dwell_28d_s"] = -10.0
+    broken.loc[broken.index[4], "user_region"] = None  # text read as a categorical: its null still counts
+    broken.loc[broken.index[5], "user_reads_7d"] = None  # an int column with a null (read as float64)
     partitions.write_parquet_atomic(broken, path)
     try:
         result = check_features(DAY)
@@ -170,11 +172,17 @@ def test_features_gate_catches_a_broken_partition(in_world):
         "user_activity.row_count",
         "user_activity.user_ctr_7d_range",
         "user_activity.user_dwell_28d_s_range",
+        "user_activity.user_region_not_null",
+        "user_activity.user_reads_7d_not_null",
     }, result.render()
     assert all(o.severity == "critical" for o in failed.values()) and not result.passed
     assert failed["user_activity.row_count"].observed == len(frame) - 2
     assert failed["user_activity.row_count"].expected == {"value": len(frame)}
     assert {e["user_ctr_7d"] for e in failed["user_activity.user_ctr_7d_range"].examples} == {1.5}
+    assert failed["user_activity.user_region_not_null"].unexpected_count == 1
+    assert [e["user_id"] for e in failed["user_activity.user_reads_7d_not_null"].examples] == [
+        int(broken["user_id"].iloc[5])
+    ]
 
 
 def test_features_of_a_missing_day_are_a_clear_error(in_world):

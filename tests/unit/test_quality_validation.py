@@ -4,16 +4,22 @@
 (GE's pandas engine builds one per unexpected row in Python when it is given example columns).
 Here both paths run on the same small frame with failing rows of every kind the suites have
 (a range on float32, a set on text, a compound key, nulls under a row condition, a passing
-``mostly`` check with many exceptions): every result must be equal, examples included.
+``mostly`` check with many exceptions): every result must be equal, examples included, with
+ours under the pandas copy-on-write that ``validation`` runs GE in. Feature partitions are read
+straight into the cheap dtypes: the frame must be the one ``cheap_dtypes`` makes of pandas' own.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from pipelines.gates.quality import validation
+from pipelines.gates.quality import dtypes, validation
 from pipelines.gates.quality.suites import Check
 
 
@@ -84,8 +90,10 @@ def test_results_and_examples_are_the_ones_ge_builds(examples):
     ge_own = _run(frame, {"result_format": "SUMMARY", "partial_unexpected_count": examples,
                           "unexpected_index_column_names": INDEX})  # fmt: skip
     cheap = validation.cheap_dtypes(frame)
-    ours = _run(cheap, {"result_format": "SUMMARY", "partial_unexpected_count": examples,
-                        "return_unexpected_index_query": False})  # fmt: skip
+    with validation.copy_on_write(), warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ChainedAssignmentError)  # a write GE meant would be lost
+        ours = _run(cheap, {"result_format": "SUMMARY", "partial_unexpected_count": examples,
+                            "return_unexpected_index_query": False})  # fmt: skip
     for result in ours:
         validation._with_examples(result, cheap, INDEX)
     assert [r.success for r in ge_own] == [False, True, False, False, False, True]
@@ -94,3 +102,22 @@ def test_results_and_examples_are_the_ones_ge_builds(examples):
         assert mine.to_json_dict()["result"] == theirs.to_json_dict()["result"], theirs.expectation_config.meta
     dwell = ours[4].result["partial_unexpected_index_list"]
     assert [row["event_id"] for row in dwell] == [4, 8]  # reads only, by their own row labels
+
+
+def test_a_partition_is_read_into_the_frame_cheap_dtypes_makes(tmp_path):
+    """Two row groups with different dictionaries, nulls in text, float32 with NaN, a text column
+    with more values than become categories: the same frame, values and categories."""
+    frame = _frame()
+    frame["category"] = frame["category"].where(frame.index % 50 != 1)  # missing text
+    frame.loc[300:, "category"] = "zebra"  # the second row group has its own dictionary
+    frame["sparse"] = np.where(frame.index % 7 == 0, "rare", None)
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=300)
+    expected = validation.cheap_dtypes(pd.read_parquet(path))
+    read = dtypes.read_parquet(path)
+    assert read["category"].dtype == "category" and read["event_ts"].dtype == object
+    assert read["ratio"].dtype == "float64" and read["sparse"].dtype == "category"
+    pd.testing.assert_frame_equal(read, expected)
+    assert dtypes.cheap_dtypes(read) is read  # nothing left to change before GE
+    columns = ["user_id", "category"]
+    pd.testing.assert_frame_equal(dtypes.read_parquet(path, columns), expected[columns])
