@@ -107,13 +107,13 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.quality, _day(context), "features")
 
-    @task(pool=POOL, pool_slots=6)
+    @task(pool=POOL, pool_slots=1)
     def materialize(built: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
         return airflow_task.run(context, stages.materialize, _day(context))
 
-    @task(pool=POOL, pool_slots=4)
+    @task(pool=POOL, pool_slots=1)
     def drift_check(passed: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -128,7 +128,7 @@ def newsrec_nightly():
         )
         return "train" if decision["retrain"] else "skip_training"
 
-    @task(outlets=[CHAMPION], pool=POOL, pool_slots=6)
+    @task(outlets=[CHAMPION], pool=POOL, pool_slots=8)
     def train(params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -170,7 +170,7 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.decide_experiments, _day(context))
 
-    @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH], pool=POOL, pool_slots=5)
+    @task(trigger_rule="none_failed_min_one_success", outlets=[LIVE_BATCH], pool=POOL, pool_slots=3)
     def score_and_publish(params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 

@@ -76,10 +76,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "quality_gate", "quality", lambda s, d, o, r: s.quality(d, "features"), ("features",), gate=True, memory_gib=2
     ),
-    # 5.3 GiB peak with Feast's own write path (bench/results/nightly.md): beside drift (3.4) or
-    # training (5.4) it would pass the 8 GiB cap, so the pool keeps them apart until it is lighter
-    Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",), memory_gib=6),
-    Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",), memory_gib=4),
+    # peaks at seed scale (bench/results/nightly.md, 2026-12-02): the bulk online write 0.7 GiB and
+    # drift 0.8 run side by side; training (7.3) fills the cap, so materialize never runs beside it
+    Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",), memory_gib=1),
+    Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",), memory_gib=1),
     Stage(
         "retrain_checker",
         "retrain",
@@ -92,7 +92,7 @@ STAGES: tuple[Stage, ...] = (
         lambda s, d, o, r: s.train(d, o.trials, o.minutes, dask_address=o.dask_address),
         ("retrain_checker",),
         runs_if=lambda r: bool(r["retrain"]["retrain"]),
-        memory_gib=6,
+        memory_gib=8,
     ),
     Stage(
         "start_experiment",
@@ -116,7 +116,7 @@ STAGES: tuple[Stage, ...] = (
         "publish",
         lambda s, d, o, r: s.score_and_publish(d, dry_run=o.dry_run, dask_address=o.dask_address),
         ("decide_experiments", "materialize"),
-        memory_gib=5,
+        memory_gib=3,
     ),
     Stage("report", "report", lambda s, d, o, r: s.report(d), ("score_and_publish",), finally_=True),
 )
