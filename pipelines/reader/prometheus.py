@@ -44,10 +44,16 @@ class ReaderMetrics:
             "alert reads newsrec_ops_live_batch_created_timestamp_seconds of the ops exporter)",
             registry=self.registry,
         )
+        self._seen_batch: int | None = None
 
     def saw_batch(self, batch_id: int, created_at: Any) -> None:
+        """Set the gauges when the batch changes (each set takes a lock; lists call this on
+        every request, of the same batch nearly always)."""
+        if batch_id == self._seen_batch:
+            return
         self.live_batch.set(batch_id)
         self.live_generated.set(created_at.timestamp())
+        self._seen_batch = batch_id
 
     def served_list(self, fallback: bool) -> None:
         self._list_kinds[fallback].inc()
