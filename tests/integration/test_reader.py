@@ -492,3 +492,69 @@ def test_cli_serves_over_http_with_uvicorn(in_served):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _list_requests_counted(base: str) -> float:
+    """The list route's 200s in /metrics, scraped on a new connection (any worker answers)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "newsrec_reader_requests_total"
+        and s.labels == {"method": "GET", "route": PATH.format("{user_id}"), "status": "200"}
+    )
+
+
+def test_requests_spread_over_two_workers_all_count_in_metrics(in_served, tmp_path):
+    """``--workers 2``: each worker answers a share of the lists, and /metrics, whichever
+    worker answers it, counts all of them (multiprocess mode, a fresh folder per start,
+    removed at the stop)."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    user = int(in_served["recs"]["user_id"].iloc[0])
+    statuses: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the reader did not come up"
+            time.sleep(0.2)
+        (folder,) = prom.iterdir()  # this start's own folder
+
+        def ask() -> None:
+            for _ in range(15):  # a new connection each: the workers share the listening socket
+                r = httpx.get(f"{base}{PATH.format(user)}", headers={"X-API-Key": in_served["key"]}, timeout=10)
+                statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert statuses == [200] * 120
+        writers = {f.stem.rsplit("_", 1)[1] for f in folder.glob("counter_*.db")}
+        assert len(writers) == 2, writers  # both workers answered lists
+        assert [_list_requests_counted(base) for _ in range(8)] == [120] * 8
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert not any(prom.iterdir())  # the start's folder went with it
