@@ -24,6 +24,16 @@ def cpu_seconds(pids: Sequence[int]) -> float | None:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its descendants (a uvicorn supervisor and its workers)."""
+    import psutil
+
+    try:
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
+
+
 def machine_busy_pct(seconds: float = 1.0) -> float | None:
     """Share of all cores busy over ``seconds`` (Linux /proc/stat), 0..100."""
 

@@ -1,4 +1,5 @@
-"""Reader load benchmark: the real reader (uvicorn, 1 worker, asyncpg) vs a bare FastAPI app.
+"""Reader load benchmark: the real reader (uvicorn, ``serving.reader.workers``, asyncpg) vs a bare
+FastAPI app (1 worker).
 
 One run measures, for each target and each concurrency, requests/s and latency
 percentiles under a closed-loop load on 127.0.0.1:
@@ -32,6 +33,7 @@ from typing import Any
 from pipelines.bench import cpu_time, load_generators, reader_report, reader_world, servers, stamp
 from pipelines.core.errors import NewsrecError
 from pipelines.reader import keys
+from pipelines.reader.settings import ReaderParams
 
 
 def run(
@@ -57,7 +59,7 @@ def run(
     paths, w.known_ids, w.unknown_ids = reader_world.request_paths(w.batch_id)
     if not w.known_ids:
         raise NewsrecError(f"the live batch {w.batch_id} has no personal lists to read")
-    bench = reader_report.ReaderBenchmark(gen, seconds, warmup, w)
+    bench = reader_report.ReaderBenchmark(gen, seconds, warmup, w, ReaderParams.from_params().workers)
     key_id, key = keys.create_key(f"bench-reader {datetime.now(UTC):%Y-%m-%d %H:%M:%S}")
     scratch = Path(tempfile.mkdtemp(prefix="bench-reader-"))
     try:
@@ -80,9 +82,10 @@ def run(
                     if warmup > 0:
                         load(target, base, n, warmup)
                     db_pids = cpu_time.reader_db_pids() if target == "reader" else []
-                    cpu0, db0 = cpu_time.cpu_seconds([pid]), cpu_time.cpu_seconds(db_pids)
+                    server_pids = cpu_time.with_children(pid)  # the workers, when there are several
+                    cpu0, db0 = cpu_time.cpu_seconds(server_pids), cpu_time.cpu_seconds(db_pids)
                     result = load(target, base, n, seconds)
-                    cpu1, db1 = cpu_time.cpu_seconds([pid]), cpu_time.cpu_seconds(db_pids)
+                    cpu1, db1 = cpu_time.cpu_seconds(server_pids), cpu_time.cpu_seconds(db_pids)
                     result.background_cpu_pct = background
                     if result.requests and cpu0 is not None and cpu1 is not None:
                         result.server_cpu_ms = round(1000 * (cpu1 - cpu0) / result.requests, 3)

@@ -22,6 +22,7 @@ class ReaderBenchmark:
     seconds: int
     warmup_seconds: float
     world: reader_world.World
+    reader_workers: int = 1
     cases: list[load_generators.LoadResult] = field(default_factory=list)
 
     def case(self, target: str, connections: int) -> load_generators.LoadResult | None:
@@ -62,6 +63,7 @@ class ReaderBenchmark:
             "seconds_per_case": self.seconds,
             "warmup_seconds": self.warmup_seconds,
             "world": asdict(self.world),
+            "reader_workers": self.reader_workers,
             "cases": [{**asdict(c), "errors": c.errors} for c in self.cases],
             "ratios": {str(n): round(r, 3) for n in self.connections() if (r := self.ratio(n)) is not None},
             "ratios_to_bare_model": {
@@ -76,7 +78,8 @@ class ReaderBenchmark:
             "# Reader load benchmark",
             "",
             f"Load: {self.generator}, {self.seconds} s per case after {self.warmup_seconds:g} s of warm-up, "
-            f"127.0.0.1, 1 uvicorn worker per server, one server at a time.",
+            f"127.0.0.1, one server at a time: the reader with {self.reader_workers} uvicorn worker"
+            f"{'s' if self.reader_workers != 1 else ''} (serving.reader.workers), the bare apps with 1.",
             f"Live batch {w.batch_id} ({w.model_version}, {w.personal_users:,} users with a personal list"
             f"{', built for this run' if w.built else ''}); requests rotate over {w.known_ids:,} of its users "
             f"and {w.unknown_ids:,} unknown ids (fallback lists).",
@@ -111,8 +114,9 @@ class ReaderBenchmark:
         lines += ["", "bare: the reader's route returning the constant body as a dict (FastAPI's "
                   "jsonable_encoder + json.dumps); bare-model: the same constant through the reader's response "
                   "model (pydantic straight to JSON bytes, as the reader). The targets compare with bare."]  # fmt: skip
-        lines += ["", "server CPU: user + system time of the server process per request (the load generator "
-                  "and the database run on the same cores); DB CPU: the reader's database sessions."]  # fmt: skip
+        lines += ["", "server CPU: user + system time of the server's processes (its workers too) per request "
+                  "(the load generator and the database run on the same cores); DB CPU: the reader's database "
+                  "sessions."]  # fmt: skip
         return "\n".join(lines)
 
 

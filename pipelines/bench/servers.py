@@ -1,5 +1,5 @@
 """The servers the reader benchmarks start on loopback, one at a time, each in its own
-process: the real reader (``newsrec reader serve``: uvicorn, 1 worker, asyncpg) or one of
+process: the real reader (``newsrec reader serve``: uvicorn, ``serving.reader.workers``, asyncpg) or one of
 the bare apps of :mod:`pipelines.bench.bare_app`; stopped whatever happens."""
 
 from __future__ import annotations

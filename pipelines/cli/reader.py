@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
 import typer
 
 app = typer.Typer(
@@ -15,14 +21,14 @@ app.add_typer(keys_app, name="keys")
 @app.callback()
 def _default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
-        serve(host=None, port=None, workers=1, log_level="info", access_log=False)
+        serve(host=None, port=None, workers=None, log_level="info", access_log=False)
 
 
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Interface to listen on [serving.reader.host, 127.0.0.1]."),
     port: int = typer.Option(None, min=1, max=65535, help="Port [serving.reader.port, 8000]."),
-    workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes."),
+    workers: int = typer.Option(None, min=1, max=64, help="uvicorn worker processes [serving.reader.workers, 1]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(False, help="Log every request (metrics count them anyway)."),
 ) -> None:
@@ -39,12 +45,29 @@ def serve(
         "log_level": log_level,
         "access_log": access_log,
     }
+    workers = workers or p.workers
     if workers > 1:
-        uvicorn.run("pipelines.reader.app:create_app", factory=True, workers=workers, **options)
+        with metrics_folder() as folder:
+            # Set before the workers start (they import prometheus_client afresh): each
+            # writes its samples there and /metrics adds them up (pipelines.reader.prometheus).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+            uvicorn.run("pipelines.reader.app:create_app", factory=True, workers=workers, **options)
     else:
         from pipelines.reader.app import create_app
 
         uvicorn.run(create_app(), **options)
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[str]:
+    """A fresh folder for one start's multiprocess metrics (a previous start's samples would
+    count again), inside ``PROMETHEUS_MULTIPROC_DIR`` when the operator set one; removed
+    when the reader stops."""
+    folder = tempfile.mkdtemp(prefix="newsrec-reader-metrics-", dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @keys_app.command("create")

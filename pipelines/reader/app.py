@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pipelines.reader import explanation_routes, http_errors, ops_routes, recommendation_routes, settings
 from pipelines.reader.dependencies import Reader
 from pipelines.reader.keys import KeyCache
+from pipelines.reader.lender import ConnectionLender
 from pipelines.reader.prometheus import MetricsMiddleware, ReaderMetrics
 from pipelines.reader.queries import ReaderQueries
 from pipelines.reader.settings import ReaderParams
@@ -27,31 +28,25 @@ from pipelines.reader.warmup import ExplanationWarmup
 log = logging.getLogger(__name__)
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Release without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET
-    ALL): one more round trip per request, and the reader never changes session state (its
-    settings are connection parameters). asyncpg still rolls back an open transaction."""
-
-
-async def _open_pool(url: str, p: ReaderParams) -> asyncpg.Pool:
-    """A pool that does not need the database to be up: the app starts and answers 503
-    until the database is back (health checks tell, instead of a crash loop)."""
-    options = {
-        "max_size": p.pool_max,
-        "reset": _keep_session,
-        "timeout": 5,
-        "command_timeout": p.statement_timeout_ms / 1000 + 1,
-        "server_settings": {
+async def _open_connections(url: str, p: ReaderParams) -> ConnectionLender:
+    """The app's connections, which do not need the database to be up: the app starts and
+    answers 503 until the database is back (health checks tell, instead of a crash loop)."""
+    lender = ConnectionLender(
+        url,
+        p.pool_max,
+        timeout=5,
+        command_timeout=p.statement_timeout_ms / 1000 + 1,
+        server_settings={
             "application_name": "newsrec-reader",
             "statement_timeout": str(p.statement_timeout_ms),
             "default_transaction_read_only": "on",
         },
-    }
+    )
     try:
-        return await asyncpg.create_pool(url, min_size=min(p.pool_min, p.pool_max), **options)
+        await lender.open(p.pool_min)
     except (*http_errors.DB_ERRORS, asyncpg.ClientConfigurationError) as exc:
         log.error("reader: database not reachable at start (%s); answering 503 until it is", type(exc).__name__)
-        return await asyncpg.create_pool(url, min_size=0, **options)
+    return lender
 
 
 def create_app(
@@ -69,7 +64,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url or settings.reader_database_url()
-        app.state.pool = await _open_pool(url, p)
+        app.state.pool = await _open_connections(url, p)
         # In the background: the app answers (health: "starting") while explanations load.
         warming = asyncio.create_task(app.state.reader.warmup.start(app.state.pool), name="explanation-warmup")
         try:

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from pipelines.core.sql import load
 from pipelines.reader.dependencies import PoolDep, ReaderDep, require_key
 from pipelines.reader.http_errors import ApiError
+from pipelines.reader.lender import ConnectionLender
 from pipelines.reader.prometheus import ReaderMetrics
 from pipelines.reader.schemas import ERROR_RESPONSES, MAX_ID
 from pipelines.reader.settings import ReaderParams
@@ -83,7 +84,7 @@ class ExportResponse(StreamingResponse):
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: ConnectionLender,
         after_user_id: int,
         limit: int,
         *,

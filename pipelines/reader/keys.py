@@ -71,7 +71,9 @@ def list_keys() -> list[KeyInfo]:
 
 
 class KeyCache:
-    """Valid key hashes seen recently, each trusted for ``ttl_s`` seconds only."""
+    """Valid keys seen recently, each trusted for ``ttl_s`` seconds only. Looked up by the key
+    itself, so a request with a cached key costs a dictionary lookup, not a sha256 (the key
+    is in this process's memory with each request anyway; only its hash is ever stored)."""
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
@@ -79,15 +81,14 @@ class KeyCache:
 
     async def is_valid(self, key: str, fetch_key_id: Any) -> bool:
         """``fetch_key_id(hash)`` asks the database (None when unknown or revoked)."""
-        digest = hash_key(key)
         now = time.monotonic()
-        if self._valid_until.get(digest, 0.0) > now:
+        if self._valid_until.get(key, 0.0) > now:
             return True
-        if await fetch_key_id(digest) is None:
-            self._valid_until.pop(digest, None)
+        if await fetch_key_id(hash_key(key)) is None:
+            self._valid_until.pop(key, None)
             return False
         if self.ttl_s > 0:
             if len(self._valid_until) > 10_000:  # keys are few; this only bounds a leak
                 self._valid_until.clear()
-            self._valid_until[digest] = now + self.ttl_s
+            self._valid_until[key] = now + self.ttl_s
         return True

@@ -1,16 +1,36 @@
 """Prometheus metrics of the reader: requests and latency by route template and status.
 
 Each app gets its own registry (tests build several apps in one process). With several
-uvicorn workers each process counts on its own; scrape them separately or use
-prometheus_client's multiprocess mode.
+uvicorn workers (``serving.reader.workers``), ``newsrec reader serve`` starts them in
+prometheus_client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` names a fresh folder for
+that start, every worker writes its samples there, and ``/metrics``, whichever worker
+answers it, adds up all of them (the live-batch gauges: the value set most recently).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of multiprocess mode, when prometheus_client was imported in it."""
+    return None if values.ValueClass is values.MutexValue else os.environ.get(MULTIPROC_ENV)
+
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -37,23 +57,39 @@ class ReaderMetrics:
         self._list_kinds = {
             fallback: self.lists.labels("fallback" if fallback else "personal") for fallback in (False, True)
         }
-        self.live_batch = Gauge("newsrec_reader_live_batch_id", "Live batch last seen", registry=self.registry)
+        self.live_batch = Gauge(
+            "newsrec_reader_live_batch_id", "Live batch last seen", registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )  # fmt: skip
         self.live_generated = Gauge(
             "newsrec_reader_live_batch_created_timestamp_seconds",
             "When the live batch this reader last served was written (0 until a request; the stale-batch "
             "alert reads newsrec_ops_live_batch_created_timestamp_seconds of the ops exporter)",
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
+        self._seen_batch: int | None = None
 
     def saw_batch(self, batch_id: int, created_at: Any) -> None:
+        """Set the gauges when the batch changes (each set takes a lock; lists call this on
+        every request, of the same batch nearly always)."""
+        if batch_id == self._seen_batch:
+            return
         self.live_batch.set(batch_id)
         self.live_generated.set(created_at.timestamp())
+        self._seen_batch = batch_id
 
     def served_list(self, fallback: bool) -> None:
         self._list_kinds[fallback].inc()
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """This app's samples; in multiprocess mode those every worker wrote."""
+        folder = multiprocess_dir()
+        if folder is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=folder)
+        return generate_latest(merged), CONTENT_TYPE_LATEST
 
 
 class MetricsMiddleware:

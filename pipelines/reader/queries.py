@@ -3,22 +3,22 @@ async functions over a connection pool."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pipelines.core.sql import load
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServedList:
+    """A user's list as the route answers it: ``body`` is the response's JSON (built by the
+    statement, see sql/queries/reader_recommendations.sql); the rest is for the metrics."""
+
     batch_id: int
-    model_version: str
     generated_at: datetime
     fallback: bool
-    region: str | None
-    arm: str | None
-    items: list[dict[str, Any]] = field(default_factory=list)
+    body: bytes
 
 
 class ReaderQueries:
@@ -32,32 +32,10 @@ class ReaderQueries:
     async def recommendations(self, pool: Any, user_id: int, limit: int, region: str) -> ServedList | None:
         """The user's list from the live batch, else the fallback of ``region`` (else GLOBAL).
         None when no batch is live."""
-        rows = await pool.fetch(self.recommendations_sql, user_id, limit, region)
-        if not rows:
+        row = await pool.fetchrow(self.recommendations_sql, user_id, limit, region)
+        if row is None:
             return None
-        head = rows[0]
-        items = [
-            {
-                "rank": r["rank"],
-                "article_id": r["article_id"],
-                "title": r["title"],
-                "url": r["url"],
-                "category": r["category"],
-                "score": r["score"],
-                "reason": r["reason"],
-            }
-            for r in rows
-            if r["rank"] is not None
-        ]
-        return ServedList(
-            batch_id=head["batch_id"],
-            model_version=head["model_version"],
-            generated_at=head["created_at"],
-            fallback=head["is_fallback"] is not False,
-            region=head["region"] if items else region,
-            arm=head["arm"],
-            items=items,
-        )
+        return ServedList(row[0], row[1], row[2], row[3].encode())
 
     async def health(self, pool: Any) -> Any:
         return await pool.fetchrow(self.health_sql)

@@ -26,6 +26,7 @@ class ReaderEnv(BaseSettings):
 class ReaderParams:
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
     default_limit: int = 10
     max_limit: int = 100
     key_cache_seconds: float = 5.0
@@ -42,6 +43,8 @@ class ReaderParams:
         made = cls(**known_fields(cls, params("serving").get("reader", {})))
         if not 1 <= made.default_limit <= made.max_limit <= 100:
             raise ConfigError("serving.reader: need 1 <= default_limit <= max_limit <= 100")
+        if not 1 <= made.workers <= 64:
+            raise ConfigError("serving.reader: need 1 <= workers <= 64")
         if not 1 <= made.export_default_users <= made.export_max_users or made.export_fetch_rows < 1:
             raise ConfigError(
                 "serving.reader: need 1 <= export_default_users <= export_max_users and export_fetch_rows >= 1"

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import warnings
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import httpx
 import psycopg2
@@ -22,6 +22,7 @@ from psycopg2 import errors
 
 from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key, revoke_key
+from pipelines.reader.schemas import Item, RecommendationsOut
 from pipelines.reader.settings import as_reader
 from pipelines.serving import publish
 from tests.helpers import ROOT, clone_database, query, run_cli, simulated_world, use_database
@@ -88,6 +89,84 @@ def _get(client, user, key, **params):
     return client.get(PATH.format(user), params=params, headers={"X-API-Key": key} if key else {})
 
 
+def _model_body(user: int, limit: int = 10, region: str = "GLOBAL") -> bytes:
+    """What the list route answered while it built its body through the response model: the
+    live batch's rows (read here on their own, the score as the float8 the driver decoded)
+    validated into RecommendationsOut and written by pydantic. Needs the environment on the
+    reader's database."""
+    ((batch_id, version, created_at),) = query(
+        "SELECT b.batch_id, b.model_version, b.created_at FROM serving.live l JOIN serving.batches b USING (batch_id)"
+    )
+    columns = "rank, article_id, title, url, category, score::float8, reason, region"
+    rows = query(
+        f"SELECT {columns}, arm, model_version FROM serving.recommendations"
+        " WHERE batch_id = %s AND user_id = %s AND rank <= %s ORDER BY rank",
+        (batch_id, user, limit),
+    )
+    fallback = not rows
+    if fallback:
+        listed = query("SELECT region FROM serving.fallback_recommendations WHERE batch_id = %s", (batch_id,))
+        lists = {r for (r,) in listed}
+        rows = query(
+            f"SELECT {columns}, NULL, NULL FROM serving.fallback_recommendations"
+            " WHERE batch_id = %s AND region = %s AND rank <= %s ORDER BY rank",
+            (batch_id, region if region in lists else "GLOBAL", limit),
+        )
+    head = rows[0] if rows else None
+    names = ("rank", "article_id", "title", "url", "category", "score", "reason")
+    return (
+        RecommendationsOut(
+            user_id=user,
+            batch_id=batch_id,
+            model_version=(head and head[9]) or version,
+            generated_at=created_at.astimezone(UTC),  # asyncpg's timestamptz: UTC
+            fallback=fallback,
+            region=head[7] if head else region,
+            arm=head[8] if head else None,
+            items=[dict(zip(names, row[:7], strict=True)) for row in rows],
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _assert_body_is_the_models(response, user: int, limit: int = 10, region: str = "GLOBAL") -> None:
+    """The body is the response model's JSON byte for byte, but for the form of an integral
+    score: PostgreSQL writes 1.0 as ``1``, pydantic as ``1.0`` (the same JSON number)."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    expected = re.sub(rb'("score":-?[0-9]+)\.0([,}])', rb"\1\2", _model_body(user, limit, region))
+    assert response.content == expected
+    assert json.loads(response.content) == json.loads(_model_body(user, limit, region))
+
+
+def test_list_bodies_are_the_response_models_json(client, in_served):
+    """The statement writes the body; it must be what the response model wrote before: the
+    same keys in the same order, the same values and types, items in rank order."""
+    recs = in_served["recs"]
+    users = [int(u) for u in recs["user_id"].drop_duplicates().iloc[:3]]
+    for user in users:
+        _assert_body_is_the_models(_get(client, user, in_served["key"]), user)
+    _assert_body_is_the_models(_get(client, users[0], in_served["key"], limit=3), users[0], limit=3)
+    _assert_body_is_the_models(_get(client, users[0], in_served["key"], limit=100), users[0], limit=100)
+    _assert_body_is_the_models(_get(client, UNKNOWN_USER, in_served["key"]), UNKNOWN_USER)
+    r = _get(client, 10**12, in_served["key"], region="NA", limit=4)
+    _assert_body_is_the_models(r, 10**12, limit=4, region="NA")
+    # Scores of every kind of fraction went through: not only the integral ones.
+    assert any(not float(i["score"]).is_integer() for i in r.json()["items"])
+
+
+def test_the_schema_still_documents_the_response_model(client):
+    """The route answers its JSON as it comes, but its contract stays the model's."""
+    route = client.get("/openapi.json").json()["paths"][PATH.format("{user_id}")]["get"]
+    ok = route["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/RecommendationsOut"}
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(schemas["RecommendationsOut"]["properties"]) == list(RecommendationsOut.model_fields)
+    assert list(schemas["Item"]["properties"]) == list(Item.model_fields)
+
+
 def test_known_user_gets_the_live_personal_list(client, served):
     user = int(served["recs"]["user_id"].iloc[0])
     r = _get(client, user, served["key"])
@@ -115,15 +194,23 @@ def test_each_user_gets_the_arm_and_the_model_that_ranked_the_list(pg_server, re
         arm = {u: ("challenger" if i % 3 == 0 else "champion") for i, u in enumerate(users)}
         version = {"challenger": "7", "champion": "5"}
         recs = recs.assign(arm=recs["user_id"].map(arm), model_version=recs["user_id"].map(lambda u: version[arm[u]]))
-        publish.publish_batch(DAY, "5", recs, fallback)
+        # No AFRICA fallback list: a client asking for it gets GLOBAL's.
+        publish.publish_batch(DAY, "5", recs, fallback[fallback["region"] != "AFRICA"])
         _, key = create_key("arms")
-    with TestClient(create_app(database_url=as_reader(url), key_cache_seconds=1.0)) as c:
-        for user in users[:9]:
-            body = _get(c, int(user), key).json()
-            assert (body["arm"], body["model_version"]) == (arm[user], version[arm[user]])
-        fallback_body = _get(c, UNKNOWN_USER + 10**9, key).json()
-        assert fallback_body["fallback"] is True and fallback_body["arm"] is None
-        assert fallback_body["model_version"] == "5"  # the batch's (champion's) version
+        with TestClient(create_app(database_url=as_reader(url), key_cache_seconds=1.0)) as c:
+            for user in users[:9]:
+                r = _get(c, int(user), key)
+                body = r.json()
+                assert (body["arm"], body["model_version"]) == (arm[user], version[arm[user]])
+                _assert_body_is_the_models(r, int(user))
+            r = _get(c, UNKNOWN_USER + 10**9, key)
+            fallback_body = r.json()
+            assert fallback_body["fallback"] is True and fallback_body["arm"] is None
+            assert fallback_body["model_version"] == "5"  # the batch's (champion's) version
+            _assert_body_is_the_models(r, UNKNOWN_USER + 10**9)
+            r = _get(c, UNKNOWN_USER + 10**9, key, region="AFRICA")
+            assert r.json()["region"] == "GLOBAL"
+            _assert_body_is_the_models(r, UNKNOWN_USER + 10**9, region="AFRICA")
 
 
 def test_unknown_user_gets_the_fallback_of_a_region_or_global(client, served):
@@ -405,3 +492,69 @@ def test_cli_serves_over_http_with_uvicorn(in_served):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _list_requests_counted(base: str) -> float:
+    """The list route's 200s in /metrics, scraped on a new connection (any worker answers)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "newsrec_reader_requests_total"
+        and s.labels == {"method": "GET", "route": PATH.format("{user_id}"), "status": "200"}
+    )
+
+
+def test_requests_spread_over_two_workers_all_count_in_metrics(in_served, tmp_path):
+    """``--workers 2``: each worker answers a share of the lists, and /metrics, whichever
+    worker answers it, counts all of them (multiprocess mode, a fresh folder per start,
+    removed at the stop)."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    user = int(in_served["recs"]["user_id"].iloc[0])
+    statuses: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the reader did not come up"
+            time.sleep(0.2)
+        (folder,) = prom.iterdir()  # this start's own folder
+
+        def ask() -> None:
+            for _ in range(15):  # a new connection each: the workers share the listening socket
+                r = httpx.get(f"{base}{PATH.format(user)}", headers={"X-API-Key": in_served["key"]}, timeout=10)
+                statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert statuses == [200] * 120
+        writers = {f.stem.rsplit("_", 1)[1] for f in folder.glob("counter_*.db")}
+        assert len(writers) == 2, writers  # both workers answered lists
+        assert [_list_requests_counted(base) for _ in range(8)] == [120] * 8
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert not any(prom.iterdir())  # the start's folder went with it
