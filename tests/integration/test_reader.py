@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, timedelta
 
 import httpx
@@ -463,15 +465,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_serves_over_http_with_uvicorn(in_served):
+@contextmanager
+def _serving(args: list[str], env: dict[str, str], stop_seconds: float) -> Iterator[str]:
+    """``newsrec reader serve`` on a free port, once /v1/health answers 200; its base URL.
+    Stopped with SIGTERM (killed after ``stop_seconds``)."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port)],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port), *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert proc.poll() is None, proc.stdout.read().decode()
             try:
@@ -481,17 +486,22 @@ def test_cli_serves_over_http_with_uvicorn(in_served):
                 pass
             assert time.monotonic() < deadline, "the reader did not come up"
             time.sleep(0.2)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_serves_over_http_with_uvicorn(in_served):
+    with _serving([], dict(os.environ), 20) as base:
         user = int(in_served["recs"]["user_id"].iloc[0])
         r = httpx.get(f"{base}{PATH.format(user)}", headers={"X-API-Key": in_served["key"]}, timeout=5)
         assert r.status_code == 200 and len(r.json()["items"]) == 10
         assert json.loads(httpx.get(f"{base}/openapi.json", timeout=5).text)["info"]["title"] == "newsrec reader"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _list_requests_counted(base: str) -> float:
@@ -514,26 +524,9 @@ def test_requests_spread_over_two_workers_all_count_in_metrics(in_served, tmp_pa
     removed at the stop)."""
     prom = tmp_path / "prom"
     prom.mkdir()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "reader", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     user = int(in_served["recs"]["user_id"].iloc[0])
     statuses: list[int] = []
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the reader did not come up"
-            time.sleep(0.2)
+    with _serving(["--workers", "2"], {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(prom)}, 30) as base:
         (folder,) = prom.iterdir()  # this start's own folder
 
         def ask() -> None:
@@ -550,11 +543,4 @@ def test_requests_spread_over_two_workers_all_count_in_metrics(in_served, tmp_pa
         writers = {f.stem.rsplit("_", 1)[1] for f in folder.glob("counter_*.db")}
         assert len(writers) == 2, writers  # both workers answered lists
         assert [_list_requests_counted(base) for _ in range(8)] == [120] * 8
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     assert not any(prom.iterdir())  # the start's folder went with it
