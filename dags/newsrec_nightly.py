@@ -128,7 +128,7 @@ def newsrec_nightly():
         )
         return "train" if decision["retrain"] else "skip_training"
 
-    @task(outlets=[CHAMPION], pool=POOL, pool_slots=8)
+    @task(outlets=[CHAMPION], pool=POOL, pool_slots=6)
     def train(params=None, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 

@@ -132,7 +132,7 @@ def test_stage_plan_is_in_dependency_order_and_names_real_stages():
 def test_parallel_heavy_tasks_share_the_memory_pool(parsed):
     """Each heavy task takes its peak in GiB (the plan's ``memory_gib``) of the pool whose size is
     the memory cap, so tasks the DAG draws side by side never peak together past it; with
-    today's peaks materialize runs beside drift (0.7 + 0.8 GiB) but not beside training (7.3)."""
+    today's peaks materialize runs beside drift and training (0.7 + 0.8 / 5.4 GiB)."""
     from pipelines.core.config import params
     from pipelines.local.airflow import memory_pool_command
     from pipelines.nightly import plan
@@ -144,4 +144,4 @@ def test_parallel_heavy_tasks_share_the_memory_pool(parsed):
     cap = params()["nightly"]["memory"]["cap_gib"]
     assert memory_pool_command()[:4] == ["pools", "set", plan.MEMORY_POOL, str(cap)]
     assert max(heavy.values()) <= cap
-    assert heavy["materialize"] + heavy["train"] > cap and heavy["materialize"] + heavy["drift_check"] <= cap
+    assert heavy["materialize"] + heavy["train"] <= cap and heavy["materialize"] + heavy["drift_check"] <= cap
