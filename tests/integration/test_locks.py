@@ -50,6 +50,31 @@ def in_world(world, monkeypatch):
     return world
 
 
+@pytest.fixture
+def lock_wait(monkeypatch, tmp_path):
+    """Sets the lock wait as a night reads it: ``nightly.locks.wait_seconds`` of a params file
+    (NEWSREC_PARAMS_FILE, inherited by the processes a test starts after it), with other
+    sections changed as asked."""
+    import yaml
+
+    from pipelines.core.config import PROJECT_ROOT, reset_caches
+
+    def set_wait(seconds: float, **sections: dict) -> None:
+        data = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+        data["nightly"]["locks"]["wait_seconds"] = seconds
+        for name, changes in sections.items():
+            data[name].update(changes)
+        path = tmp_path / f"params-wait-{seconds}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(path))
+        reset_caches()
+        assert locks.wait_seconds() == seconds
+
+    yield set_wait
+    monkeypatch.delenv("NEWSREC_PARAMS_FILE", raising=False)
+    reset_caches()
+
+
 def _stage_locks(task: str, day: date) -> tuple[str, list[locks.Lock]]:
     """What the DAG task ``task`` of ``day`` holds: its plan call, run against stand-ins that
     return the real stage function's ``locks_for`` instead of running it (that the real stages
@@ -148,7 +173,7 @@ def test_real_stages_hold_in_postgresql_what_the_stand_ins_predict(in_world, tmp
     starts), all at the same time: PostgreSQL grants exactly the locks the stand-ins of the tests
     above predict, in their modes, one set per process. A real drift of D started meanwhile
     waits for the registry, which training holds exclusive."""
-    tasks = ("materialize", "train", "business_metrics", "start_experiment")
+    tasks = REAL_TOGETHER
     names = {task: _stage_locks(task, D)[0] for task in (*tasks, "drift_check")}
     points = [f"pause:locked:{name}" for name in names.values()]
     env = {"NEWSREC_FAULT": ",".join(points), "NEWSREC_FAULT_DIR": str(tmp_path)}
@@ -177,6 +202,54 @@ def test_real_stages_hold_in_postgresql_what_the_stand_ins_predict(in_world, tmp
         time.sleep(0.1)
 
 
+REAL_TOGETHER = ("materialize", "train", "business_metrics", "start_experiment")  # the test above
+
+
+def _compatible_groups(tasks: list[str]) -> list[list[str]]:
+    """``tasks`` in groups whose predicted locks never conflict (first fit, plan order)."""
+    groups: list[list[str]] = []
+    for task in tasks:
+        mine = _stage_locks(task, D)[1]
+        for group in groups:
+            if all(not _conflicts(_stage_locks(other, D)[1], mine) for other in group):
+                group.append(task)
+                break
+        else:
+            groups.append([task])
+    return groups
+
+
+def test_every_other_stage_the_dag_runs_beside_another_holds_what_its_stand_in_predicts(in_world, tmp_path):
+    """The stand-ins' predictions, checked on the real stages for every DAG task that runs beside
+    another (the test above covers four): each task of D called through the plan in a process
+    of its own, paused once it holds its locks, in groups the predictions say hold together.
+    PostgreSQL grants each group exactly the predicted locks, in their modes, and a group's
+    processes all get there at the same time."""
+    parallel = {task for pair in _parallel_pairs() for task in pair}
+    rest = [s.task for s in plan.STAGES if s.task in parallel and s.task not in REAL_TOGETHER]
+    assert {"ingest", "features", "quality_gate", "drift_check", "decide_experiments"} <= set(rest)
+    groups = _compatible_groups(rest)
+    assert len(groups) < len(rest)  # some run side by side for real
+    for group in groups:
+        names = {task: _stage_locks(task, D)[0] for task in group}
+        env = {"NEWSREC_FAULT": ",".join(f"pause:locked:{n}" for n in names.values()),
+               "NEWSREC_FAULT_DIR": str(tmp_path)}  # fmt: skip
+        procs = {task: _plan_call_in_process(task, env, tmp_path / f"{task}.log") for task in group}
+        try:
+            for task in group:
+                nw.wait_for(tmp_path / f"locked:{names[task]}", procs[task], tmp_path / f"{task}.log")
+            expected = sorted(row for task in group for row in _as_granted(_stage_locks(task, D)[1]))
+            assert sorted(_granted_advisory_locks()) == expected, group
+        finally:
+            for proc in procs.values():
+                proc.kill()  # paused before their work: nothing of theirs to finish
+                proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _granted_advisory_locks():  # the killed sessions' locks go with them
+            assert time.monotonic() < deadline, _granted_advisory_locks()
+            time.sleep(0.1)
+
+
 def _waiting_on(key: tuple[int, int]) -> int:
     """Sessions waiting (not granted) for the advisory lock ``key``."""
     return query(
@@ -186,7 +259,7 @@ def _waiting_on(key: tuple[int, int]) -> int:
     )[0][0]
 
 
-def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_world, tmp_path, monkeypatch):
+def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_world, tmp_path, lock_wait):
     from pipelines.features import partitions
 
     env = {"NEWSREC_FAULT": "pause:features_publish", "NEWSREC_FAULT_DIR": str(tmp_path)}
@@ -198,7 +271,7 @@ def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_wor
         # mid-write: some views of D replaced, its manifest not yet written
         assert partitions.read_manifest(D) is None
 
-        monkeypatch.setattr(locks, "wait_seconds", lambda: 0.5)
+        lock_wait(0.5)
         # another run's writer of D is refused, with a clear, retryable error
         with pytest.raises(
             TransientError,
@@ -219,7 +292,7 @@ def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_wor
             pass
 
         # a reader that may wait does, and gets in only once the day is whole again
-        monkeypatch.setattr(locks, "wait_seconds", lambda: 600)
+        lock_wait(600)
         seen: dict = {}
 
         def read() -> None:
@@ -250,19 +323,11 @@ def test_a_day_being_rewritten_is_neither_written_nor_read_by_another_run(in_wor
     assert seen["manifest"] and finished is not None and finished <= seen["at"]
 
 
-def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world, tmp_path, monkeypatch):
+def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world, tmp_path, lock_wait):
     """materialize of D in a process of its own, paused once it holds its locks (the online store,
     D's features shared): drift and training of D run to the end meanwhile (a lock wait of
     half a second would refuse them), while the features stage of D (a rewrite) is refused."""
-    import yaml
-
-    from pipelines.core.config import PROJECT_ROOT, reset_caches
-
-    small = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    small["training"]["train_days"] = 1  # this world's first day has no features of the day before
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small))
-    monkeypatch.setenv("NEWSREC_PARAMS_FILE", str(tmp_path / "params.yaml"))
-    reset_caches()
+    lock_wait(0.5, training={"train_days": 1})  # this world's first day has no features of the day before
     point = f"locked:materialize {D}"
     env = {"NEWSREC_FAULT": f"pause:{point}", "NEWSREC_FAULT_DIR": str(tmp_path)}
     log = tmp_path / "materialize.log"
@@ -271,7 +336,6 @@ def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world,
     marker = tmp_path / point
     try:
         nw.wait_for(marker, other, log)
-        monkeypatch.setattr(locks, "wait_seconds", lambda: 0.5)
         assert "share" in stages.drift(D)  # it ran (without a reference in this world it says so)
         assert "trained" in stages.train(D, trials=1, minutes=0.2)
         refused = rf"the features of {D} is locked by another run \(newsrec materialize"
@@ -288,11 +352,11 @@ def test_real_drift_and_training_run_while_materialize_holds_its_locks(in_world,
     assert nw.finish(other) == 0, log.read_text()[-3000:]
 
 
-def test_overlapping_domains_in_any_order_never_deadlock(fresh_db, monkeypatch):
+def test_overlapping_domains_in_any_order_never_deadlock(fresh_db, lock_wait):
     """Two runs ask for the same domains listed in opposite orders, many times over, and two
     backfill-like runs of adjacent days nest day, window and registry: all finish. The same two
     acquisitions by hand in opposite orders deadlock (PostgreSQL detects it), so the test can fail."""
-    monkeypatch.setattr(locks, "wait_seconds", lambda: 120)
+    lock_wait(120)
     wanted = [locks.registry(EXCLUSIVE), *locks.day(D, EXCLUSIVE), locks.online_store(), locks.experiments(SHARED)]
     errors: list[BaseException] = []
 
@@ -370,9 +434,9 @@ def test_a_request_against_the_lock_order_is_refused(fresh_db):
 
 
 def test_the_lock_wait_comes_from_params_yaml(fresh_db, tmp_path, monkeypatch):
-    """The tests above set the wait directly; here it comes from a params file, as in a night:
-    ``nightly.locks.wait_seconds``, else the old run lock's ``nightly.lock_wait_seconds``, and a
-    lock held elsewhere past that wait ends in the retryable error."""
+    """The wait read from a params file, as in a night: ``nightly.locks.wait_seconds`` (the
+    project's own by default), else the old run lock's ``nightly.lock_wait_seconds``, and a lock
+    held elsewhere past that wait ends in the retryable error."""
     import yaml
 
     from pipelines.core.config import PROJECT_ROOT, reset_caches
