@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipelines.core.errors import NewsrecError
 from pipelines.features import partitions
-from pipelines.features.catalog import TIMESTAMP, VIEWS, view_features
+from pipelines.features.catalog import ENTITY_KEYS, FEATURES, TIMESTAMP, VIEWS, view_features
 
 _ROW = "__row"
 
@@ -22,7 +22,9 @@ def training_rows(entities: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time correct features for (user_id, article_id, category, event_timestamp).
 
     Every row gets the values known at its timestamp and never a later one (Feast's join;
-    views' TTLs bound how old a value may be).
+    views' TTLs bound how old a value may be). Feast joins each view on the rows' distinct
+    (keys, as-of time) only (:func:`view_requests`): at seed scale 4.9 M impressions are
+    ~0.25 M distinct (user, day) requests of the user views.
     """
 
     needed = {"user_id", "article_id", "category", TIMESTAMP}
@@ -32,12 +34,39 @@ def training_rows(entities: pd.DataFrame) -> pd.DataFrame:
     # dataset module without reading features
     from pipelines.features.store import historical_features
 
-    frame = entities.copy()
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
-    frame[_ROW] = range(len(frame))
-    joined = historical_features(frame)
-    joined = joined.sort_values(_ROW).drop(columns=[_ROW]).set_index(entities.index)
-    return joined
+    frame = entities[["user_id", "article_id", "category"]].copy()
+    frame[TIMESTAMP] = pd.to_datetime(entities[TIMESTAMP], utc=True)
+    out: dict[str, object] = {c: frame[c].to_numpy() for c in frame.columns}
+    for view in VIEWS:
+        unique, codes = view_requests(frame, view)
+        joined = historical_features(unique, [f"{view}:{f.name}" for f in view_features(view)])
+        joined = joined.sort_values(_ROW)
+        for feature in view_features(view):
+            out[feature.name] = joined[feature.name].to_numpy().take(codes)
+    return pd.DataFrame(out, index=entities.index)[[*frame.columns, *(f.name for f in FEATURES)]]
+
+
+def view_requests(frame: pd.DataFrame, view: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct (view keys, as-of time) of ``frame``'s rows, numbered in ``__row``, and
+    each row's number.
+
+    A daily view (TTL of one day) holds rows stamped at midnight UTC (the catalog's contract),
+    so within a day every time after midnight sees the same row: those times are taken as
+    noon of their day. A time at midnight exactly keeps its value (the TTL bound is inclusive:
+    it can see the day before's row too).
+    """
+    spec = VIEWS[view]
+    keys = [ENTITY_KEYS[e][0] for e in spec.entities]
+    asof = frame[TIMESTAMP]
+    if spec.ttl == timedelta(days=1):
+        midnight = asof.dt.floor("D")
+        asof = asof.where(asof == midnight, midnight + pd.Timedelta(hours=12))
+    request = frame[keys].assign(**{TIMESTAMP: asof})
+    codes = request.groupby([*keys, TIMESTAMP], sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    unique = request.iloc[first].reset_index(drop=True)
+    unique[_ROW] = np.arange(len(unique))
+    return unique, codes
 
 
 def scoring_rows(pairs: pd.DataFrame, day: date) -> pd.DataFrame:

@@ -160,18 +160,19 @@ def online_features(user_id: int, article_id: int, url: str | None = None) -> di
     return {k: v[0] for k, v in result.items()}
 
 
-def historical_features(entity_df: Any) -> Any:
-    """Point-in-time join of the ranker's feature service onto ``entity_df``.
+def historical_features(entity_df: Any, features: list[str] | None = None) -> Any:
+    """Point-in-time join of ``features`` ("view:feature"; default: the ranker's feature
+    service) onto ``entity_df``.
 
-    ``entity_df`` needs user_id, article_id, category and event_timestamp (UTC); each row
-    gets the feature values known at its timestamp and never later ones.
+    ``entity_df`` needs the views' join keys and event_timestamp (UTC); each row gets the
+    feature values known at its timestamp and never later ones.
     """
     store = feature_store()
     if not (get_settings().feast_dir / "registry.db").exists():
         apply()
-    service = store.get_feature_service(FEATURE_SERVICE)
+    wanted = features if features is not None else store.get_feature_service(FEATURE_SERVICE)
     with _offline_session():
-        return store.get_historical_features(entity_df=entity_df, features=service).to_df()
+        return store.get_historical_features(entity_df=entity_df, features=wanted).to_df()
 
 
 @contextmanager

@@ -175,6 +175,45 @@ def test_point_in_time_join_never_uses_future_values(in_world, tmp_path):
         future_file.unlink()
 
 
+def test_per_view_join_on_distinct_requests_equals_feast_whole_service_join(in_world):
+    """training_rows joins each view on distinct (keys, as-of time) only; every row still gets
+    exactly what Feast's join of the whole feature service on all rows gives, including rows at
+    midnight exactly, users and articles no partition holds, and several rows of one request."""
+    attrs = pd.concat([pd.read_parquet(partitions.view_path("article_attributes", d)) for d in (D1, D2)])
+    activity = pd.read_parquet(partitions.view_path("user_activity", D1))
+    shown = [set(pd.read_parquet(partitions.view_path("article_engagement", d))["article_id"]) for d in (D1, D2)]
+    assert shown[0] - shown[1], "the world should hold articles shown on D1 and not on D2"
+    rng = np.random.default_rng(5)
+    n = 400
+    users = rng.choice(np.append(activity["user_id"].to_numpy(), [10**9, 10**9 + 1]), size=n)
+    picks = rng.integers(0, len(attrs), size=n)
+    articles = np.where(rng.random(n) < 0.05, 10**9, attrs["article_id"].to_numpy()[picks])
+    midnight = pd.Timestamp(D1, tz="UTC")
+    times = midnight + pd.to_timedelta(rng.integers(0, 3 * 24, size=n), unit="h")
+    # midnight exactly: the end of D1 or of D2, where the TTL bound sees the day before's row too
+    times = times.where(rng.random(n) > 0.2, midnight + pd.to_timedelta(rng.integers(1, 3, size=n), unit="D"))
+    entities = pd.DataFrame(
+        {
+            "user_id": users,
+            "article_id": articles,
+            "category": np.where(rng.random(n) < 0.05, "no-such-category", attrs["article_category"].to_numpy()[picks]),
+            "event_timestamp": times,
+        },
+        index=pd.RangeIndex(1000, 1000 + n),
+    )
+    entities = pd.concat([entities, entities.iloc[:50]])  # repeated requests
+    rows = retrieval.training_rows(entities)
+    whole = store.historical_features(entities.reset_index(drop=True).assign(__row=np.arange(len(entities))))
+    whole = whole.sort_values("__row").drop(columns="__row").set_index(entities.index)
+    whole["event_timestamp"] = whole["event_timestamp"].astype(rows["event_timestamp"].dtype)  # us vs ns
+    assert list(rows.columns) == list(whole.columns)
+    pd.testing.assert_frame_equal(rows, whole)
+    # the comparison has teeth: known and unknown values on both kinds of views
+    assert rows["user_reads_28d"].notna().any() and rows["user_reads_28d"].isna().any()
+    assert rows["article_category"].notna().any() and rows["article_category"].isna().any()
+    assert rows["user_cat_reads_28d"].notna().any()
+
+
 def test_training_and_scoring_paths_give_identical_matrices(in_world):
     """Feast's historical join and the bulk offline read feed to_matrix the same values."""
     attrs = pd.read_parquet(partitions.view_path("article_attributes", D2))
