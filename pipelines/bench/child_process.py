@@ -1,6 +1,7 @@
 """Run one function in a fresh process, as an Airflow task would: its wall time includes
-start-up and its peak RSS is its own (and its children's), optionally profiled with
-pyinstrument. Functions must be module-level (the process is spawned, not forked)."""
+start-up and its peak memory is its own or, sampled, that of it and the processes it starts
+together (summed PSS), optionally profiled with pyinstrument. Functions must be module-level
+(the process is spawned, not forked)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,14 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
 
         profiler = Profiler(interval=0.01)
         profiler.start()
+    import psutil
+
+    from pipelines.bench.pg_memory import PeakSampler
+
     t0 = time.perf_counter()
     try:
-        out = fn(*args)
+        with PeakSampler(psutil.Process()) as tree:  # the stage and the processes it starts, together
+            out = fn(*args)
     finally:
         if profiler is not None:
             profiler.stop()
@@ -44,7 +50,7 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
         flat = profiler.output_text(unicode=False, color=False, flat=True).splitlines()[:60]
         tree = profiler.output_text(unicode=False, color=False)
         Path(profile_to).with_suffix(".txt").write_text("\n".join(flat) + "\n\n" + tree)
-    return {"out": out, "inner_seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+    return {"out": out, "inner_seconds": seconds, "peak_rss_mb": max(peak_rss_mb(), tree.peak_mb or 0.0)}
 
 
 def _context() -> Any:

@@ -2,9 +2,11 @@
 
 ``newsrec bench nightly`` (``make bench``) builds a world in its own home (its own embedded
 PostgreSQL, so the project's live data is never touched), then runs one nightly cycle for
-the last seeded day. Each stage runs in a fresh process, as an Airflow task would, so its
-wall time includes start-up and its peak RSS is its own; the PostgreSQL server's memory
-during the stage is sampled beside it (:mod:`pipelines.bench.pg_memory`). Then the
+the last seeded day, its stages side by side as the DAG's scheduler would run them
+(:mod:`pipelines.bench.schedule`; ``--serial``: one at a time). Each stage runs in a fresh
+process, as an Airflow task would, so its wall time includes start-up and its peak memory is
+its own (with the processes it starts); the PostgreSQL server's memory during the stage, and
+every process of the night with the server, are sampled beside it (:mod:`pipelines.bench.pg_memory`). Then the
 references: COPY in/out, raw predict with the same model, the same feature transform in plain
 pyarrow/pandas, a bare FastAPI endpoint (the reader benchmark).
 Results: ``nightly.json`` (machine-readable), ``nightly.md`` and ``nightly.png``.
@@ -26,6 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pipelines.bench import (
     child_process,
     nightly_config,
@@ -34,9 +38,11 @@ from pipelines.bench import (
     nightly_world,
     pg_memory,
     ranking_quality,
+    schedule,
     stages,
 )
 from pipelines.core import config
+from pipelines.nightly import plan
 from pipelines.warehouse import migrations
 
 
@@ -87,24 +93,33 @@ def run(
     night = stages.Night(day, cfg, nightly_world.events_of(cfg.day))
     skipped: list[dict[str, str]] = []
     t_cycle = time.perf_counter()
+
+    def run_stage(stage: stages.BenchStage) -> None:
+        started = time.perf_counter() - t_cycle
+        night.done[stage.name] = measure(stage.label, stage.child, *stage.args(night))
+        result = next(r for r in cycle if r.name == stage.label)
+        result.details.update(started_s=round(started, 1))
+        if stage.note is not None:
+            result.details.update(stage.note(night))
+        if stage.rows is not None:
+            result.rows, result.rows_label = stage.rows(night), stage.rows_label
+
     for stage in stages.bench_stages():
         if stage.child is None:
             say(f"[bench] {stage.label}: not run, {stage.skipped}")
             skipped.append({"stage": stage.name, "name": stage.label, "reason": stage.skipped})
-            continue
-        night.done[stage.name] = measure(stage.label, stage.child, *stage.args(night))
-        if stage.note is not None:
-            cycle[-1].details.update(stage.note(night))
-        if stage.rows is not None:
-            cycle[-1].rows, cycle[-1].rows_label = stage.rows(night), stage.rows_label
+    with pg_memory.NightSampler(psutil.Process(), server) as memory:
+        schedule.run(stages.bench_stages(), run_stage, serial=cfg.serial, cap_gib=plan.memory_cap_gib())
     cycle_wall = time.perf_counter() - t_cycle
+    order = [s.label for s in stages.bench_stages()]
+    cycle.sort(key=lambda r: order.index(r.name))
     (results_dir / "nightly-stages.partial.json").write_text(json.dumps([asdict(s) for s in cycle], default=str))
 
     quality = measure("ranking quality (truth, ceiling)", ranking_quality.measure, day, cfg.train_days, into=checks)
     say("[bench] references ...")
     refs = nightly_references.measure(day, results_dir, cfg.reader_seconds, night.done["score_and_publish"])
 
-    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs, skipped, quality)
+    payload = nightly_report.payload(cfg, setup, cycle, cycle_wall, refs, skipped, quality, memory.summary())
     if cfg.profile:
         payload["profile"] = nightly_report.keep_slowest_profile(cycle, profiles)
     (results_dir / "nightly.json").write_text(json.dumps(payload, indent=2, default=str))

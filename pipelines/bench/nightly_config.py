@@ -22,6 +22,7 @@ class BenchConfig:
     reader_seconds: int = 15
     profile: bool = False
     reuse_world: bool = False  # keep a world already built with the same sizes (developer loop)
+    serial: bool = False  # the stages one at a time instead of as the DAG schedules them
 
     def validate(self) -> None:
         """Training reads the features of the day before its first day, then trains on

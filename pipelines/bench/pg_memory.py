@@ -80,3 +80,51 @@ class PeakSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+@dataclass
+class NightSampler:
+    """The whole night's memory: every process the bench started (the stages running side by
+    side and whatever they spawned; not the bench's own) and the PostgreSQL server, sampled
+    together, so that the peak of their sum is one moment's, not a sum of peaks."""
+
+    driver: psutil.Process
+    server: psutil.Process | None
+    interval_s: float = 0.25
+    processes_peak_mb: float = 0.0
+    pg_peak_mb: float | None = None
+    together_peak_mb: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="night-memory", daemon=True)
+
+    def _sample(self) -> None:
+        server = None if self.server is None else self.server.pid
+        mine = sum(tree_pss_mb(child) for child in self.driver.children() if child.pid != server)
+        pg = None
+        if self.server is not None:
+            try:
+                pg = tree_pss_mb(self.server)
+            except psutil.Error:
+                pg = None
+        self.processes_peak_mb = max(self.processes_peak_mb, mine)
+        if pg is not None:
+            self.pg_peak_mb = pg if self.pg_peak_mb is None else max(self.pg_peak_mb, pg)
+        self.together_peak_mb = max(self.together_peak_mb, mine + (pg or 0.0))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> NightSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float | None]:
+        return {"processes_peak_mb": self.processes_peak_mb, "pg_peak_mb": self.pg_peak_mb,
+                "together_peak_mb": self.together_peak_mb}  # fmt: skip

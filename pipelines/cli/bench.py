@@ -113,6 +113,7 @@ def nightly(
     reader_seconds: int = typer.Option(15, min=1, max=600, help="Reader load per case, seconds."),
     profile: bool = typer.Option(False, help="Profile every stage (pyinstrument); keep the slowest one's."),
     reuse_world: bool = typer.Option(False, help="Reuse a world of the same size already in --home."),
+    serial: bool = typer.Option(False, help="Run the stages one at a time (default: side by side, as the DAG does)."),
     home: Path = typer.Option(Path(".newsrec-bench"), help="The bench's own NEWSREC_HOME (own embedded database)."),
     results: Path = typer.Option(Path("bench/results"), help="Folder for nightly.{json,md,png} and the rest."),
 ) -> None:
@@ -122,7 +123,7 @@ def nightly(
 
     cfg = nightly_config.BenchConfig(users=users, articles_per_day=articles_per_day, days=days, trials=trials,
                       train_days=train_days, reader_seconds=reader_seconds, profile=profile,
-                      reuse_world=reuse_world)  # fmt: skip
+                      reuse_world=reuse_world, serial=serial)  # fmt: skip
     typer.echo(nightly_report.render(bench_nightly.run(cfg, home, results, say=typer.echo)))
 
 

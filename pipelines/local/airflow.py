@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipelines.core import db
 from pipelines.core import sql as queries
-from pipelines.core.config import PROJECT_ROOT, get_settings, params
+from pipelines.core.config import PROJECT_ROOT, get_settings
 from pipelines.core.errors import NewsrecError
 
 
@@ -66,9 +66,9 @@ def memory_pool_command() -> list[str]:
     GiB (params.yaml nightly.memory.cap_gib), each heavy task takes its peak in GiB of them
     (``pipelines.nightly.plan`` ``memory_gib``), so tasks the DAG draws side by side run together
     only while their peaks fit the cap."""
-    from pipelines.nightly.plan import MEMORY_POOL, STAGES
+    from pipelines.nightly.plan import MEMORY_POOL, STAGES, memory_cap_gib
 
-    cap = int(params().get("nightly", {}).get("memory", {}).get("cap_gib", 8))
+    cap = memory_cap_gib()
     biggest = max(s.memory_gib for s in STAGES)
     if cap < biggest:
         raise NewsrecError(f"nightly.memory.cap_gib {cap} is below the heaviest stage's {biggest} GiB")

@@ -58,6 +58,13 @@ class Stage:
 MEMORY_POOL = "newsrec_memory"
 
 
+def memory_cap_gib() -> int:
+    """The memory pool's slots: the night's memory cap in GiB (params.yaml nightly.memory.cap_gib)."""
+    from pipelines.core.config import params
+
+    return int(params().get("nightly", {}).get("memory", {}).get("cap_gib", 8))
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "ingest", lambda s, d, o, r: s.ingest(d, o.ingest_source)),
     # a bad day stops here, before any feature of it is written

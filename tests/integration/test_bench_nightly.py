@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from pipelines.bench.stages import bench_stages
+from pipelines.nightly import plan
 from tests.helpers import run_cli
 
 PRELOAD = ",".join((
@@ -55,7 +57,19 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
     by_name = {s["name"]: s for s in data["stages"]}
     assert by_name["score + publish"]["details"]["published"] is True
     assert by_name["score + publish"]["rows"] > 0 and by_name["features (Beam)"]["rows"] > 0
-    assert sum(s["seconds"] for s in data["stages"]) <= data["cycle"]["seconds"] + 1
+    # side by side as the DAG schedules them: each stage after its upstream ones, all within the cycle
+    assert data["cycle"]["schedule"] == "plan"
+    by_task = {s.label: s.name for s in bench_stages()}
+    for s in data["stages"]:
+        start, end = s["details"]["started_s"], s["details"]["started_s"] + s["seconds"]
+        assert 0 <= start and end <= data["cycle"]["seconds"] + 1, s["name"]
+        for upstream in plan.stage(by_task[s["name"]]).after:
+            if upstream != "start_experiment":
+                up = next(u for u in data["stages"] if by_task[u["name"]] == upstream)
+                assert up["details"]["started_s"] + up["seconds"] <= start + 0.5, (upstream, s["name"])
+    night = data["cycle"]["night_memory"]
+    assert night["processes_peak_mb"] > 100 and night["pg_peak_mb"] > 0
+    assert night["together_peak_mb"] >= max(night["processes_peak_mb"], night["pg_peak_mb"])
     refs = data["references"]
     assert refs["copy"]["copy_in_rows_per_s"] > 0 and refs["predict"]["lleaves_rows_per_s"] > 0
     assert refs["etl"]["beam_seconds"] > 0 and refs["reader"]["cases"]
