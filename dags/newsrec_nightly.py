@@ -119,6 +119,12 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.drift, _day(context))
 
+    @task(pool=POOL, pool_slots=2)
+    def propensity(passed_raw: dict, **context) -> dict:
+        from pipelines.nightly import airflow_task, stages
+
+        return airflow_task.run(context, stages.propensity, _day(context))
+
     @task.branch
     def retrain_checker(drift: dict, params=None, **context) -> str:
         from pipelines.nightly import airflow_task, stages
@@ -195,6 +201,7 @@ def newsrec_nightly():
     branch = retrain_checker(drift_check(passed))
     trained, skipped = train(), skip_training()
     branch >> [trained, skipped]
+    propensity(passed_raw) >> trained
     # D's events answered last night's lists; the decision comes before tonight's publish
     decided = decide_experiments(business_metrics(passed_raw), start_experiment())
     [trained, skipped] >> decided

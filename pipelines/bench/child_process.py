@@ -39,7 +39,7 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
 
     t0 = time.perf_counter()
     try:
-        with PeakSampler(psutil.Process()) as tree:  # the stage and the processes it starts, together
+        with PeakSampler(psutil.Process()) as sampled:  # the stage and the processes it starts, together
             out = fn(*args)
     finally:
         if profiler is not None:
@@ -50,7 +50,7 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
         flat = profiler.output_text(unicode=False, color=False, flat=True).splitlines()[:60]
         tree = profiler.output_text(unicode=False, color=False)
         Path(profile_to).with_suffix(".txt").write_text("\n".join(flat) + "\n\n" + tree)
-    return {"out": out, "inner_seconds": seconds, "peak_rss_mb": max(peak_rss_mb(), tree.peak_mb or 0.0)}
+    return {"out": out, "inner_seconds": seconds, "peak_rss_mb": max(peak_rss_mb(), sampled.peak_mb or 0.0)}
 
 
 def _context() -> Any:

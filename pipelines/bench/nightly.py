@@ -88,8 +88,10 @@ def run(
         measure("seed warehouse", nightly_world.seed_world, cfg.users, cfg.articles_per_day, first, cfg.days,
                 into=setup)  # fmt: skip
         if cfg.days > 1:
-            measure("backfill features", nightly_world.backfill_features, first,
-                    (cfg.day - timedelta(days=1)).isoformat(), into=setup)  # fmt: skip
+            before = (cfg.day - timedelta(days=1)).isoformat()
+            measure("backfill features", nightly_world.backfill_features, first, before, into=setup)
+            # what the night before stored besides its features (its own propensity stage)
+            measure("propensity of the day before", nightly_world.propensity_before, before, into=setup)
     night = stages.Night(day, cfg, nightly_world.events_of(cfg.day))
     skipped: list[dict[str, str]] = []
     t_cycle = time.perf_counter()

@@ -32,6 +32,14 @@ def backfill_features(first: str, last: str) -> dict[str, Any]:
     return {"days": len(results)}
 
 
+def propensity_before(day: str) -> dict[str, Any]:
+    """The examination propensity of the day before the night, as that night's propensity stage
+    stored it (training validates on that day and reads it)."""
+    from pipelines.nightly import stages  # the stage itself, in this child only
+
+    return stages.propensity(day)
+
+
 def count(sql: str, args: tuple = ()) -> int:
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute(sql, args)

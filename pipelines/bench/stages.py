@@ -59,6 +59,10 @@ def drift(day: str) -> dict[str, Any]:
     return _stages().drift(day)
 
 
+def propensity(day: str) -> dict[str, Any]:
+    return _stages().propensity(day)
+
+
 def decide_retrain(day: str) -> dict[str, Any]:
     return _stages().decide_retrain(day)
 
@@ -147,6 +151,7 @@ _BY_NAME = {
         BenchStage("materialize", "materialize (Feast online)", materialize, rows_label="online rows",
                    rows=lambda n: _total(n.done["materialize"].get("rows"))),
         BenchStage("drift_check", "drift", drift),
+        BenchStage("propensity", "propensity (examination by position)", propensity),
         BenchStage("retrain_checker", "retrain decision", decide_retrain),
         BenchStage("train", "train + evaluate + register", train,
                    args=lambda n: (n.day, n.cfg.trials, n.cfg.hpo_minutes, n.cfg.train_days),

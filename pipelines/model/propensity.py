@@ -88,44 +88,93 @@ class Propensity:
 
 
 def fit_pbm(
-    cells: pd.DataFrame, *, iterations: int = 300, tol: float = 1e-7, min_impressions: int = 100
+    cells: pd.DataFrame, *, iterations: int = 300, tol: float = 1e-6, min_impressions: int = 100
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """theta (theta_0 = 1) of the position-based model fitted by EM (pure).
 
     ``cells`` has one row per (article, source, position) with ``impressions`` and ``clicks``.
     Positions with fewer than ``min_impressions`` impressions, and those after them, are cut: the
-    returned array covers positions 0..K-1 with enough data (the caller extends the last one)."""
+    returned array covers positions 0..K-1 with enough data (the caller extends the last one).
+
+    Plain EM creeps towards its fixed point (at seed scale, 6 M cells of a million articles, the
+    relative theta still moved 2e-3 after 300 steps, and it took ~1,000): the steps are
+    accelerated by SQUAREM (Varadhan & Roland, Scand. J. Stat. 2008; the S3 step length, each
+    extrapolation followed by one EM step and kept only if it does not lower the likelihood),
+    which reaches the same fixed point in a few EM steps per digit. It stops when a cycle moves
+    no relative theta by more than ``tol`` or after ``iterations`` EM steps."""
     cells = cells[cells["impressions"] > 0]
     per_position = cells.groupby("position")["impressions"].sum()
     enough = per_position.reindex(range(int(per_position.index.max()) + 1), fill_value=0) >= min_impressions
     n_pos = int(np.argmin(enough.to_numpy())) if not enough.all() else len(enough)
     if n_pos == 0:
         raise ValueError(f"no position has {min_impressions} logged impressions")
-    cells = cells[cells["position"] < n_pos]
-    item = cells.groupby(["article_id", "source"], sort=False).ngroup().to_numpy()
-    pos = cells["position"].to_numpy(np.int64)
-    n = cells["impressions"].to_numpy(np.float64)
-    c = np.minimum(cells["clicks"].to_numpy(np.float64), n)
-    n_items = int(item.max()) + 1
-    n_by_pos = np.bincount(pos, weights=n, minlength=n_pos)
-    n_by_item = np.bincount(item, weights=n, minlength=n_items)
-    # start: examination falls gently; relevance = the item's click rate scaled up
-    theta = np.full(n_pos, 0.5)
-    gamma = np.clip(np.bincount(item, weights=c, minlength=n_items) / n_by_item / 0.5, 1e-4, 1 - 1e-4)
-    it = 0
-    for it in range(1, iterations + 1):  # noqa: B007 (reported)
-        t, g = theta[pos], gamma[item]
-        not_clicked = 1.0 - t * g
-        examined = c + (n - c) * t * (1 - g) / not_clicked  # E[examined] in the cell
-        relevant = c + (n - c) * (1 - t) * g / not_clicked  # E[relevant]
-        new_theta = np.clip(np.bincount(pos, weights=examined, minlength=n_pos) / n_by_pos, 1e-6, 1 - 1e-6)
-        gamma = np.clip(np.bincount(item, weights=relevant, minlength=n_items) / n_by_item, 1e-6, 1 - 1e-6)
-        change = float(np.max(np.abs(new_theta - theta)))
-        theta = new_theta
+    em = _PbmEm(cells[cells["position"] < n_pos], n_pos)
+    theta, gamma = np.full(n_pos, 0.5), em.initial_gamma()
+    steps = cycles = 0
+    while steps < iterations:
+        cycles += 1
+        theta1, gamma1 = em.step(theta, gamma)
+        theta2, gamma2 = em.step(theta1, gamma1)
+        steps += 2
+        r = np.concatenate([theta1 - theta, gamma1 - gamma])
+        v = np.concatenate([theta2 - theta1, gamma2 - gamma1]) - r
+        vv = float(v @ v)
+        alpha = min(-1.0, -np.sqrt(float(r @ r) / vv)) if vv > 0 else -1.0
+        jump = np.clip(np.concatenate([theta, gamma]) - 2 * alpha * r + alpha**2 * v, _LOW, _HIGH)
+        new_theta, new_gamma = theta2, gamma2
+        if alpha < -1.0 and steps < iterations:
+            candidate = em.step(jump[:n_pos], jump[n_pos:])
+            steps += 1
+            if em.loglik(*candidate) >= em.loglik(theta2, gamma2):
+                new_theta, new_gamma = candidate
+        change = float(np.max(np.abs(new_theta / new_theta[0] - theta / theta[0])))
+        theta, gamma = new_theta, new_gamma
         if change < tol:
             break
     # a lower position examined more than the top is noise (or a layout the model does not know): cap at 1
-    return np.minimum(theta / theta[0], 1.0), {"iterations": it, "items": n_items, "positions": n_pos}
+    info = {"iterations": steps, "cycles": cycles, "items": em.n_items, "positions": n_pos, "method": "squarem"}
+    return np.minimum(theta / theta[0], 1.0), info
+
+
+_LOW, _HIGH = 1e-6, 1 - 1e-6
+
+
+class _PbmEm:
+    """One EM step of the position-based model over counted cells, sorted by item so that the
+    per-item sums are sequential (``reduceat``) rather than a scatter over a million items."""
+
+    def __init__(self, cells: pd.DataFrame, n_pos: int) -> None:
+        item = cells.groupby(["article_id", "source"], sort=False).ngroup().to_numpy()
+        order = np.argsort(item, kind="stable")
+        item = item[order]
+        self.n_pos = n_pos
+        self.pos = cells["position"].to_numpy(np.int64)[order]
+        self.n = cells["impressions"].to_numpy(np.float64)[order]
+        self.c = np.minimum(cells["clicks"].to_numpy(np.float64)[order], self.n)
+        self.not_clicked = self.n - self.c
+        self.starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
+        self.repeats = np.diff(np.r_[self.starts, len(item)])
+        self.n_items = len(self.starts)
+        self.n_by_pos = np.bincount(self.pos, weights=self.n, minlength=n_pos)
+        self.n_by_item = np.add.reduceat(self.n, self.starts)
+
+    def initial_gamma(self) -> np.ndarray:
+        """Relevance = the item's click rate scaled up (examination starts at 0.5 everywhere)."""
+        return np.clip(np.add.reduceat(self.c, self.starts) / self.n_by_item / 0.5, 1e-4, 1 - 1e-4)
+
+    def step(self, theta: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t, g = theta[self.pos], np.repeat(gamma, self.repeats)
+        tg = t * g
+        w = self.not_clicked / (1.0 - tg)  # unclicked impressions, spread over their explanations
+        examined = self.c + w * (t - tg)  # E[examined] in the cell
+        relevant = self.c + w * (g - tg)  # E[relevant]
+        theta = np.clip(np.bincount(self.pos, weights=examined, minlength=self.n_pos) / self.n_by_pos, _LOW, _HIGH)
+        gamma = np.clip(np.add.reduceat(relevant, self.starts) / self.n_by_item, _LOW, _HIGH)
+        return theta, gamma
+
+    def loglik(self, theta: np.ndarray, gamma: np.ndarray) -> float:
+        p = theta[self.pos] * np.repeat(gamma, self.repeats)
+        return float(self.c @ np.log(p) + self.not_clicked @ np.log1p(-p))
 
 
 def _ts(d: date) -> str:
@@ -156,7 +205,7 @@ def estimate_from_cells(cells: pd.DataFrame, cfg: dict[str, Any] | None = None) 
     theta, info = fit_pbm(
         used,
         iterations=int(cfg.get("iterations", 300)),
-        tol=float(cfg.get("tolerance", 1e-7)),
+        tol=float(cfg.get("tolerance", 1e-6)),
         min_impressions=min_impressions,
     )
     shown = used[used["position"] < len(theta)]

@@ -36,6 +36,7 @@ from pipelines.gates import drift as drift_check
 from pipelines.gates import quality as quality_gate
 from pipelines.gates import reference, retrain
 from pipelines.model import dataset, promotion
+from pipelines.model import propensity as position_propensity
 from pipelines.model import train as training
 from pipelines.nightly import report as nightly_report
 from pipelines.serving import batch, publish
@@ -194,6 +195,20 @@ def drift(day: str | date) -> dict[str, Any]:
 @_locked(_reads)
 def report(day: str | date) -> dict[str, Any]:
     return {"report": str(nightly_report.write_nightly_report(as_date(day)))}
+
+
+@_locked(_reads_warehouse)
+def propensity(day: str | date) -> dict[str, Any]:
+    """Day D's examination propensity by position, estimated from the logs of its window and
+    stored with the day (a re-run replaces it): training validates on D-1's and tests on D's,
+    which are then read, not estimated again on the training stage's time."""
+    d = as_date(day)
+    with record_run("propensity", d) as run:
+        result = position_propensity.for_day(d, refresh=True)
+        log.info(position_propensity.render(result))
+        out = result.to_dict()
+        run.details.update(out)
+    return out
 
 
 @_locked(lambda d, a: [*locks.read_window(d), locks.registry(SHARED)])

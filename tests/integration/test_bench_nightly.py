@@ -27,7 +27,8 @@ PRELOAD = ",".join((
 # every stage of the nightly plan, in its order (pipelines/nightly/plan.py); start_experiment is not run
 STAGES = [
     "ingest (seeded day landed)", "quality (raw)", "business metrics", "features (Beam)", "quality (features)",
-    "materialize (Feast online)", "drift", "retrain decision", "train + evaluate + register", "decide experiments",
+    "materialize (Feast online)", "drift", "propensity (examination by position)",
+    "retrain decision", "train + evaluate + register", "decide experiments",
     "score + publish", "report",
 ]  # fmt: skip
 
@@ -50,7 +51,7 @@ def test_bench_nightly_runs_every_stage_and_writes_sane_results(tmp_path, monkey
 
     data = json.loads((results / "nightly.json").read_text())
     assert [s["name"] for s in data["stages"]] == STAGES
-    assert [s["name"] for s in data["setup"]] == ["seed warehouse", "backfill features"]
+    assert [s["name"] for s in data["setup"]] == ["seed warehouse", "backfill features", "propensity of the day before"]
     assert [s["stage"] for s in data["skipped_stages"]] == ["start_experiment"]
     for stage in data["stages"]:
         assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0, stage
