@@ -88,11 +88,8 @@ def score(
     champion = next(a for a in arms if a.kind == "champion")
     first = compiled[str(champion.model_version)]
     address = _dask_address(dask_address)
-    processes = distributed.local_processes(day) if address is None else 0
-    if address is None and processes == 1:
+    if address is None:
         results = [score_partition(day, arms, plan, 0, 1, chunk_users, engine)]
-    elif address is None:
-        results = distributed.score_in_processes(day, arms, plan, chunk_users, engine, processes)
     else:
         results = distributed.score_on_dask(address, day, arms, plan, chunk_users, engine)
     frames = [r.recommendations for r in results if len(r.recommendations)]

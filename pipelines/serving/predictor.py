@@ -38,21 +38,8 @@ def engine_name(engine: str | None = None) -> str:
     return name
 
 
-_threads_override: int | None = None
-
-
 def threads() -> int:
-    """Threads of one predict call: LightGBM's setting, or what :func:`share_cores` set."""
-    if _threads_override is not None:
-        return _threads_override
     return int(params("training").get("lightgbm", {}).get("num_threads", 2))
-
-
-def share_cores(processes: int) -> None:
-    """In one of ``processes`` scoring processes: predict on this process's share of the
-    threads, so that the processes together do not oversubscribe the cores."""
-    global _threads_override
-    _threads_override = max(1, int(params("training").get("lightgbm", {}).get("num_threads", 2)) // processes)
 
 
 class Predictor:

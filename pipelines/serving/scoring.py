@@ -103,7 +103,6 @@ def score_partition(
     parts: int = 1,
     chunk_users: int | None = None,
     engine: str | None = None,
-    progress: bool = True,
 ) -> PartitionResult:
     """Rank the candidates of one partition of the active users (all of them when ``parts`` is
     1): candidates -> matrix -> each arm's model -> top k per user (:mod:`pipelines.serving.scoring_kernel`).
@@ -124,7 +123,7 @@ def score_partition(
     label = "scoring" if parts == 1 else f"scoring {part + 1}/{parts}"
     scorer = ChunkScorer(features, when, k, cap)
     t0, c0 = time.perf_counter(), time.process_time()
-    with tqdm(desc=label, unit="user", disable=None if progress else True) as bar:
+    with tqdm(desc=label, unit="user", disable=None) as bar:
         for chunk in iter_candidate_arrays(day, chunk_users, part, parts):
             checkpoint("score_partition")
             done = scorer.score(chunk, arms, plan, predictors)
