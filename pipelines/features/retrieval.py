@@ -43,7 +43,8 @@ def training_rows(entities: pd.DataFrame) -> pd.DataFrame:
         joined = joined.sort_values(_ROW)
         for feature in view_features(view):
             out[feature.name] = joined[feature.name].to_numpy().take(codes)
-    return pd.DataFrame(out, index=entities.index)[[*frame.columns, *(f.name for f in FEATURES)]]
+    columns = [*frame.columns, *(f.name for f in FEATURES)]
+    return pd.DataFrame({c: out[c] for c in columns}, index=entities.index, copy=False)  # no consolidation copy
 
 
 def view_requests(frame: pd.DataFrame, view: str) -> tuple[pd.DataFrame, np.ndarray]:

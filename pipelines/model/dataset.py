@@ -289,11 +289,36 @@ def load_splits(
     ]
     # One point-in-time join for the three splits: each Feast retrieval pays a fixed cost
     # (~1 s on a small world) and reads the views' files again.
-    entities = pd.concat([f[_ENTITY_COLUMNS] for f in frames], ignore_index=True)
-    features = retrieval.training_rows(entities)
+    features = retrieval.training_rows(pd.concat([f[_ENTITY_COLUMNS] for f in frames], ignore_index=True))
     bounds = np.cumsum([0, *(len(f) for f in frames)])
     parts = [features.iloc[lo:hi].set_axis(f.index) for f, lo, hi in zip(frames, bounds[:-1], bounds[1:], strict=True)]
-    train, spec = _split(frames[0], parts[0], spec, profile)
-    valid, _ = _split(frames[1], parts[1], spec, profile)
-    test, _ = _split(frames[2], parts[2], spec, profile)
+    # Each input is dropped once its split holds it: at seed scale (4.9 M rows) the joined
+    # features, their slices, the labelled frames and the splits together peaked at 7.0 GiB.
+    del features
+    out: list[Split] = []
+    for i in range(3):
+        frame, part = frames[i], parts[i]
+        frames[i] = parts[i] = None  # type: ignore[call-overload]
+        split, spec = _split(frame, part, spec, profile)
+        del frame, part
+        out.append(split)
+    release_freed_memory()
+    train, valid, test = out
     return Splits(train, valid, test, spec, (first, last), profile)
+
+
+def release_freed_memory() -> None:
+    """Give the heap pages that freed frames left behind back to the system (glibc keeps them
+    for the process otherwise: the training stage's RSS stayed 3.8 GiB above its 2.8 GiB of
+    splits), so that the stages running beside training can use them."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
