@@ -88,7 +88,7 @@ class Propensity:
 
 
 def fit_pbm(
-    cells: pd.DataFrame, *, iterations: int = 300, tol: float = 1e-6, min_impressions: int = 100
+    cells: pd.DataFrame, *, iterations: int = 300, tol: float = 1e-5, min_impressions: int = 100
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """theta (theta_0 = 1) of the position-based model fitted by EM (pure).
 
@@ -99,7 +99,8 @@ def fit_pbm(
     Plain EM creeps towards its fixed point (at seed scale, 6 M cells of a million articles, the
     relative theta still moved 2e-3 after 300 steps, and it took ~1,000): the steps are
     accelerated by SQUAREM (Varadhan & Roland, Scand. J. Stat. 2008; the S3 step length, each
-    extrapolation followed by one EM step and kept only if it does not lower the likelihood),
+    extrapolation followed by one EM step and kept only if the likelihood does not fall below
+    the cycle's start),
     which reaches the same fixed point in a few EM steps per digit. It stops when a cycle moves
     no relative theta by more than ``tol`` or after ``iterations`` EM steps."""
     cells = cells[cells["impressions"] > 0]
@@ -111,6 +112,7 @@ def fit_pbm(
     em = _PbmEm(cells[cells["position"] < n_pos], n_pos)
     theta, gamma = np.full(n_pos, 0.5), em.initial_gamma()
     steps = cycles = 0
+    likelihood = em.loglik(theta, gamma)
     while steps < iterations:
         cycles += 1
         theta1, gamma1 = em.step(theta, gamma)
@@ -121,12 +123,14 @@ def fit_pbm(
         vv = float(v @ v)
         alpha = min(-1.0, -np.sqrt(float(r @ r) / vv)) if vv > 0 else -1.0
         jump = np.clip(np.concatenate([theta, gamma]) - 2 * alpha * r + alpha**2 * v, _LOW, _HIGH)
-        new_theta, new_gamma = theta2, gamma2
+        new_theta, new_gamma = theta2, gamma2  # two EM steps never lower the likelihood
         if alpha < -1.0 and steps < iterations:
             candidate = em.step(jump[:n_pos], jump[n_pos:])
             steps += 1
-            if em.loglik(*candidate) >= em.loglik(theta2, gamma2):
-                new_theta, new_gamma = candidate
+            if (value := em.loglik(*candidate)) >= likelihood:
+                new_theta, new_gamma, likelihood = *candidate, value
+            else:
+                likelihood = em.loglik(theta2, gamma2)
         change = float(np.max(np.abs(new_theta / new_theta[0] - theta / theta[0])))
         theta, gamma = new_theta, new_gamma
         if change < tol:
@@ -205,7 +209,7 @@ def estimate_from_cells(cells: pd.DataFrame, cfg: dict[str, Any] | None = None) 
     theta, info = fit_pbm(
         used,
         iterations=int(cfg.get("iterations", 300)),
-        tol=float(cfg.get("tolerance", 1e-6)),
+        tol=float(cfg.get("tolerance", 1e-5)),
         min_impressions=min_impressions,
     )
     shown = used[used["position"] < len(theta)]
