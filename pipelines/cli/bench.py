@@ -127,6 +127,20 @@ def nightly(
     typer.echo(nightly_report.render(bench_nightly.run(cfg, home, results, say=typer.echo)))
 
 
+@app.command("compare-nightly")
+def compare_nightly(
+    before: Path = typer.Argument(..., exists=True, dir_okay=False, help="nightly.json of the earlier code."),
+    after: Path = typer.Argument(..., exists=True, dir_okay=False, help="nightly.json of this code, same world."),
+    out: Path = typer.Option(Path("bench/results/nightly_side_by_side.md"), help="The markdown written."),
+    before_label: str = typer.Option("before", help="Name of the earlier code (e.g. its commit)."),
+    after_label: str = typer.Option("after", help="Name of this code."),
+) -> None:
+    """Two nightly bench runs of one world side by side: stage by stage speed-ups, memory, quality."""
+    from pipelines.bench.nightly_compare import write
+
+    typer.echo(write(before, after, out, before_label, after_label))
+
+
 @app.command()
 def counterfactual(
     bias: list[float] = typer.Option([0.5, 1.0, 2.0], "--bias", min=0, help="Position bias of a world (repeatable)."),
