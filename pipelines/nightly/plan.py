@@ -83,13 +83,13 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "quality_gate", "quality", lambda s, d, o, r: s.quality(d, "features"), ("features",), gate=True, memory_gib=2
     ),
-    # peaks at seed scale (bench/results/nightly.md, 2026-12-02): the bulk online write 0.7 GiB,
-    # drift 0.8 and training 5.4 (one full fit since the objective is chosen on a sample; 7.3 with
-    # two) fit the cap together, so materialize runs beside both
+    # peaks at seed scale (bench/results/nightly.md, 2026-12-03): the bulk online write 0.8 GiB,
+    # drift 0.8 and training 5.6 (each input frame dropped once its split holds it; 7.5 before)
+    # fit the cap together, so materialize runs beside both
     Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",), memory_gib=1),
     Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",), memory_gib=1),
-    # D's examination propensity, off training's path: it reads only the warehouse
-    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=2),
+    # D's examination propensity, off training's path: it reads only the warehouse (2.4 GiB at seed scale)
+    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=3),
     Stage(
         "retrain_checker",
         "retrain",
