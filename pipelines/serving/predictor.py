@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -42,22 +43,40 @@ def threads() -> int:
     return int(params("training").get("lightgbm", {}).get("num_threads", 2))
 
 
+_COMPILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lleaves-compile")
+
+
 class Predictor:
     """Scores matrices with one model version; the first matrix also proves the compiled
-    model equals LightGBM's."""
+    model equals LightGBM's.
+
+    The compiled model is built in a thread of its own (LLVM releases the GIL), so that the
+    scoring run reads its features and candidates meanwhile; the first predict waits for it."""
 
     def __init__(self, model: Any, engine: str | None = None) -> None:
         self.model = model
         self.engine = engine_name(engine)
-        self.compile_seconds = 0.0
+        self._compile_seconds = 0.0
         self._compiled: Any = None
+        self._pending: Future | None = None
         self._checked = self.engine == "lightgbm"
         # The matrix dtype the engine reads without another copy (lleaves evaluates in fp64).
         self.dtype = np.float64 if self.engine == "lleaves" else np.dtype(model.spec.dtype)
         if self.engine == "lleaves":
-            self._compiled, self.compile_seconds = _compiled(model.version)
+            self._pending = _COMPILER.submit(_compiled, model.version)
+
+    @property
+    def compile_seconds(self) -> float:
+        self._wait_compiled()
+        return self._compile_seconds
+
+    def _wait_compiled(self) -> None:
+        if self._pending is not None:
+            self._compiled, self._compile_seconds = self._pending.result()
+            self._pending = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
+        self._wait_compiled()
         if self._compiled is None:
             return self.model.booster.predict(X, num_threads=threads())
         scores = self._compiled.predict(X, n_jobs=threads())
