@@ -101,7 +101,14 @@ class NightSampler:
 
     def _sample(self) -> None:
         server = None if self.server is None else self.server.pid
-        mine = sum(tree_pss_mb(child) for child in self.driver.children() if child.pid != server)
+        mine = 0.0
+        for child in self.driver.children():
+            if child.pid == server:
+                continue
+            try:
+                mine += tree_pss_mb(child)
+            except psutil.Error:  # a stage that ended between the listing and the reading
+                continue
         pg = None
         if self.server is not None:
             try:
