@@ -87,7 +87,7 @@ def create_app(
     app.state.reader = Reader(
         params=p,
         metrics=ReaderMetrics(),
-        sql=ReaderQueries(),
+        sql=ReaderQueries(p.list_statements, p.list_batch_max),
         keys=KeyCache(p.key_cache_seconds if key_cache_seconds is None else key_cache_seconds),
         warmup=ExplanationWarmup(p.warm_explanations if warm_explanations is None else warm_explanations),
     )

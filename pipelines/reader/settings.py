@@ -32,6 +32,8 @@ class ReaderParams:
     key_cache_seconds: float = 5.0
     pool_min: int = 1
     pool_max: int = 10
+    list_statements: int = 1
+    list_batch_max: int = 64
     statement_timeout_ms: int = 2000
     export_default_users: int = 10_000
     export_max_users: int = 100_000
@@ -45,6 +47,8 @@ class ReaderParams:
             raise ConfigError("serving.reader: need 1 <= default_limit <= max_limit <= 100")
         if not 1 <= made.workers <= 64:
             raise ConfigError("serving.reader: need 1 <= workers <= 64")
+        if not 1 <= made.list_statements <= made.pool_max or not 1 <= made.list_batch_max <= 1000:
+            raise ConfigError("serving.reader: need 1 <= list_statements <= pool_max and 1 <= list_batch_max <= 1000")
         if not 1 <= made.export_default_users <= made.export_max_users or made.export_fetch_rows < 1:
             raise ConfigError(
                 "serving.reader: need 1 <= export_default_users <= export_max_users and export_fetch_rows >= 1"

@@ -3,6 +3,7 @@ validation, API keys, health, metrics, docs, the role's privileges, a real uvico
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -17,13 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, timedelta
 
+import asyncpg
 import httpx
 import psycopg2
 import pytest
 from psycopg2 import errors
 
+from pipelines.core.sql import load
 from pipelines.reader.app import create_app
 from pipelines.reader.keys import create_key, revoke_key
+from pipelines.reader.lender import ConnectionLender
+from pipelines.reader.queries import ListReads
 from pipelines.reader.schemas import Item, RecommendationsOut
 from pipelines.reader.settings import as_reader
 from pipelines.serving import publish
@@ -544,3 +549,46 @@ def test_requests_spread_over_two_workers_all_count_in_metrics(in_served, tmp_pa
         assert len(writers) == 2, writers  # both workers answered lists
         assert [_list_requests_counted(base) for _ in range(8)] == [120] * 8
     assert not any(prom.iterdir())  # the start's folder went with it
+
+
+def _served_bodies(url: str, asks: list[tuple[int, int, str]], sql: str, max_batch: int) -> tuple[list, list[int]]:
+    """``asks`` read at once through one :class:`ListReads` over a real lender; what each read
+    answered (or raised) and the size of each statement sent."""
+    sizes: list[int] = []
+
+    class Counting(ConnectionLender):
+        async def fetch(self, statement, *args):
+            sizes.append(len(args[0]))
+            return await super().fetch(statement, *args)
+
+    async def go():
+        pool = Counting(url, 4)
+        try:
+            reads = ListReads(sql, 1, max_batch)
+            # nothing else waits: sent at once, on its own
+            (alone,) = await asyncio.gather(reads.read(pool, *asks[0]), return_exceptions=True)
+            together = await asyncio.gather(*(reads.read(pool, *a) for a in asks), return_exceptions=True)
+            assert reads._senders == 0 and not reads._waiting
+            return [alone, *together]
+        finally:
+            await pool.close()
+
+    return asyncio.run(go()), sizes
+
+
+def test_list_requests_that_arrive_together_share_statements_and_each_get_their_own_list(in_served):
+    users = sorted(set(int(u) for u in in_served["recs"]["user_id"]))[:40] + [UNKNOWN_USER, UNKNOWN_USER]
+    asks = [(u, 1 + i % 10, "NA" if i % 2 else "GLOBAL") for i, u in enumerate(users)]
+    got, sizes = _served_bodies(as_reader(in_served["url"]), asks, load("reader_recommendations"), 16)
+    assert sizes == [1, 16, 16, 10]
+    for (user, limit, region), served in zip([asks[0], *asks], got, strict=True):
+        expected = re.sub(rb'("score":-?[0-9]+)\.0([,}])', rb"\1\2", _model_body(user, limit, region))
+        assert served.body == expected
+        assert served.batch_id == in_served["batch"] and served.fallback == (user == UNKNOWN_USER)
+
+
+def test_a_failed_list_statement_fails_each_of_its_requests_and_the_next_ones_are_sent(in_served):
+    failing = "SELECT $1::bigint[], $2::int[], $3::text[], 1 / 0"
+    got, sizes = _served_bodies(as_reader(in_served["url"]), [(1, 10, "GLOBAL")] * 5, failing, 2)
+    assert sizes == [1, 2, 2, 1]
+    assert all(isinstance(r, asyncpg.DivisionByZeroError) for r in got)
