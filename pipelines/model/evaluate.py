@@ -26,7 +26,7 @@ from pipelines.core.config import params
 from pipelines.features.matrix import to_matrix
 from pipelines.model import dataset
 from pipelines.model.dataset import Split, tie_order
-from pipelines.model.ranking_metrics import ranking_metrics, truth_ndcg
+from pipelines.model.ranking_metrics import GroupedRanking, ranking_metrics, truth_ranking
 
 if TYPE_CHECKING:
     from pipelines.model.registry import LoadedModel
@@ -148,19 +148,19 @@ def evaluate(split: Split, model_scores: np.ndarray, seed: int = 0) -> dict[str,
     labels = split.y
     ties = tiebreak(split.rows)
     table: dict[str, Any] = {"overall": {}, "slices": {}, "rows": len(labels), "groups": int(gids.max() + 1)}
+    ranking = GroupedRanking(gids, labels, ties)
     for name, scores in scorers.items():
-        table["overall"][name] = ranking_metrics(gids, labels, scores, ties)
+        table["overall"][name] = ranking.metrics(scores)
     for slice_name, mask in _slices(split.rows).items():
         if mask.sum() == 0:
             continue
-        table["slices"][slice_name] = {
-            name: ranking_metrics(gids[mask], labels[mask], scores[mask], ties[mask])
-            for name, scores in scorers.items()
-        }
+        in_slice = GroupedRanking(gids[mask], labels[mask], ties[mask])
+        table["slices"][slice_name] = {name: in_slice.metrics(scores[mask]) for name, scores in scorers.items()}
     overall = table["overall"]
     if "oracle" in overall:
         table["gap_closed"] = gap_closed({name: m["ndcg@10"] for name, m in overall.items()})
-        table["truth"] = {name: truth_ndcg(gids, oracle, scores, ties) for name, scores in scorers.items()}
+        truth = truth_ranking(gids, oracle, ties)
+        table["truth"] = {name: truth.ndcg(scores) for name, scores in scorers.items()}
         table["truth_gap_closed"] = gap_closed(table["truth"])
     return table
 
