@@ -119,7 +119,7 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.drift, _day(context))
 
-    @task(pool=POOL, pool_slots=3)
+    @task(pool=POOL, pool_slots=2)
     def propensity(passed_raw: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 
@@ -201,7 +201,7 @@ def newsrec_nightly():
     branch = retrain_checker(drift_check(passed))
     trained, skipped = train(), skip_training()
     branch >> [trained, skipped]
-    propensity(passed_raw) >> trained
+    propensity(passed_raw)  # for tomorrow's training: tonight's reads last night's
     # D's events answered last night's lists; the decision comes before tonight's publish
     decided = decide_experiments(business_metrics(passed_raw), start_experiment())
     [trained, skipped] >> decided

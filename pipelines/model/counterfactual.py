@@ -195,13 +195,13 @@ def evaluate_split(
 
 
 def evaluate_day(split: Any, model_scores: np.ndarray, day: Any) -> dict[str, Any]:
-    """The counterfactual table of a model and the baselines on held-out ``day`` (the propensity
-    of the day: stored, else estimated from the logs and stored), as ``newsrec evaluate`` shows it."""
+    """The counterfactual table of a model and the baselines on held-out ``day`` (weighed with
+    :func:`pipelines.model.propensity.for_held_out`), as ``newsrec evaluate`` shows it."""
     from pipelines.model import propensity
     from pipelines.model.evaluate import baseline_scores
     from pipelines.warehouse import profile
 
-    estimate = propensity.for_day(day)
+    estimate = propensity.for_held_out(day)
     if not estimate.available:
         return evaluate_split(split, {}, estimate)
     scorers = {"model": np.asarray(model_scores, dtype=np.float64), **baseline_scores(split)}
@@ -409,11 +409,11 @@ def compare(split: Any, challenger: np.ndarray, champion: np.ndarray, propensity
 
 
 def compare_on_day(split: Any, challenger: np.ndarray, champion: np.ndarray, day: Any) -> Paired:
-    """:func:`compare` with the propensity of held-out ``day`` (stored, else estimated and stored)."""
+    """:func:`compare` on held-out ``day``, weighed with :func:`pipelines.model.propensity.for_held_out`."""
     from pipelines.model import propensity
     from pipelines.warehouse import profile
 
-    return compare(split, challenger, champion, propensity.for_day(day), dwell=profile.current().dwell)
+    return compare(split, challenger, champion, propensity.for_held_out(day), dwell=profile.current().dwell)
 
 
 class IpsNdcg:

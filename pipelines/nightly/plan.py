@@ -88,8 +88,9 @@ STAGES: tuple[Stage, ...] = (
     # fit the cap together, so materialize runs beside both
     Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",), memory_gib=1),
     Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",), memory_gib=1),
-    # D's examination propensity, off training's path: it reads only the warehouse (2.4 GiB at seed scale)
-    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=3),
+    # D's examination propensity, for tomorrow's training (tonight's reads D-1's, stored last
+    # night): on no stage's path; it reads only the warehouse
+    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=2),
     Stage(
         "retrain_checker",
         "retrain",
@@ -100,7 +101,7 @@ STAGES: tuple[Stage, ...] = (
         "train",
         "train",
         lambda s, d, o, r: s.train(d, o.trials, o.minutes, dask_address=o.dask_address),
-        ("retrain_checker", "propensity"),
+        ("retrain_checker",),
         runs_if=lambda r: bool(r["retrain"]["retrain"]),
         memory_gib=6,
     ),

@@ -200,8 +200,9 @@ def report(day: str | date) -> dict[str, Any]:
 @_locked(_reads_warehouse)
 def propensity(day: str | date) -> dict[str, Any]:
     """Day D's examination propensity by position, estimated from the logs of its window and
-    stored with the day (a re-run replaces it): training validates on D-1's and tests on D's,
-    which are then read, not estimated again on the training stage's time."""
+    stored with the day (a re-run replaces it), for tomorrow night's training: a training run
+    of night D validates and tests with D-1's (see ``propensity.for_held_out``), stored by the
+    night before, so tonight's training never waits for this stage."""
     d = as_date(day)
     with record_run("propensity", d) as run:
         result = position_propensity.for_day(d, refresh=True)

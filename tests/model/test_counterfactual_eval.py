@@ -4,6 +4,7 @@ and the registry's evaluation record, on the shared trained world."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from typer.testing import CliRunner
 
@@ -25,9 +26,12 @@ def test_evaluate_reports_the_counterfactual_metric_beside_the_logged_one(world)
     assert table["scorers"]["model"]["ips_ndcg@10"] > table["scorers"]["random"]["ips_ndcg@10"]
     theta = table["propensity"]["theta"]
     assert theta[0] == 1.0 and theta[-1] < 0.5  # the simulator's readers examine the bottom less
-    # the estimate is stored with the day, from the logs (the window ends on the day)
-    assert query("SELECT count(*), max(last_day) FROM ops.position_propensity WHERE logical_date = %s", (DAY,)) == [
-        (len(theta), DAY)
+    # a held-out day is weighed with the estimate of the day before, stored with that day, from
+    # the logs of a window that ends on it: the day's own clicks are not in the fit
+    before = DAY - timedelta(days=1)
+    assert table["propensity"]["window"][1] == before.isoformat()
+    assert query("SELECT count(*), max(last_day) FROM ops.position_propensity WHERE logical_date = %s", (before,)) == [
+        (len(theta), before)
     ]
     text = counterfactual.render(table, {"model": 0.5})  # what the command prints without --json
     assert "IPS NDCG@10" in text and "| model | 0.5000 |" in text and "Propensity by position" in text
