@@ -23,7 +23,7 @@ from pipelines.reader.lender import ConnectionLender
 from pipelines.reader.prometheus import MetricsMiddleware, ReaderMetrics
 from pipelines.reader.queries import ReaderQueries
 from pipelines.reader.settings import ReaderParams
-from pipelines.reader.warmup import ExplanationWarmup
+from pipelines.reader.warmup import ExplanationWarmup, freeze_heap
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ async def _open_connections(url: str, p: ReaderParams) -> ConnectionLender:
             "application_name": "newsrec-reader",
             "statement_timeout": str(p.statement_timeout_ms),
             "default_transaction_read_only": "on",
+            # Each statement is planned once per connection, not per execution: with array
+            # parameters, PostgreSQL's default kept re-planning the list statement (custom
+            # plans; ~1 ms of the server's CPU a list, against 0.18 ms with its generic plan).
+            "plan_cache_mode": "force_generic_plan",
         },
     )
     try:
@@ -67,6 +71,7 @@ def create_app(
         app.state.pool = await _open_connections(url, p)
         # In the background: the app answers (health: "starting") while explanations load.
         warming = asyncio.create_task(app.state.reader.warmup.start(app.state.pool), name="explanation-warmup")
+        freeze_heap()
         try:
             yield
         finally:

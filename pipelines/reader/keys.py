@@ -6,6 +6,7 @@ checks hashes, with a short in-process cache so a revocation takes effect within
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -70,6 +71,10 @@ def list_keys() -> list[KeyInfo]:
         return [KeyInfo(*row) for row in cur.fetchall()]
 
 
+class _CheckAbandoned(Exception):
+    """The request checking a key was cancelled before the database answered."""
+
+
 class KeyCache:
     """Valid keys seen recently, each trusted for ``ttl_s`` seconds only. Looked up by the key
     itself, so a request with a cached key costs a dictionary lookup, not a sha256 (the key
@@ -78,17 +83,37 @@ class KeyCache:
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
         self._valid_until: dict[str, float] = {}
+        # one database check per key at a time: when a busy key's entry expires, the requests
+        # that find it expired wait for the first one's check instead of each asking the
+        # database (at 32 connections that burst of checks was the reader's p99)
+        self._checking: dict[str, asyncio.Future] = {}
 
     async def is_valid(self, key: str, fetch_key_id: Any) -> bool:
         """``fetch_key_id(hash)`` asks the database (None when unknown or revoked)."""
-        now = time.monotonic()
-        if self._valid_until.get(key, 0.0) > now:
-            return True
-        if await fetch_key_id(hash_key(key)) is None:
+        while True:
+            if self._valid_until.get(key, 0.0) > time.monotonic():
+                return True
+            pending = self._checking.get(key)
+            if pending is None:
+                break
+            try:
+                return await asyncio.shield(pending)  # shielded: a waiter that leaves cancels only itself
+            except _CheckAbandoned:
+                continue  # the check's own request went away mid-check: check again
+        pending = self._checking[key] = asyncio.get_running_loop().create_future()
+        try:
+            valid = await fetch_key_id(hash_key(key)) is not None
+        except BaseException as exc:
+            pending.set_exception(exc if isinstance(exc, Exception) else _CheckAbandoned())
+            pending.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            del self._checking[key]
+        if not valid:
             self._valid_until.pop(key, None)
-            return False
-        if self.ttl_s > 0:
+        elif self.ttl_s > 0:
             if len(self._valid_until) > 10_000:  # keys are few; this only bounds a leak
                 self._valid_until.clear()
-            self._valid_until[key] = now + self.ttl_s
-        return True
+            self._valid_until[key] = time.monotonic() + self.ttl_s
+        pending.set_result(valid)
+        return valid
