@@ -12,7 +12,6 @@ sample) bounds the cost at seed scale.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -283,16 +282,11 @@ def load_splits(
     else:
         last = day - timedelta(days=2)
     valid_day = day - timedelta(days=1)
-    # The three reads at once, in threads: each waits on its own PostgreSQL session for most
-    # of its query (the GIL is free meanwhile), so the server counts one split's impressions
-    # while this process parses and samples another's.
-    with ThreadPoolExecutor(3, thread_name_prefix="splits") as reads:
-        pending = [
-            reads.submit(_labelled, first, last, cfg.get("max_train_groups"), seed, profile),
-            reads.submit(_labelled, valid_day, valid_day, cfg.get("max_eval_groups"), seed, profile),
-            reads.submit(_labelled, day, day, cfg.get("max_eval_groups"), seed, profile),
-        ]
-        frames = [f.result() for f in pending]
+    frames = [
+        _labelled(first, last, cfg.get("max_train_groups"), seed, profile),
+        _labelled(valid_day, valid_day, cfg.get("max_eval_groups"), seed, profile),
+        _labelled(day, day, cfg.get("max_eval_groups"), seed, profile),
+    ]
     # One point-in-time join for the three splits: each Feast retrieval pays a fixed cost
     # (~1 s on a small world) and reads the views' files again.
     features = retrieval.training_rows(pd.concat([f[_ENTITY_COLUMNS] for f in frames], ignore_index=True))
