@@ -119,7 +119,7 @@ def newsrec_nightly():
 
         return airflow_task.run(context, stages.drift, _day(context))
 
-    @task(pool=POOL, pool_slots=2)
+    @task(pool=POOL, pool_slots=3)
     def propensity(passed_raw: dict, **context) -> dict:
         from pipelines.nightly import airflow_task, stages
 

@@ -89,8 +89,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("materialize", "materialize", lambda s, d, o, r: s.materialize(d), ("quality_gate",), memory_gib=1),
     Stage("drift_check", "drift", lambda s, d, o, r: s.drift(d), ("quality_gate",), memory_gib=1),
     # D's examination propensity, for tomorrow's training (tonight's reads D-1's, stored last
-    # night): on no stage's path; it reads only the warehouse
-    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=2),
+    # night): on no stage's path; it reads only the warehouse (2.1 GiB at seed scale)
+    Stage("propensity", "propensity", lambda s, d, o, r: s.propensity(d), ("raw_gate",), memory_gib=3),
     Stage(
         "retrain_checker",
         "retrain",
