@@ -24,7 +24,7 @@ def _ranks(sorted_groups: np.ndarray) -> np.ndarray:
 
 class GroupedRanking:
     """Ranking metrics of many scorers on one set of groups and labels: what depends only on
-    them (the groups' ids, the ideal DCG, the relevant items per group) is computed once, and
+    them (the groups' ids and the ideal DCG, two sorts) is computed once, and
     each scorer then costs one sort (the gate's evaluation ranks five scorers, overall and per
     slice, on a validation-sized day)."""
 

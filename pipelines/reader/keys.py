@@ -84,8 +84,8 @@ class KeyCache:
         self.ttl_s = ttl_s
         self._valid_until: dict[str, float] = {}
         # one database check per key at a time: when a busy key's entry expires, the requests
-        # that find it expired wait for the first one's check instead of each asking the
-        # database (at 32 connections that burst of checks was the reader's p99)
+        # that find it expired wait for the first one's check instead of each taking a
+        # connection for the same answer (32 at once at 32 connections)
         self._checking: dict[str, asyncio.Future] = {}
 
     async def is_valid(self, key: str, fetch_key_id: Any) -> bool:
