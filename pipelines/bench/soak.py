@@ -32,6 +32,7 @@ from pipelines.bench import cpu_time, load_generators, servers, soak_load, soak_
 from pipelines.core import config
 from pipelines.core.errors import NewsrecError
 from pipelines.reader import keys
+from pipelines.reader.settings import ReaderParams
 from pipelines.serving import publish
 
 
@@ -59,7 +60,8 @@ def run(
         raise NewsrecError("--world must be auto or seed")
     k = int(config.params("serving").get("selection", {}).get("k", 10))
     keep = max(3, int(config.params("serving").get("publish", {}).get("keep_batches", 3)))
-    soak = soak_report.Soak(seconds=seconds, connections=connections, users=users, k=k)
+    workers = ReaderParams.from_params().workers
+    soak = soak_report.Soak(seconds=seconds, connections=connections, users=users, k=k, reader_workers=workers)
 
     with soak_world.own_database(database):
         if soak_world.ensure_warehouse(users, world):

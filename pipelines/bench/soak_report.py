@@ -23,6 +23,7 @@ class Soak:
     connections: int
     users: int
     k: int
+    reader_workers: int = 1  # serving.reader.workers of the reader under load
     batches: dict[int, str] = field(default_factory=dict)  # batch id -> model version
     switches: list[Switch] = field(default_factory=list)
     requests: int = 0
@@ -81,7 +82,8 @@ class Soak:
             "# Reader soak: load during publish switches",
             "",
             f"{self.connections} connections for {self.seconds:g} s (closed loop, Python asyncio + httpx), "
-            f"127.0.0.1, `newsrec reader serve` (1 uvicorn worker); {self.users:,} users, k = {self.k}; "
+            f"127.0.0.1, `newsrec reader serve` ({self.reader_workers} uvicorn "
+            f"worker{'s' if self.reader_workers != 1 else ''}); {self.users:,} users, k = {self.k}; "
             f"every response checked against the list its batch holds.",
             "",
             f"**{'PASSED' if self.passed else 'FAILED'}**: {self.requests:,} requests, {self.errors} errors, "

@@ -28,7 +28,7 @@ def _default(ctx: typer.Context) -> None:
 def serve(
     host: str = typer.Option(None, help="Interface to listen on [serving.reader.host, 127.0.0.1]."),
     port: int = typer.Option(None, min=1, max=65535, help="Port [serving.reader.port, 8000]."),
-    workers: int = typer.Option(None, min=1, max=64, help="uvicorn worker processes [serving.reader.workers, 1]."),
+    workers: int = typer.Option(None, min=1, max=64, help="uvicorn worker processes [serving.reader.workers, 2]."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(False, help="Log every request (metrics count them anyway)."),
 ) -> None:

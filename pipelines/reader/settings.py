@@ -26,7 +26,7 @@ class ReaderEnv(BaseSettings):
 class ReaderParams:
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    workers: int = 2
     default_limit: int = 10
     max_limit: int = 100
     key_cache_seconds: float = 5.0

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.bench import load_generators, servers
 from pipelines.bench import reader as bench
+from pipelines.reader.settings import ReaderParams
 from tests.helpers import query, run_cli
 
 _before: set[int] = set()
@@ -36,7 +37,8 @@ def test_bench_reader_builds_a_world_and_writes_sane_results(fresh_db, tmp_path)
     data = json.loads((results / "reader.json").read_text())
     assert data["world"]["built"] is True and data["world"]["known_ids"] > 0 and data["world"]["unknown_ids"] > 0
     assert data["generator"] == run.generator and data["generator"] in ("wrk", "python")
-    assert data["reader_workers"] == 1  # serving.reader.workers, named in the report
+    workers = ReaderParams.from_params().workers
+    assert data["reader_workers"] == workers  # serving.reader.workers, named in the report
     cases = {(c["target"], c["connections"]): c for c in data["cases"]}
     assert set(cases) == {(t, n) for t in servers.TARGETS for n in (4, 32)}
     for case in cases.values():
@@ -50,7 +52,7 @@ def test_bench_reader_builds_a_world_and_writes_sane_results(fresh_db, tmp_path)
     )
 
     md = (results / "reader.md").read_text()
-    assert "the reader with 1 uvicorn worker (serving.reader.workers)" in md
+    assert f"the reader with {workers} uvicorn worker{'s' if workers != 1 else ''} (serving.reader.workers)" in md
     assert "| reader | 4 |" in md and "| bare | 32 |" in md and "| bare-model | 32 |" in md
     assert any(line.startswith("load generator:") for line in said)
     # The benchmark's API key does not outlive the run.

@@ -39,7 +39,7 @@ def served_world(pg_server: str, template: str, home: Path, name: str) -> Iterat
 
 @contextlib.contextmanager
 def running_reader(log_dir: Path) -> Iterator[str]:
-    """``newsrec reader serve`` (uvicorn, one worker) on a free loopback port, against the
+    """``newsrec reader serve`` (uvicorn, ``serving.reader.workers`` workers) on a free loopback port, against the
     database the environment points at; yields its base URL and stops it on the way out."""
     with servers.serving("reader", "/v1/health", {}, log_dir) as (base, _pid):
         yield base

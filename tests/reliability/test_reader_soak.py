@@ -84,3 +84,8 @@ def test_the_check_catches_mixed_short_and_foreign_lists():
     clean.final_live_batch = clean.expected_live_batch = 2
     assert not clean.passed  # batch 2 went live but no client ever read it
     assert [c["met"] for c in clean.checks()] == [True, True, True, False, True]
+
+
+def test_the_report_names_the_readers_worker_count():
+    assert "`newsrec reader serve` (2 uvicorn workers)" in _soak(reader_workers=2).render()
+    assert "`newsrec reader serve` (1 uvicorn worker)" in _soak(reader_workers=1).render()
