@@ -140,6 +140,17 @@ def read_frame(
     ``types`` pins pyarrow types for columns whose type must not depend on the data (an
     all-NULL or empty column would otherwise come back untyped).
     """
+    table = read_table(conn, query, params, types)
+    if table is None:
+        import pandas as pd
+
+        return pd.DataFrame()
+    return table.to_pandas()
+
+
+def read_table(conn: Any, query: str, params: tuple | dict | None = None, types: dict[str, Any] | None = None) -> Any:
+    """:func:`read_frame` as a pyarrow Table (None when the query returned nothing): for callers
+    that select rows before paying for pandas' objects (strings, dates)."""
     import pyarrow.csv as pacsv
 
     with conn.cursor() as cur:
@@ -148,15 +159,13 @@ def read_frame(
         cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
     buf.seek(0)
     if buf.getbuffer().nbytes == 0:
-        import pandas as pd
-
-        return pd.DataFrame()
+        return None
     # Only an unquoted empty field is NULL (COPY's CSV convention): pyarrow's default null
     # markers would turn the region code "NA" into a missing value.
     convert = pacsv.ConvertOptions(
         column_types=types or {}, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
     )
-    return pacsv.read_csv(buf, convert_options=convert).to_pandas()
+    return pacsv.read_csv(buf, convert_options=convert)
 
 
 def wait_until_ready(timeout_s: float = 30.0) -> None:

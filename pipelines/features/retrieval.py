@@ -36,7 +36,8 @@ def training_rows(entities: pd.DataFrame) -> pd.DataFrame:
 
     frame = entities[["user_id", "article_id", "category"]].copy()
     frame[TIMESTAMP] = pd.to_datetime(entities[TIMESTAMP], utc=True)
-    out: dict[str, object] = {c: frame[c].to_numpy() for c in frame.columns}
+    # .array, not .to_numpy(): a tz-aware column would become one Timestamp object per row (8 s at seed scale)
+    out: dict[str, object] = {c: frame[c].array for c in frame.columns}
     for view in VIEWS:
         unique, codes = view_requests(frame, view)
         joined = historical_features(unique, [f"{view}:{f.name}" for f in view_features(view)])
@@ -63,11 +64,22 @@ def view_requests(frame: pd.DataFrame, view: str) -> tuple[pd.DataFrame, np.ndar
         midnight = asof.dt.floor("D")
         asof = asof.where(asof == midnight, midnight + pd.Timedelta(hours=12))
     request = frame[keys].assign(**{TIMESTAMP: asof})
-    codes = request.groupby([*keys, TIMESTAMP], sort=False, dropna=False).ngroup().to_numpy()
+    codes = group_numbers(request, [*keys, TIMESTAMP])
     first = np.unique(codes, return_index=True)[1]
     unique = request.iloc[first].reset_index(drop=True)
     unique[_ROW] = np.arange(len(unique))
     return unique, codes
+
+
+def group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Each row's group of equal ``columns`` values, numbered in order of first appearance
+    (missing values a group of their own): ``groupby(sort=False, dropna=False).ngroup()``,
+    by combining per-column codes (a third of the time at seed scale)."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        mine, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        codes = pd.factorize(codes * max(len(uniques), 1) + mine)[0].astype(np.int64)
+    return codes
 
 
 def scoring_rows(pairs: pd.DataFrame, day: date) -> pd.DataFrame:
