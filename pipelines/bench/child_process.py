@@ -53,6 +53,23 @@ def in_child(fn: Callable[..., Any], args: tuple, profile_to: str | None) -> dic
     return {"out": out, "inner_seconds": seconds, "peak_rss_mb": max(peak_rss_mb(), sampled.peak_mb or 0.0)}
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """The child's initializer: on Linux, ask the kernel to stop the child when the process that
+    started it dies (the bench, killed or interrupted, or the fork server, which exits with it), so
+    that no stage goes on running (and holding gigabytes) alone. ``parent``: the bench's pid when
+    it started the child itself."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the child outlives an interrupted bench
+        return
+    if parent is not None and os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _context() -> Any:
     """Spawned children: each pays its own start-up, as an Airflow task does. The harness's test
     sets ``NEWSREC_BENCH_PRELOAD`` (modules, comma-separated): its children fork from a server
@@ -68,6 +85,8 @@ def _context() -> Any:
 def run_in_child(fn: Callable[..., Any], *args: Any, profile_to: Path | None = None) -> tuple[dict[str, Any], float]:
     """``fn(*args)`` in a fresh process; returns the child's report and the wall seconds."""
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(1, mp_context=_context()) as pool:
+    context = _context()
+    parent = os.getpid() if context.get_start_method() == "spawn" else None
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent, initargs=(parent,)) as pool:
         child = pool.submit(in_child, fn, args, str(profile_to) if profile_to else None).result()
     return child, time.perf_counter() - t0
