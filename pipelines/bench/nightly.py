@@ -84,7 +84,7 @@ def run(
         say("[bench] reusing the world already built in this home (its models are dropped: training runs anew)")
         nightly_world.drop_models()
     else:
-        nightly_world.drop_models()  # a home that held another world keeps no model of it
+        nightly_world.forget_world()  # a home that held another world keeps none of its models or features
         first = cfg.start.isoformat()
         measure("seed warehouse", nightly_world.seed_world, cfg.users, cfg.articles_per_day, first, cfg.days,
                 into=setup)  # fmt: skip

@@ -73,6 +73,15 @@ def drop_models() -> None:
     shutil.rmtree(settings.home / "serving" / "models", ignore_errors=True)
 
 
+def forget_world() -> None:
+    """Before a world is built in a home that held another: its models (:func:`drop_models`)
+    and its feature files. The build reuses the daily partials of earlier days it finds, so an
+    old world's partials of the same dates would feed the new world's features (the active
+    users, the lists) until a whole-window rebuild replaced them."""
+    drop_models()
+    shutil.rmtree(config.get_settings().features_dir, ignore_errors=True)
+
+
 def world_matches(cfg: nightly_config.BenchConfig) -> bool:
     try:
         have = count("SELECT count(*) FROM warehouse.users")
