@@ -6,31 +6,22 @@ from __future__ import annotations
 
 from pipelines.bench import nightly_world
 from pipelines.core import config, db
+from tests.helpers import admin_sql, query
 
 
 def _databases() -> set[str]:
-    conn = db.connect("postgres")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database")
-            return {r[0] for r in cur.fetchall()}
-    finally:
-        conn.close()
+    return {name for (name,) in query("SELECT datname FROM pg_database")}  # a shared catalog
 
 
-def test_forget_world_drops_the_models_and_the_feature_files(fresh_db: str) -> None:
+def test_forget_world_drops_the_models_and_the_feature_files(pg_server: str, fresh_db: str) -> None:
     settings = config.get_settings()
-    partial = settings.features_dir / "partials" / "user_category" / "2026-12-01.parquet"
+    partial = settings.features_dir / "_daily" / "user_category" / "2026-12-01.parquet"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"an old world's partial")
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     (settings.artifacts_dir / "model.txt").write_text("tree")
     registry = f"{db.main_database_name()}_mlflow"
-    conn = db.connect("postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{registry}"')
-    conn.close()
+    admin_sql(pg_server, f'CREATE DATABASE "{registry}"')
     assert registry in _databases()
 
     nightly_world.forget_world()
