@@ -26,10 +26,11 @@ def _impressions(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 def _pandas_sample(frame: pd.DataFrame, max_groups: int | None, seed: int) -> pd.DataFrame:
-    """The sampling the training data used before (drop_duplicates, DataFrame.sample, merge, sort)."""
+    """The sampling the training data used before (unique keys, DataFrame.sample, merge, sort),
+    over the keys in (day, user) order."""
     has_read = frame.groupby(["user_id", "day"])["is_read"].transform("max").astype(bool)
     frame = frame[has_read]
-    keys = frame[["user_id", "day"]].drop_duplicates()
+    keys = frame[["user_id", "day"]].drop_duplicates().sort_values(["day", "user_id"])
     if max_groups and len(keys) > max_groups:
         keys = keys.sample(n=max_groups, random_state=seed)
         frame = frame.merge(keys, on=["user_id", "day"])
@@ -45,6 +46,17 @@ def test_group_sample_equals_the_pandas_sampling(n: int, max_groups: int | None,
     expected = _pandas_sample(frame, max_groups, seed)
     assert len(expected) > 0
     pd.testing.assert_frame_equal(frame.iloc[rows].reset_index(drop=True), expected)
+
+
+def test_group_sample_does_not_depend_on_the_row_order() -> None:
+    frame = _impressions(np.random.default_rng(8), 4000)
+    shuffled = frame.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    picked = [
+        f["event_id"].to_numpy()[group_sample(f["user_id"].to_numpy(), f["day"].to_numpy(), f["is_read"].to_numpy(),
+                                              f["event_id"].to_numpy(), 30, 13)]
+        for f in (frame, shuffled)
+    ]  # fmt: skip
+    assert len(picked[0]) > 0 and np.array_equal(picked[0], picked[1])
 
 
 def test_group_sample_keeps_only_groups_with_a_read_and_at_most_max_groups() -> None:
