@@ -189,15 +189,17 @@ def _ts(d: date) -> str:
     return f"{d.isoformat()} 00:00:00+00"
 
 
-def read_cells(conn: Any, first: date, last: date) -> pd.DataFrame:
+def read_cells(conn: Any, first: date, last: date, *, personalised: bool = True) -> pd.DataFrame:
     """Impressions and clicks per (article, source, position) of days [first, last]; the source
-    as a categorical (a few distinct values over ~6 M cells at seed scale)."""
+    as a categorical (a few distinct values over ~6 M cells at seed scale). ``personalised``
+    False leaves out the sources a served model ordered."""
     import pyarrow as pa
 
+    bounds = {"start": _ts(first), "end": _ts(last + timedelta(days=1)), "end_reads": _ts(last + timedelta(days=2))}
     return db.read_frame(
         conn,
         queries.load("propensity_cells"),
-        {"start": _ts(first), "end": _ts(last + timedelta(days=1)), "end_reads": _ts(last + timedelta(days=2))},
+        {**bounds, "personalised": personalised},
         {"source": pa.dictionary(pa.int32(), pa.string())},
     )
 
@@ -207,11 +209,15 @@ def _sources(cells: pd.DataFrame) -> pd.Categorical:
     return source.array if isinstance(source.dtype, pd.CategoricalDtype) else pd.Categorical(source.astype(str))
 
 
+def _min_impressions(cfg: dict[str, Any]) -> int:
+    return int(cfg.get("min_impressions", 100))
+
+
 def estimate_from_cells(cells: pd.DataFrame, cfg: dict[str, Any] | None = None) -> Propensity:
     """The estimate from counted impressions (pure): the fit, without the personalised sources
     when the others have enough impressions."""
     cfg = params("counterfactual").get("propensity", {}) if cfg is None else cfg
-    min_impressions = int(cfg.get("min_impressions", 100))
+    min_impressions = _min_impressions(cfg)
     if cells.empty:
         return Propensity(None, caveat="no logged impressions with a position in the window")
     sources = _sources(cells)
@@ -249,8 +255,15 @@ def estimate(conn: Any, day: date, cfg: dict[str, Any] | None = None) -> Propens
     """The estimate of ``day`` from the logs of its window (not stored), or why there is none."""
     if not profile.load(conn).positions_known:
         return Propensity(None, caveat=POSITIONS_UNKNOWN)
+    cfg = params("counterfactual").get("propensity", {}) if cfg is None else cfg
     first, last = window(day, cfg)
-    result = estimate_from_cells(read_cells(conn, first, last), cfg)
+    # The fit leaves the model-ordered cells out whenever the others have enough impressions, so
+    # they are read only when not: the same estimate, without reading, parsing and dropping the
+    # cells of every published list of the window.
+    cells = read_cells(conn, first, last, personalised=False)
+    if cells.empty or cells["impressions"].sum() < _min_impressions(cfg):
+        cells = read_cells(conn, first, last)
+    result = estimate_from_cells(cells, cfg)
     result.first_day, result.last_day = first, last
     return result
 

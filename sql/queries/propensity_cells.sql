@@ -2,6 +2,9 @@
 -- how many and how many were clicked (an impression with at least one read). The source says
 -- what ordered the slate: a served model's version, the fallback lists of a published batch,
 -- or the logging policy (no batch). Reads may land a little after the range (%(end_reads)s).
+-- %(personalised)s false leaves out the impressions a served model ordered (a model_version):
+-- the fit leaves them out whenever the others suffice (in a closed loop they are the share of
+-- sessions that show a published list).
 SELECT i.article_id,
        coalesce('model ' || i.model_version,
                 CASE WHEN i.batch_id IS NULL THEN 'logging policy' ELSE 'fallback list' END) AS source,
@@ -17,4 +20,5 @@ LEFT JOIN (
 ) c ON c.impression_id = i.event_id
 WHERE i.event_type = 'impression' AND i.position IS NOT NULL
   AND i.event_ts >= %(start)s AND i.event_ts < %(end)s
+  AND (%(personalised)s OR i.model_version IS NULL)
 GROUP BY 1, 2, 3

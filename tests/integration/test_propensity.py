@@ -69,6 +69,15 @@ def test_propensity_is_estimated_from_the_logs_stored_with_the_day_and_replaced(
     assert query("SELECT count(*) FROM ops.position_propensity")[0][0] == 10
 
 
+def test_only_model_ordered_lists_are_fitted_and_said_to_be_confounded(fresh_db):
+    _write_log(np.random.default_rng(9))
+    with db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM warehouse.events WHERE event_type = 'impression' AND model_version IS NULL")
+    estimate = propensity.for_day(DAY)
+    assert estimate.available and estimate.details["confounded"] is True and estimate.details["excluded"] is None
+    assert estimate.details["sources"] == ["model 3"] and int(estimate.impressions.sum()) == 600
+
+
 def test_positions_unknown_means_no_estimate_and_the_logged_metric_with_a_caveat(fresh_db):
     _write_log(np.random.default_rng(8))
     with db.transaction() as conn:
