@@ -65,10 +65,21 @@ def view_requests(frame: pd.DataFrame, view: str) -> tuple[pd.DataFrame, np.ndar
         asof = asof.where(asof == midnight, midnight + pd.Timedelta(hours=12))
     request = frame[keys].assign(**{TIMESTAMP: asof})
     codes = group_numbers(request, [*keys, TIMESTAMP])
-    first = np.unique(codes, return_index=True)[1]
+    first = first_rows(codes)
     unique = request.iloc[first].reset_index(drop=True)
     unique[_ROW] = np.arange(len(unique))
     return unique, codes
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each group, for groups numbered in order of first appearance (as
+    :func:`group_numbers` numbers them): ``np.unique(codes, return_index=True)[1]`` without its
+    sort (a row opens its group when its number exceeds every number before it; ~1 s a view
+    on 4.9 M training rows against 0.04 s)."""
+    codes = np.asarray(codes)
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
 
 
 def group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:

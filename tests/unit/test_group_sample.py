@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.features.retrieval import group_numbers
+from pipelines.features.retrieval import first_rows, group_numbers
 from pipelines.model.dataset import group_sample, tie_order
 
 
@@ -93,3 +93,5 @@ def test_group_numbers_equal_groupby_ngroup_with_strings_times_and_missing_value
     for columns in (["user_id", "event_timestamp"], ["user_id", "category", "event_timestamp"], ["category"]):
         expected = frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
         assert np.array_equal(group_numbers(frame, columns), expected), columns
+        assert np.array_equal(first_rows(expected), np.unique(expected, return_index=True)[1]), columns
+    assert len(first_rows(np.zeros(0, dtype=np.int64))) == 0
